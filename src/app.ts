@@ -1,0 +1,96 @@
+import { swaggerUI } from "@hono/swagger-ui";
+import { HTTPException } from "hono/http-exception";
+import { secureHeaders } from "hono/secure-headers";
+import { requireAuth } from "./auth/middleware";
+import { createDb } from "./db/client";
+import { ConfigError, getConfig } from "./env";
+import { ApiError, errorBody } from "./errors";
+import { createRouter } from "./lib/openapi";
+import { uuidv7 } from "./lib/ids";
+import { agentRoutes } from "./routes/agents";
+import { apiKeyRoutes } from "./routes/api-keys";
+import { authRoutes } from "./routes/auth";
+import { customerRoutes } from "./routes/customers";
+import { notificationRoutes } from "./routes/notifications";
+import { projectRoutes } from "./routes/projects";
+import { webhookRoutes } from "./routes/webhooks";
+
+const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
+
+export function createApp() {
+  // The public reference serves auth under both /auth/* and /api/auth/*.
+  const app = createRouter({
+    getPath: (request) => {
+      const path = new URL(request.url).pathname;
+      return path.startsWith("/api/auth/") ? path.slice("/api".length) : path;
+    },
+  });
+
+  app.use("*", async (c, next) => {
+    const inbound = c.req.header("x-request-id");
+    const requestId = inbound && REQUEST_ID_PATTERN.test(inbound) ? inbound : uuidv7();
+    c.set("requestId", requestId);
+    c.header("X-Request-Id", requestId);
+    c.set("config", getConfig(c.env));
+    c.set("db", createDb(c.env.DB));
+    await next();
+  });
+  app.use("*", secureHeaders({ crossOriginResourcePolicy: false }));
+
+  app.onError((err, c) => {
+    const requestId = c.get("requestId") ?? uuidv7();
+    c.header("X-Request-Id", requestId);
+    let apiError: ApiError;
+    if (err instanceof ApiError) {
+      apiError = err;
+    } else if (err instanceof HTTPException && err.status < 500) {
+      // Hono's body parsers reject malformed JSON this way.
+      apiError = new ApiError(err.status === 400 ? 400 : (err.status as 400), err.status === 400 ? "invalid_json" : "bad_request", err.message || "Malformed request");
+    } else if (err instanceof ConfigError) {
+      console.error(`[echo] ${err.message}`);
+      apiError = new ApiError(503, "server_misconfigured", err.message);
+    } else {
+      console.error(`[echo] unhandled error (request ${requestId})`, err);
+      apiError = new ApiError(500, "internal_error", "Internal server error");
+    }
+    return c.json(errorBody(apiError, requestId), apiError.status);
+  });
+
+  app.notFound((c) => {
+    const requestId = c.get("requestId") ?? uuidv7();
+    return c.json(errorBody(new ApiError(404, "route_not_found", `No route for ${c.req.method} ${c.req.path}`), requestId), 404);
+  });
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKey", { type: "apiKey", in: "header", name: "x-api-key" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+
+  app.route("/auth", authRoutes);
+  app.use("/api/v1/*", requireAuth);
+  app.route("/api/v1", projectRoutes);
+  app.route("/api/v1", apiKeyRoutes);
+  app.route("/api/v1", agentRoutes);
+  app.route("/api/v1", customerRoutes);
+  app.route("/api/v1", notificationRoutes);
+  app.route("/api/v1", webhookRoutes);
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Echo-compatible voice notification API",
+      version: "1.0.0",
+      description: "Agents, customers and notifications that place AI voice calls, with signed webhooks. Auth: `x-api-key` or `Authorization: Bearer <access_token>`.",
+    },
+  });
+  app.get("/docs", swaggerUI({ url: "/openapi.json", manuallySwaggerUIHtml: swaggerHtml }));
+  app.get("/", (c) => c.json({ name: "echo-edge", docs: "/docs", openapi: "/openapi.json" }));
+
+  return app;
+}
+
+/** Swagger UI from our own static assets (copied from swagger-ui-dist at install), so /docs works offline. */
+function swaggerHtml(): string {
+  return `<link rel="stylesheet" href="/swagger-ui/swagger-ui.css" />
+<div id="swagger-ui"></div>
+<script src="/swagger-ui/swagger-ui-bundle.js" crossorigin></script>
+<script>window.onload = () => { window.ui = SwaggerUIBundle({ dom_id: "#swagger-ui", url: "/openapi.json" }); };</script>`;
+}

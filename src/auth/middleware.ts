@@ -1,0 +1,58 @@
+import { and, eq } from "drizzle-orm";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv, AuthContext } from "../context";
+import { apiKeys, businesses, projects, users } from "../db/schema";
+import { ApiError } from "../errors";
+import { API_KEY_PATTERN, hashApiKey } from "./api-keys";
+import { bearerToken, verifyToken } from "./tokens";
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** `/api/v1/*`: `x-api-key` (one project) or `Authorization: Bearer <access token>` (+ `x-project-id`). */
+export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
+  const apiKey = c.req.header("x-api-key");
+  const auth = apiKey !== undefined ? await authenticateApiKey(c.var, apiKey) : await authenticateUser(c.var, c.req.header("authorization"), c.req.header("x-project-id"));
+  c.set("auth", auth);
+  await next();
+});
+
+async function authenticateApiKey({ db }: AppEnv["Variables"], key: string): Promise<AuthContext> {
+  if (!API_KEY_PATTERN.test(key.trim())) throw ApiError.unauthorized("Invalid API key", "invalid_api_key");
+  const keyHash = await hashApiKey(key.trim());
+  const [row] = await db
+    .select({ id: apiKeys.id, projectId: apiKeys.projectId, businessId: projects.businessId })
+    .from(apiKeys)
+    .innerJoin(projects, eq(projects.id, apiKeys.projectId))
+    .where(and(eq(apiKeys.keyHash, keyHash), eq(apiKeys.status, "active")))
+    .limit(1);
+  if (!row) throw ApiError.unauthorized("Invalid or revoked API key", "invalid_api_key");
+  return { kind: "api_key", projectId: row.projectId, businessId: row.businessId, userId: null, apiKeyId: row.id };
+}
+
+async function authenticateUser({ db, config }: AppEnv["Variables"], authorization: string | undefined, projectHeader: string | undefined): Promise<AuthContext> {
+  const token = bearerToken(authorization);
+  if (!token) throw ApiError.unauthorized("Provide an x-api-key header or an Authorization: Bearer access token", "missing_credentials");
+  const claims = await verifyToken(config.jwtSecret, token);
+  if (!claims || claims.kind !== "access") throw ApiError.unauthorized("Invalid or expired access token", "invalid_token");
+  const [user] = await db
+    .select({ id: users.id, businessId: users.businessId, defaultProjectId: businesses.defaultProjectId })
+    .from(users)
+    .innerJoin(businesses, eq(businesses.id, users.businessId))
+    .where(eq(users.id, claims.userId))
+    .limit(1);
+  if (!user) throw ApiError.unauthorized("Invalid or expired access token", "invalid_token");
+
+  let projectId = user.defaultProjectId;
+  if (projectHeader !== undefined) {
+    const wanted = projectHeader.trim();
+    if (!UUID_PATTERN.test(wanted)) throw ApiError.notFound("Project");
+    const [project] = await db
+      .select({ id: projects.id })
+      .from(projects)
+      .where(and(eq(projects.id, wanted), eq(projects.businessId, user.businessId)))
+      .limit(1);
+    if (!project) throw ApiError.notFound("Project");
+    projectId = project.id;
+  }
+  return { kind: "user", projectId, businessId: user.businessId, userId: user.id, apiKeyId: null };
+}

@@ -1,0 +1,23 @@
+import type { Config, Bindings } from "./env";
+import type { Database } from "./db/client";
+
+/** Who is calling and which tenant every query is scoped to. */
+export interface AuthContext {
+  kind: "api_key" | "user";
+  projectId: string;
+  businessId: string;
+  /** Set for Bearer (user) auth. */
+  userId: string | null;
+  /** Set for x-api-key auth. */
+  apiKeyId: string | null;
+}
+
+export interface AppEnv {
+  Bindings: Bindings;
+  Variables: {
+    requestId: string;
+    config: Config;
+    db: Database;
+    auth: AuthContext;
+  };
+}

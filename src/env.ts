@@ -1,0 +1,150 @@
+import { z } from "zod";
+import type { CallSession } from "./calls/call-session";
+import type { DeliveryMessage } from "./webhooks/deliver";
+
+/** Bindings from wrangler.toml plus the optional secrets/vars this Worker reads. */
+export interface Bindings {
+  DB: D1Database;
+  CALL_SESSION: DurableObjectNamespace<CallSession>;
+  WEBHOOK_QUEUE: Queue<DeliveryMessage>;
+  ASSETS?: Fetcher;
+  ENVIRONMENT?: string;
+  JWT_SECRET?: string;
+  PUBLIC_BASE_URL?: string;
+  TWILIO_ACCOUNT_SID?: string;
+  TWILIO_AUTH_TOKEN?: string;
+  TWILIO_API_KEY_SID?: string;
+  TWILIO_API_KEY_SECRET?: string;
+  TWILIO_FROM_NUMBER?: string;
+  TWILIO_API_BASE_URL?: string;
+  OPENAI_API_KEY?: string;
+  OPENAI_BASE_URL?: string;
+  /** Multiplies the simulator's pacing: 1 = a few seconds per call, 0.01 = tests. */
+  SIMULATOR_TIME_SCALE?: string;
+  /** Comma-separated seconds between webhook delivery attempts. */
+  WEBHOOK_RETRY_SCHEDULE?: string;
+  WEBHOOK_TIMEOUT_MS?: string;
+}
+
+const DEV_JWT_SECRET = "development-only-jwt-secret-do-not-use-in-production";
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()));
+
+const optionalNumber = optionalText.transform((value) => (value === undefined ? undefined : Number(value)));
+
+const rawConfigSchema = z.object({
+  ENVIRONMENT: z.enum(["development", "test", "production"]).default("production"),
+  JWT_SECRET: optionalText,
+  PUBLIC_BASE_URL: optionalText.pipe(z.url().optional()),
+  TWILIO_ACCOUNT_SID: optionalText,
+  TWILIO_AUTH_TOKEN: optionalText,
+  TWILIO_API_KEY_SID: optionalText,
+  TWILIO_API_KEY_SECRET: optionalText,
+  TWILIO_FROM_NUMBER: optionalText,
+  TWILIO_API_BASE_URL: optionalText.pipe(z.url().optional()),
+  OPENAI_API_KEY: optionalText,
+  OPENAI_BASE_URL: optionalText.pipe(z.url().optional()),
+  SIMULATOR_TIME_SCALE: optionalNumber.pipe(z.number().positive().max(100).optional()),
+  WEBHOOK_RETRY_SCHEDULE: optionalText.pipe(
+    z
+      .string()
+      .regex(/^\d+(\s*,\s*\d+)*$/, "a comma-separated list of whole seconds")
+      .transform((text) => text.split(",").map((part) => Number(part.trim())))
+      .optional(),
+  ),
+  WEBHOOK_TIMEOUT_MS: optionalNumber.pipe(z.number().int().min(100).max(60_000).optional()),
+});
+
+export interface TwilioConfig {
+  accountSid: string;
+  /** Basic-auth user: the account SID or an API key SID. */
+  authUser: string;
+  authSecret: string;
+  fromNumber: string;
+  apiBaseUrl: string;
+}
+
+export interface Config {
+  environment: "development" | "test" | "production";
+  jwtSecret: string;
+  /** Settings that fell back to a development default (printed as a warning). */
+  devDefaults: string[];
+  publicBaseUrl: string | undefined;
+  twilio: TwilioConfig | undefined;
+  openai: { apiKey: string | undefined; baseUrl: string };
+  simulatorTimeScale: number;
+  webhooks: {
+    /** Development allows http:// and loopback receivers; production only https:// to public hosts. */
+    allowPrivateUrls: boolean;
+    retryScheduleSeconds: number[];
+    timeoutMs: number;
+  };
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Attempts at 0, 1 min, 5 min, 30 min, 2 h, 6 h, 12 h (API.md, Webhooks). */
+export const DEFAULT_RETRY_SCHEDULE_SECONDS = [0, 60, 300, 1800, 7200, 21600, 43200];
+
+const cache = new WeakMap<object, Config>();
+
+/** Validates the environment once per isolate; throws ConfigError when production lacks a secret. */
+export function getConfig(env: Bindings): Config {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  const parsed = rawConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
+    throw new ConfigError(`Invalid configuration: ${problems}`);
+  }
+  const raw = parsed.data;
+  const production = raw.ENVIRONMENT === "production";
+  const devDefaults: string[] = [];
+
+  let jwtSecret = raw.JWT_SECRET;
+  if (!jwtSecret) {
+    if (production) throw new ConfigError("JWT_SECRET must be set in production (wrangler secret put JWT_SECRET)");
+    jwtSecret = DEV_JWT_SECRET;
+    devDefaults.push("JWT_SECRET");
+  } else if (production && jwtSecret.length < 32) {
+    throw new ConfigError("JWT_SECRET must be at least 32 characters in production");
+  }
+
+  const config: Config = {
+    environment: raw.ENVIRONMENT,
+    jwtSecret,
+    devDefaults,
+    publicBaseUrl: raw.PUBLIC_BASE_URL?.replace(/\/+$/, ""),
+    twilio: twilioConfig(raw),
+    openai: { apiKey: raw.OPENAI_API_KEY, baseUrl: (raw.OPENAI_BASE_URL ?? "https://api.openai.com/v1").replace(/\/+$/, "") },
+    simulatorTimeScale: raw.SIMULATOR_TIME_SCALE ?? 1,
+    webhooks: {
+      allowPrivateUrls: !production,
+      retryScheduleSeconds: raw.WEBHOOK_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE_SECONDS,
+      timeoutMs: raw.WEBHOOK_TIMEOUT_MS ?? 10_000,
+    },
+  };
+  if (devDefaults.length > 0 && raw.ENVIRONMENT === "development") {
+    console.warn(`[echo] development defaults in use for ${devDefaults.join(", ")}; never deploy like this`);
+  }
+  cache.set(env, config);
+  return config;
+}
+
+function twilioConfig(raw: z.infer<typeof rawConfigSchema>): TwilioConfig | undefined {
+  const { TWILIO_ACCOUNT_SID: accountSid, TWILIO_FROM_NUMBER: fromNumber } = raw;
+  if (!accountSid || !fromNumber) return undefined;
+  const apiBaseUrl = (raw.TWILIO_API_BASE_URL ?? "https://api.twilio.com").replace(/\/+$/, "");
+  if (raw.TWILIO_API_KEY_SID && raw.TWILIO_API_KEY_SECRET) {
+    return { accountSid, authUser: raw.TWILIO_API_KEY_SID, authSecret: raw.TWILIO_API_KEY_SECRET, fromNumber, apiBaseUrl };
+  }
+  if (raw.TWILIO_AUTH_TOKEN) {
+    return { accountSid, authUser: accountSid, authSecret: raw.TWILIO_AUTH_TOKEN, fromNumber, apiBaseUrl };
+  }
+  return undefined;
+}

@@ -1,0 +1,66 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../context";
+import { ApiError, type ErrorDetail } from "../errors";
+
+/** Turns zod issues into the `details` of a 400. */
+export function zodDetails(issues: readonly z.core.$ZodIssue[]): ErrorDetail[] {
+  return issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+}
+
+/** Every router: validation failures become the API's 400 error body. */
+export function createRouter(options: { getPath?: (request: Request) => string } = {}) {
+  return new OpenAPIHono<AppEnv>({
+    ...options,
+    defaultHook: (result) => {
+      if (!result.success) {
+        const details = zodDetails(result.error.issues);
+        const summary = details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join("; ");
+        throw ApiError.badRequest(`Invalid request: ${summary}`, details);
+      }
+    },
+  });
+}
+
+export const ErrorSchema = z
+  .object({
+    statusCode: z.number().int(),
+    error: z.string(),
+    message: z.string(),
+    code: z.string(),
+    request_id: z.string(),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Error");
+
+const errorResponse = (description: string) => ({ content: { "application/json": { schema: ErrorSchema } }, description });
+
+/** The error responses a route may return, for the OpenAPI document. */
+export function errorResponses(...statuses: Array<400 | 401 | 403 | 404 | 409 | 422 | 429>) {
+  const descriptions = {
+    400: "Invalid request",
+    401: "Missing or invalid credentials",
+    403: "Not allowed",
+    404: "Not found in your project",
+    409: "Conflict",
+    422: "Well-formed but cannot be processed",
+    429: "Rate limited",
+  } as const;
+  return Object.fromEntries(statuses.map((s) => [s, errorResponse(descriptions[s])])) as Record<number, ReturnType<typeof errorResponse>>;
+}
+
+export function jsonContent<T extends z.ZodType>(schema: T, description: string) {
+  return { content: { "application/json": { schema } }, description };
+}
+
+export function jsonBody<T extends z.ZodType>(schema: T) {
+  return { required: true, content: { "application/json": { schema } } };
+}
+
+export const apiKeySecurity: Array<Record<string, string[]>> = [{ ApiKey: [] }, { Bearer: [] }];
+
+export const UuidSchema = z.uuid({ message: "must be a UUID" });
+
+export function IdParam<Name extends string>(name: Name) {
+  const shape = { [name]: z.string().openapi({ param: { name, in: "path" }, example: "0193b1c2-7e4a-7c1e-9d5a-2f1e4c3b2a10" }) } as Record<Name, z.ZodString>;
+  return z.object(shape);
+}

@@ -1,0 +1,119 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, desc, eq, lt } from "drizzle-orm";
+import type { AuthContext } from "../context";
+import type { Database } from "../db/client";
+import { apiKeys, projects } from "../db/schema";
+import { generateApiKey } from "../auth/api-keys";
+import { ApiError } from "../errors";
+import { nowIso, uuidv7 } from "../lib/ids";
+import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+
+export const ProjectSchema = z
+  .object({ id: z.string(), business_id: z.string(), name: z.string(), created_at: z.string(), updated_at: z.string() })
+  .openapi("Project");
+
+const CreatedProjectSchema = ProjectSchema.extend({
+  api_key: z.string().openapi({ description: "The new project's first API key; shown once" }),
+}).openapi("CreatedProject");
+
+type ProjectRow = typeof projects.$inferSelect;
+
+function projectBody(row: ProjectRow) {
+  return { id: row.id, business_id: row.businessId, name: row.name, created_at: row.createdAt, updated_at: row.updatedAt };
+}
+
+/**
+ * A project the caller may act on: an API key reaches only its own project, a user any project of
+ * the business. Anything else is a 404, never a 403, so ids of other tenants leak nothing.
+ */
+export async function findAccessibleProject(db: Database, auth: AuthContext, projectId: string): Promise<ProjectRow> {
+  if (auth.kind === "api_key" && projectId !== auth.projectId) throw ApiError.notFound("Project");
+  const [row] = await db
+    .select()
+    .from(projects)
+    .where(and(eq(projects.id, projectId), eq(projects.businessId, auth.businessId)))
+    .limit(1);
+  if (!row) throw ApiError.notFound("Project");
+  return row;
+}
+
+function requireUser(auth: AuthContext): void {
+  if (auth.kind !== "user") throw ApiError.forbidden("Listing and creating projects needs a user's Bearer token, not an API key", "user_token_required");
+}
+
+const currentProjectRoute = createRoute({
+  method: "get",
+  path: "/project",
+  tags: ["Projects"],
+  summary: "The project of the calling API key (or x-project-id)",
+  security: apiKeySecurity,
+  responses: { 200: jsonContent(ProjectSchema, "The project"), ...errorResponses(401) },
+});
+
+const getProjectRoute = createRoute({
+  method: "get",
+  path: "/projects/{projectId}",
+  tags: ["Projects"],
+  summary: "Get a project",
+  security: apiKeySecurity,
+  request: { params: IdParam("projectId") },
+  responses: { 200: jsonContent(ProjectSchema, "The project"), ...errorResponses(401, 404) },
+});
+
+const listProjectsRoute = createRoute({
+  method: "get",
+  path: "/projects",
+  tags: ["Projects"],
+  summary: "List the business's projects (Bearer only)",
+  security: [{ Bearer: [] }],
+  request: { query: PaginationQuery },
+  responses: { 200: jsonContent(z.array(ProjectSchema), "Projects, newest first; next page cursor in X-Next-Cursor"), ...errorResponses(400, 401, 403) },
+});
+
+const createProjectRoute = createRoute({
+  method: "post",
+  path: "/projects",
+  tags: ["Projects"],
+  summary: "Create a project with its first API key (Bearer only)",
+  security: [{ Bearer: [] }],
+  request: { body: jsonBody(z.object({ name: z.string().trim().min(1, "is required").max(100) }).openapi("CreateProjectRequest")) },
+  responses: { 201: jsonContent(CreatedProjectSchema, "Project created"), ...errorResponses(400, 401, 403) },
+});
+
+export const projectRoutes = createRouter()
+  .openapi(currentProjectRoute, async (c) => {
+    const project = await findAccessibleProject(c.var.db, c.var.auth, c.var.auth.projectId);
+    return c.json(projectBody(project), 200);
+  })
+  .openapi(getProjectRoute, async (c) => {
+    const project = await findAccessibleProject(c.var.db, c.var.auth, c.req.valid("param").projectId);
+    return c.json(projectBody(project), 200);
+  })
+  .openapi(listProjectsRoute, async (c) => {
+    const { auth, db } = c.var;
+    requireUser(auth);
+    const { limit, cursor } = c.req.valid("query");
+    const after = decodeCursor(cursor);
+    const rows = await db
+      .select()
+      .from(projects)
+      .where(and(eq(projects.businessId, auth.businessId), after ? lt(projects.id, after) : undefined))
+      .orderBy(desc(projects.id))
+      .limit(limit + 1);
+    const page = paginate(rows, limit);
+    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
+    return c.json(page.items.map(projectBody), 200);
+  })
+  .openapi(createProjectRoute, async (c) => {
+    const { auth, db } = c.var;
+    requireUser(auth);
+    const now = nowIso();
+    const project: ProjectRow = { id: uuidv7(), businessId: auth.businessId, name: c.req.valid("json").name, createdAt: now, updatedAt: now };
+    const key = await generateApiKey();
+    await db.batch([
+      db.insert(projects).values(project),
+      db.insert(apiKeys).values({ id: uuidv7(), projectId: project.id, name: "default", keyHash: key.keyHash, keyPrefix: key.keyPrefix, status: "active", createdAt: now, updatedAt: now }),
+    ]);
+    return c.json({ ...projectBody(project), api_key: key.key }, 201);
+  });

@@ -1,0 +1,92 @@
+import { and, eq } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import type { Database } from "../db/client";
+import { events, webhookDeliveries, webhookEndpoints } from "../db/schema";
+import { nowIso, uuidv7 } from "../lib/ids";
+import type { DeliveryMessage } from "./deliver";
+
+export const EVENT_NAMES = ["call.started", "call.ended", "call.summary"] as const;
+export type EventName = (typeof EVENT_NAMES)[number];
+
+export interface EventInput {
+  projectId: string;
+  notificationId: string | null;
+  customerId: string | null;
+  eventName: EventName;
+  data: Record<string, unknown>;
+}
+
+export interface PreparedEvent {
+  eventId: string;
+  /** The exact bytes every subscribed endpoint receives, on every attempt. */
+  payload: string;
+  /** Insert the event and one delivery per subscribed active endpoint: batch them with the state change. */
+  statements: BatchItem<"sqlite">[];
+  deliveryIds: string[];
+}
+
+export function envelope(eventId: string, input: EventInput, createdAt: string): string {
+  return JSON.stringify({
+    event_id: eventId,
+    event_name: input.eventName,
+    created_at: createdAt,
+    customer_id: input.customerId,
+    notification_id: input.notificationId,
+    data: input.data,
+  });
+}
+
+/**
+ * The outbox half of emitting: the caller writes `statements` in the same D1 batch as the state
+ * change that caused the event, then calls `enqueueDeliveries`.
+ */
+export async function prepareEvent(db: Database, input: EventInput): Promise<PreparedEvent> {
+  const eventId = uuidv7();
+  const createdAt = nowIso();
+  const payload = envelope(eventId, input, createdAt);
+  const endpoints = await db
+    .select({ id: webhookEndpoints.id, events: webhookEndpoints.events })
+    .from(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.projectId, input.projectId), eq(webhookEndpoints.status, "active")));
+  const subscribed = endpoints.filter((endpoint) => endpoint.events.includes(input.eventName));
+
+  const statements: BatchItem<"sqlite">[] = [
+    db.insert(events).values({
+      id: eventId,
+      projectId: input.projectId,
+      notificationId: input.notificationId,
+      customerId: input.customerId,
+      eventName: input.eventName,
+      payload,
+      createdAt,
+    }),
+  ];
+  const deliveryIds: string[] = [];
+  for (const endpoint of subscribed) {
+    const deliveryId = uuidv7();
+    deliveryIds.push(deliveryId);
+    statements.push(
+      db.insert(webhookDeliveries).values({
+        id: deliveryId,
+        webhookEndpointId: endpoint.id,
+        projectId: input.projectId,
+        eventId,
+        eventName: input.eventName,
+        status: "pending",
+        attemptCount: 0,
+        nextRetryAt: createdAt,
+        createdAt,
+        updatedAt: createdAt,
+      }),
+    );
+  }
+  return { eventId, payload, statements, deliveryIds };
+}
+
+/** Hands the stored deliveries to the queue; the message carries only the id. */
+export async function enqueueDeliveries(queue: Queue<DeliveryMessage>, deliveryIds: string[]): Promise<void> {
+  if (deliveryIds.length === 0) return;
+  for (let i = 0; i < deliveryIds.length; i += 100) {
+    await queue.sendBatch(deliveryIds.slice(i, i + 100).map((deliveryId) => ({ body: { deliveryId } })));
+  }
+}

@@ -1,0 +1,84 @@
+import { exports } from "cloudflare:workers";
+
+export const BASE = "http://localhost";
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+/** Calls the Worker like a user would: JSON in, JSON out. */
+export async function api<T = any>(
+  method: string,
+  path: string,
+  options: { key?: string; token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.key) headers["x-api-key"] = options.key;
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.rawBody !== undefined) body = options.rawBody;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
+  if (body !== undefined) headers["content-type"] ??= "application/json";
+  const response = await exports.default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: response.status, headers: response.headers, body: parsed as T };
+}
+
+let counter = 0;
+
+export interface Account {
+  key: string;
+  accessToken: string;
+  refreshToken: string;
+  userId: string;
+  businessId: string;
+  projectId: string;
+  email: string;
+}
+
+/** Signs up a fresh tenant (the quickstart's step 1) and returns its credentials. */
+export async function signup(overrides: Record<string, unknown> = {}): Promise<Account> {
+  counter += 1;
+  const email = `user${Date.now()}${counter}${Math.random().toString(36).slice(2, 8)}@example.com`;
+  const response = await api("POST", "/auth/signup", {
+    body: {
+      email,
+      password: "YourPassword123!",
+      first_name: "Jane",
+      last_name: "Doe",
+      business_name: "Acme Inc",
+      business_summary: "A SaaS platform for project management",
+      industry: "Software",
+      ...overrides,
+    },
+  });
+  if (response.status !== 201) throw new Error(`signup failed: ${response.status} ${JSON.stringify(response.body)}`);
+  const b = response.body;
+  return {
+    key: b.default_project.api_key,
+    accessToken: b.access_token,
+    refreshToken: b.refresh_token,
+    userId: b.user.id,
+    businessId: b.business.id,
+    projectId: b.default_project.id,
+    email,
+  };
+}
+
+/** Everything a fake webhook receiver inbox got, in arrival order. */
+export async function inbox(name: string): Promise<Array<{ method: string; url: string; headers: Record<string, string>; body: string }>> {
+  const response = await fetch(`http://receiver.test/_inbox/${name}`);
+  return response.json();
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`;
+}
