@@ -125,7 +125,8 @@ export const notifications = sqliteTable(
     id: text("id").primaryKey(),
     projectId: text("project_id").notNull().references(() => projects.id),
     businessId: text("business_id").notNull().references(() => businesses.id),
-    customerId: text("customer_id").notNull().references(() => customers.id),
+    // No foreign key: a notification's history outlives a deleted customer.
+    customerId: text("customer_id").notNull(),
     agentId: text("agent_id").references(() => agents.id),
     phoneId: text("phone_id").notNull(),
     targetPhoneE164: text("target_phone_e164").notNull(),
