@@ -1,0 +1,41 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ConfigError, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Bindings } from "../src/env";
+
+function bindings(vars: Partial<Bindings>): Bindings {
+  return { DB: env.DB, CALL_SESSION: env.CALL_SESSION, WEBHOOK_QUEUE: env.WEBHOOK_QUEUE, ...vars };
+}
+
+describe("getConfig", () => {
+  it("refuses to run in production without a JWT secret, or with a short one", () => {
+    expect(() => getConfig(bindings({ ENVIRONMENT: "production" }))).toThrow(ConfigError);
+    expect(() => getConfig(bindings({ ENVIRONMENT: "production", JWT_SECRET: "short" }))).toThrow(/at least 32/);
+    // No ENVIRONMENT at all means production: a deploy is never accidentally insecure.
+    expect(() => getConfig(bindings({}))).toThrow(/JWT_SECRET must be set/);
+  });
+
+  it("falls back to development defaults only outside production, and says so", () => {
+    const config = getConfig(bindings({ ENVIRONMENT: "development" }));
+    expect(config.devDefaults).toEqual(["JWT_SECRET"]);
+    expect(config.webhooks.allowPrivateUrls).toBe(true);
+    expect(config.webhooks.retryScheduleSeconds).toEqual(DEFAULT_RETRY_SCHEDULE_SECONDS);
+    expect(config.twilio).toBeUndefined();
+    expect(config.openai.baseUrl).toBe("https://api.openai.com/v1");
+  });
+
+  it("chooses live calls only with complete Twilio credentials", () => {
+    const base = { ENVIRONMENT: "production", JWT_SECRET: "x".repeat(40), TWILIO_ACCOUNT_SID: "AC123", TWILIO_FROM_NUMBER: "+14155550100" };
+    expect(getConfig(bindings(base)).twilio).toBeUndefined();
+    expect(getConfig(bindings({ ...base, TWILIO_AUTH_TOKEN: "tok" })).twilio).toMatchObject({ authUser: "AC123", authSecret: "tok", apiBaseUrl: "https://api.twilio.com" });
+    expect(getConfig(bindings({ ...base, TWILIO_API_KEY_SID: "SK1", TWILIO_API_KEY_SECRET: "sec" })).twilio).toMatchObject({ accountSid: "AC123", authUser: "SK1" });
+    // Production delivers webhooks only to public https:// receivers.
+    expect(getConfig(bindings(base)).webhooks.allowPrivateUrls).toBe(false);
+  });
+
+  it("rejects malformed settings with a message naming them", () => {
+    expect(() => getConfig(bindings({ ENVIRONMENT: "staging" }))).toThrow(/ENVIRONMENT/);
+    expect(() => getConfig(bindings({ ENVIRONMENT: "development", WEBHOOK_RETRY_SCHEDULE: "0, 1m" }))).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
+    expect(() => getConfig(bindings({ ENVIRONMENT: "development", PUBLIC_BASE_URL: "not a url" }))).toThrow(/PUBLIC_BASE_URL/);
+    expect(getConfig(bindings({ ENVIRONMENT: "development", WEBHOOK_RETRY_SCHEDULE: "0, 5,10" })).webhooks.retryScheduleSeconds).toEqual([0, 5, 10]);
+  });
+});
