@@ -1,3 +1,402 @@
-import { createRouter } from "../lib/openapi";
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, asc, desc, eq, gte, lt, lte, ne } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { customerPhones, customers } from "../db/schema";
+import { ApiError } from "../errors";
+import { nowIso, uuidv7 } from "../lib/ids";
+import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { parseE164 } from "../lib/phone";
 
-export const customerRoutes = createRouter();
+const METADATA_MAX_BYTES = 16 * 1024;
+
+const E164Field = z
+  .string()
+  .superRefine((value, ctx) => {
+    const parsed = parseE164(value);
+    if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.message });
+  })
+  .openapi({ description: "E.164: + and 8–15 digits, valid for its country", example: "+14155552671" });
+
+const MetadataField = z
+  .record(z.string(), z.unknown())
+  .refine((metadata) => new TextEncoder().encode(JSON.stringify(metadata)).length <= METADATA_MAX_BYTES, "must be at most 16 KB serialized")
+  .openapi({ description: "Your own JSON object, at most 16 KB", example: { plan: "pro" } });
+
+const customerFields = {
+  external_id: z.string().trim().min(1, "is required").max(255).openapi({ description: "Your system's id for the customer, unique in the project", example: "user_12345" }),
+  first_name: z.string().trim().min(1, "is required").max(100),
+  last_name: z.string().trim().min(1, "is required").max(100),
+};
+
+const atLeastOneField = (body: Record<string, unknown>) => Object.values(body).some((value) => value !== undefined);
+
+const CreateCustomerBody = z
+  .object({ ...customerFields, phone: E164Field, metadata: MetadataField.default({}) })
+  .openapi("CreateCustomerRequest");
+
+const UpdateCustomerBody = z
+  .object({
+    external_id: customerFields.external_id.optional(),
+    first_name: customerFields.first_name.optional(),
+    last_name: customerFields.last_name.optional(),
+    metadata: MetadataField.optional().openapi({ description: "Replaces the whole metadata object" }),
+  })
+  .refine(atLeastOneField, "provide at least one field")
+  .openapi("UpdateCustomerRequest");
+
+const PhoneStatus = z.enum(["active", "opted_out", "invalid"]);
+
+const AddPhoneBody = z
+  .object({
+    value: E164Field,
+    is_primary: z.boolean().default(false).openapi({ description: "Make this the number calls go to; the others stop being primary" }),
+  })
+  .openapi("AddPhoneRequest");
+
+const UpdatePhoneBody = z
+  .object({
+    is_primary: z.boolean().optional().openapi({ description: "true makes this the primary phone; to move primary elsewhere, set it on the other phone" }),
+    status: PhoneStatus.optional(),
+  })
+  .refine(atLeastOneField, "provide at least one field")
+  .openapi("UpdatePhoneRequest");
+
+const PhoneSchema = z
+  .object({
+    id: z.string(),
+    customer_id: z.string(),
+    value: z.string(),
+    is_primary: z.boolean(),
+    status: PhoneStatus,
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("CustomerPhone");
+
+const CustomerSchema = z
+  .object({
+    id: z.string(),
+    project_id: z.string(),
+    external_id: z.string(),
+    first_name: z.string(),
+    last_name: z.string(),
+    metadata: z.record(z.string(), z.unknown()),
+    phones: z.array(PhoneSchema).openapi({ description: "Primary first, then oldest first" }),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Customer");
+
+type CustomerRow = typeof customers.$inferSelect;
+type PhoneRow = typeof customerPhones.$inferSelect;
+
+function phoneBody(row: PhoneRow) {
+  return {
+    id: row.id,
+    customer_id: row.customerId,
+    value: row.value,
+    is_primary: row.isPrimary,
+    status: row.status,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+function customerBody(row: CustomerRow, phones: PhoneRow[]) {
+  return {
+    id: row.id,
+    project_id: row.projectId,
+    external_id: row.externalId,
+    first_name: row.firstName,
+    last_name: row.lastName,
+    metadata: row.metadata,
+    phones: phones.map(phoneBody),
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+const phoneOrder = [desc(customerPhones.isPrimary), asc(customerPhones.id)];
+
+function phonesQuery(db: Database, projectId: string, customerId: string) {
+  return db
+    .select()
+    .from(customerPhones)
+    .where(and(eq(customerPhones.customerId, customerId), eq(customerPhones.projectId, projectId)))
+    .orderBy(...phoneOrder);
+}
+
+async function findCustomer(db: Database, projectId: string, id: string): Promise<CustomerRow> {
+  const [row] = await db
+    .select()
+    .from(customers)
+    .where(and(eq(customers.id, id), eq(customers.projectId, projectId)))
+    .limit(1);
+  if (!row) throw ApiError.notFound("Customer");
+  return row;
+}
+
+async function assertExternalIdFree(db: Database, projectId: string, externalId: string, exceptId?: string): Promise<void> {
+  const [taken] = await db
+    .select({ id: customers.id })
+    .from(customers)
+    .where(and(eq(customers.projectId, projectId), eq(customers.externalId, externalId), exceptId ? ne(customers.id, exceptId) : undefined))
+    .limit(1);
+  if (taken) throw customerExists(externalId);
+}
+
+const customerExists = (externalId: string) => ApiError.conflict(`A customer with external_id "${externalId}" already exists in this project`, "customer_exists");
+const phoneExists = (value: string) => ApiError.conflict(`The customer already has the phone ${value}`, "phone_exists");
+
+/** Whether a unique index refused the write; drizzle wraps single-query errors, so look at the causes too. */
+function violatesUnique(err: unknown, columns: string): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e.message.includes(`UNIQUE constraint failed: ${columns}`)) return true;
+  }
+  return false;
+}
+
+const EXTERNAL_ID_INDEX = "customers.project_id, customers.external_id";
+const PHONE_VALUE_INDEX = "customer_phones.customer_id, customer_phones.value";
+
+const CustomerIdParam = IdParam("id");
+const PhoneParams = CustomerIdParam.extend(IdParam("phoneId").shape);
+
+const createCustomerRoute = createRoute({
+  method: "post",
+  path: "/customers",
+  tags: ["Customers"],
+  summary: "Create a customer with a primary phone",
+  security: apiKeySecurity,
+  request: { body: jsonBody(CreateCustomerBody) },
+  responses: { 201: jsonContent(CustomerSchema, "Customer created"), ...errorResponses(400, 401, 409) },
+});
+
+const listCustomersRoute = createRoute({
+  method: "get",
+  path: "/customers",
+  tags: ["Customers"],
+  summary: "List the project's customers",
+  security: apiKeySecurity,
+  request: { query: PaginationQuery.extend({ external_id: z.string().optional().openapi({ description: "Only the customer with this external_id" }) }) },
+  responses: { 200: jsonContent(z.array(CustomerSchema), "Customers, newest first; next page cursor in X-Next-Cursor"), ...errorResponses(400, 401) },
+});
+
+const getCustomerRoute = createRoute({
+  method: "get",
+  path: "/customers/{id}",
+  tags: ["Customers"],
+  summary: "Get a customer",
+  security: apiKeySecurity,
+  request: { params: CustomerIdParam },
+  responses: { 200: jsonContent(CustomerSchema, "The customer"), ...errorResponses(401, 404) },
+});
+
+const updateCustomerRoute = createRoute({
+  method: "patch",
+  path: "/customers/{id}",
+  tags: ["Customers"],
+  summary: "Update a customer; fields left out keep their value",
+  security: apiKeySecurity,
+  request: { params: CustomerIdParam, body: jsonBody(UpdateCustomerBody) },
+  responses: { 200: jsonContent(CustomerSchema, "The updated customer"), ...errorResponses(400, 401, 404, 409) },
+});
+
+const deleteCustomerRoute = createRoute({
+  method: "delete",
+  path: "/customers/{id}",
+  tags: ["Customers"],
+  summary: "Delete a customer and its phones; its notifications stay",
+  security: apiKeySecurity,
+  request: { params: CustomerIdParam },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404) },
+});
+
+const addPhoneRoute = createRoute({
+  method: "post",
+  path: "/customers/{id}/phones",
+  tags: ["Customers"],
+  summary: "Add a phone to a customer",
+  security: apiKeySecurity,
+  request: { params: CustomerIdParam, body: jsonBody(AddPhoneBody) },
+  responses: { 201: jsonContent(PhoneSchema, "Phone added"), ...errorResponses(400, 401, 404, 409) },
+});
+
+const updatePhoneRoute = createRoute({
+  method: "patch",
+  path: "/customers/{id}/phones/{phoneId}",
+  tags: ["Customers"],
+  summary: "Make a phone primary or change its status",
+  security: apiKeySecurity,
+  request: { params: PhoneParams, body: jsonBody(UpdatePhoneBody) },
+  responses: { 200: jsonContent(PhoneSchema, "The updated phone"), ...errorResponses(400, 401, 404, 422) },
+});
+
+export const customerRoutes = createRouter()
+  .openapi(createCustomerRoute, async (c) => {
+    const { auth, db } = c.var;
+    const body = c.req.valid("json");
+    await assertExternalIdFree(db, auth.projectId, body.external_id);
+    const now = nowIso();
+    const customer: CustomerRow = {
+      id: uuidv7(),
+      projectId: auth.projectId,
+      externalId: body.external_id,
+      firstName: body.first_name,
+      lastName: body.last_name,
+      metadata: body.metadata,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const phone: PhoneRow = { id: uuidv7(), customerId: customer.id, projectId: auth.projectId, value: body.phone, isPrimary: true, status: "active", createdAt: now, updatedAt: now };
+    try {
+      await db.batch([db.insert(customers).values(customer), db.insert(customerPhones).values(phone)]);
+    } catch (err) {
+      // Two creates racing for one external_id: the unique index decides.
+      if (violatesUnique(err, EXTERNAL_ID_INDEX)) throw customerExists(body.external_id);
+      throw err;
+    }
+    return c.json(customerBody(customer, [phone]), 201);
+  })
+  .openapi(listCustomersRoute, async (c) => {
+    const { auth, db } = c.var;
+    const { limit, cursor, external_id } = c.req.valid("query");
+    const after = decodeCursor(cursor);
+    const rows = await db
+      .select()
+      .from(customers)
+      .where(and(eq(customers.projectId, auth.projectId), external_id !== undefined ? eq(customers.externalId, external_id) : undefined, after ? lt(customers.id, after) : undefined))
+      .orderBy(desc(customers.id))
+      .limit(limit + 1);
+    const page = paginate(rows, limit);
+    const newest = page.items[0];
+    const oldest = page.items.at(-1);
+    const phonesByCustomer = new Map<string, PhoneRow[]>();
+    if (newest && oldest) {
+      // D1 binds at most 100 parameters, too few for `IN (…)` over a page of up to 200; a page is a
+      // run of consecutive ids (or a single customer when filtered), so its id range selects its phones.
+      const phones = await db
+        .select()
+        .from(customerPhones)
+        .where(and(eq(customerPhones.projectId, auth.projectId), gte(customerPhones.customerId, oldest.id), lte(customerPhones.customerId, newest.id)))
+        .orderBy(...phoneOrder);
+      for (const phone of phones) phonesByCustomer.set(phone.customerId, [...(phonesByCustomer.get(phone.customerId) ?? []), phone]);
+    }
+    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
+    return c.json(
+      page.items.map((row) => customerBody(row, phonesByCustomer.get(row.id) ?? [])),
+      200,
+    );
+  })
+  .openapi(getCustomerRoute, async (c) => {
+    const { auth, db } = c.var;
+    const customer = await findCustomer(db, auth.projectId, c.req.valid("param").id);
+    return c.json(customerBody(customer, await phonesQuery(db, auth.projectId, customer.id)), 200);
+  })
+  .openapi(updateCustomerRoute, async (c) => {
+    const { auth, db } = c.var;
+    const body = c.req.valid("json");
+    const customer = await findCustomer(db, auth.projectId, c.req.valid("param").id);
+    if (body.external_id !== undefined) await assertExternalIdFree(db, auth.projectId, body.external_id, customer.id);
+    let updated: CustomerRow[];
+    let phones: PhoneRow[];
+    try {
+      [updated, phones] = await db.batch([
+        db
+          .update(customers)
+          .set({ externalId: body.external_id, firstName: body.first_name, lastName: body.last_name, metadata: body.metadata, updatedAt: nowIso() })
+          .where(and(eq(customers.id, customer.id), eq(customers.projectId, auth.projectId)))
+          .returning(),
+        phonesQuery(db, auth.projectId, customer.id),
+      ]);
+    } catch (err) {
+      if (body.external_id !== undefined && violatesUnique(err, EXTERNAL_ID_INDEX)) throw customerExists(body.external_id);
+      throw err;
+    }
+    // Deleted between the lookup and the update.
+    const [row] = updated;
+    if (!row) throw ApiError.notFound("Customer");
+    return c.json(customerBody(row, phones), 200);
+  })
+  .openapi(deleteCustomerRoute, async (c) => {
+    const { auth, db } = c.var;
+    const id = c.req.valid("param").id;
+    // Phones first: they reference the customer. Notifications keep their rows (no foreign key).
+    const [, deleted] = await db.batch([
+      db.delete(customerPhones).where(and(eq(customerPhones.customerId, id), eq(customerPhones.projectId, auth.projectId))),
+      db
+        .delete(customers)
+        .where(and(eq(customers.id, id), eq(customers.projectId, auth.projectId)))
+        .returning({ id: customers.id }),
+    ]);
+    if (deleted.length === 0) throw ApiError.notFound("Customer");
+    return c.body(null, 204);
+  })
+  .openapi(addPhoneRoute, async (c) => {
+    const { auth, db } = c.var;
+    const body = c.req.valid("json");
+    const customer = await findCustomer(db, auth.projectId, c.req.valid("param").id);
+    const [duplicate] = await db
+      .select({ id: customerPhones.id })
+      .from(customerPhones)
+      .where(and(eq(customerPhones.customerId, customer.id), eq(customerPhones.value, body.value)))
+      .limit(1);
+    if (duplicate) throw phoneExists(body.value);
+    const now = nowIso();
+    const phone: PhoneRow = { id: uuidv7(), customerId: customer.id, projectId: auth.projectId, value: body.value, isPrimary: body.is_primary, status: "active", createdAt: now, updatedAt: now };
+    const insert = db.insert(customerPhones).values(phone);
+    try {
+      if (body.is_primary) {
+        await db.batch([
+          db
+            .update(customerPhones)
+            .set({ isPrimary: false, updatedAt: now })
+            .where(and(eq(customerPhones.customerId, customer.id), eq(customerPhones.isPrimary, true))),
+          insert,
+        ]);
+      } else {
+        await insert;
+      }
+    } catch (err) {
+      if (violatesUnique(err, PHONE_VALUE_INDEX)) throw phoneExists(body.value);
+      throw err;
+    }
+    return c.json(phoneBody(phone), 201);
+  })
+  .openapi(updatePhoneRoute, async (c) => {
+    const { auth, db } = c.var;
+    const body = c.req.valid("json");
+    const params = c.req.valid("param");
+    const customer = await findCustomer(db, auth.projectId, params.id);
+    const [phone] = await db
+      .select()
+      .from(customerPhones)
+      .where(and(eq(customerPhones.id, params.phoneId), eq(customerPhones.customerId, customer.id), eq(customerPhones.projectId, auth.projectId)))
+      .limit(1);
+    if (!phone) throw ApiError.notFound("Phone");
+    if (body.is_primary === false && phone.isPrimary) {
+      throw ApiError.unprocessable("A customer always has a primary phone: make another phone primary instead", "primary_phone_required");
+    }
+    const now = nowIso();
+    const update = db
+      .update(customerPhones)
+      .set({ isPrimary: body.is_primary, status: body.status, updatedAt: now })
+      .where(eq(customerPhones.id, phone.id))
+      .returning();
+    let updated: PhoneRow[];
+    if (body.is_primary && !phone.isPrimary) {
+      [, updated] = await db.batch([
+        db
+          .update(customerPhones)
+          .set({ isPrimary: false, updatedAt: now })
+          .where(and(eq(customerPhones.customerId, customer.id), eq(customerPhones.isPrimary, true))),
+        update,
+      ]);
+    } else {
+      updated = await update;
+    }
+    const [row] = updated;
+    if (!row) throw ApiError.notFound("Phone");
+    return c.json(phoneBody(row), 200);
+  });
