@@ -1,3 +1,501 @@
-import { createRouter } from "../lib/openapi";
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, asc, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import type { Config } from "../env";
+import type { Database } from "../db/client";
+import { events, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
+import { ApiError } from "../errors";
+import { nowIso, uuidv7 } from "../lib/ids";
+import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { attemptDelivery, type AttemptRow } from "../webhooks/deliver";
+import { EVENT_NAMES } from "../webhooks/emit";
+import { generateSigningSecret, PREVIOUS_SECRET_GRACE_MS } from "../webhooks/sign";
+import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from "../webhooks/url-guard";
+import { findAccessibleProject } from "./projects";
 
-export const webhookRoutes = createRouter();
+const TEST_EVENT_NAME = "webhook.test";
+const DISABLED_BY_API = "Disabled through the API";
+
+const UrlField = z
+  .string()
+  .trim()
+  .max(MAX_WEBHOOK_URL_LENGTH, `must be at most ${MAX_WEBHOOK_URL_LENGTH} characters`)
+  .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), "must be an absolute http or https URL")
+  .openapi({
+    format: "uri",
+    description: "Where events are POSTed. In production: https, a public host, port 443 or ≥ 1024, no credentials in the URL",
+    example: "https://your-server.com/webhooks/echo",
+  });
+
+const EventsField = z
+  .array(z.enum(EVENT_NAMES))
+  .min(1, "subscribe to at least one event")
+  .refine((names) => new Set(names).size === names.length, "must not list an event twice")
+  .openapi({ description: "The events this endpoint receives", example: ["call.summary"] });
+
+const WebhookStatus = z.enum(["active", "disabled"]);
+
+const CreateWebhookBody = z.object({ url: UrlField, events: EventsField }).openapi("CreateWebhookRequest");
+
+const UpdateWebhookBody = z
+  .object({
+    url: UrlField.optional(),
+    status: WebhookStatus.optional().openapi({ description: "`active` re-enables a disabled endpoint and resets its failure count" }),
+    events: EventsField.optional(),
+  })
+  .refine((body) => Object.values(body).some((value) => value !== undefined), "provide at least one field")
+  .openapi("UpdateWebhookRequest");
+
+const WebhookSchema = z
+  .object({
+    id: z.string(),
+    project_id: z.string(),
+    url: z.string(),
+    status: WebhookStatus,
+    events: z.array(z.string()),
+    consecutive_failures: z.number().int().openapi({ description: "Failed attempts in a row; a success resets it" }),
+    disabled_reason: z.string().nullable().openapi({ description: "Why the endpoint is disabled, e.g. it answered 410 Gone" }),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Webhook");
+
+const CreatedWebhookSchema = WebhookSchema.extend({
+  signing_secret: z.string().openapi({ description: "Verifies X-Echo-Signature and webhook-signature; shown only here and on rotation", example: "whsec_6f43…" }),
+}).openapi("CreatedWebhook");
+
+const RotatedSecretSchema = z
+  .object({ signing_secret: z.string().openapi({ description: "The new secret; the previous one keeps signing (webhook-signature) for 24 hours" }) })
+  .openapi("RotatedWebhookSecret");
+
+const DeliveryStatus = z.enum(["pending", "retrying", "success", "failed"]);
+
+const DeliverySchema = z
+  .object({
+    id: z.string(),
+    webhook_endpoint_id: z.string(),
+    project_id: z.string(),
+    event_id: z.string(),
+    event_name: z.string(),
+    payload: z.record(z.string(), z.unknown()).openapi({ description: "The envelope exactly as sent: event_id, event_name, created_at, customer_id, notification_id, data" }),
+    status: DeliveryStatus,
+    attempt_count: z.number().int(),
+    next_retry_at: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("WebhookDelivery");
+
+const AttemptSchema = z
+  .object({
+    id: z.string(),
+    attempt_number: z.number().int(),
+    triggered_by: z.enum(["auto", "manual"]),
+    http_status: z.number().int().nullable(),
+    response_body: z.string().nullable().openapi({ description: "The first 2048 characters of the receiver's answer" }),
+    duration_ms: z.number().int(),
+    success: z.boolean(),
+    error_message: z.string().nullable().openapi({ description: "Why no HTTP answer came: timeout, network error, URL not allowed" }),
+    created_at: z.string(),
+  })
+  .openapi("WebhookAttempt");
+
+const DeliveryDetailSchema = DeliverySchema.extend({ attempts: z.array(AttemptSchema) }).openapi("WebhookDeliveryDetail");
+
+const DeliveryPageSchema = z.object({ data: z.array(DeliverySchema), next_cursor: z.string().nullable() }).openapi("WebhookDeliveryPage");
+
+type EndpointRow = typeof webhookEndpoints.$inferSelect;
+type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+
+function webhookBody(row: EndpointRow) {
+  return {
+    id: row.id,
+    project_id: row.projectId,
+    url: row.url,
+    status: row.status,
+    events: row.events,
+    consecutive_failures: row.consecutiveFailures,
+    disabled_reason: row.disabledReason,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+function deliveryBody(row: DeliveryRow, payload: string) {
+  return {
+    id: row.id,
+    webhook_endpoint_id: row.webhookEndpointId,
+    project_id: row.projectId,
+    event_id: row.eventId,
+    event_name: row.eventName,
+    payload: JSON.parse(payload) as Record<string, unknown>,
+    status: row.status,
+    attempt_count: row.attemptCount,
+    next_retry_at: row.nextRetryAt,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+function attemptBody(row: AttemptRow) {
+  return {
+    id: row.id,
+    attempt_number: row.attemptNumber,
+    triggered_by: row.triggeredBy,
+    http_status: row.httpStatus,
+    response_body: row.responseBody,
+    duration_ms: row.durationMs,
+    success: row.success,
+    error_message: row.errorMessage,
+    created_at: row.createdAt,
+  };
+}
+
+/** The URL as the guard sees it: refused → 422 saying why. */
+function allowedUrl(url: string, config: Config): string {
+  const check = checkWebhookUrl(url, config.webhooks.allowPrivateUrls);
+  if (!check.ok) throw ApiError.unprocessable(`Webhook URL not allowed: ${check.reason}`, "webhook_url_not_allowed");
+  return url;
+}
+
+async function findEndpoint(db: Database, projectId: string, webhookId: string): Promise<EndpointRow> {
+  const [row] = await db
+    .select()
+    .from(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, projectId)))
+    .limit(1);
+  if (!row) throw ApiError.notFound("Webhook");
+  return row;
+}
+
+function assertEnabled(endpoint: EndpointRow): void {
+  if (endpoint.status === "disabled") {
+    throw ApiError.unprocessable(
+      `Webhook is disabled (${endpoint.disabledReason ?? "no reason recorded"}); re-enable it with PATCH {"status":"active"} first`,
+      "webhook_disabled",
+    );
+  }
+}
+
+async function findDelivery(db: Database, endpoint: EndpointRow, deliveryId: string): Promise<{ delivery: DeliveryRow; payload: string }> {
+  const [row] = await db
+    .select({ delivery: webhookDeliveries, payload: events.payload })
+    .from(webhookDeliveries)
+    .innerJoin(events, and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId)))
+    .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookEndpointId, endpoint.id), eq(webhookDeliveries.projectId, endpoint.projectId)))
+    .limit(1);
+  if (!row) throw ApiError.notFound("Webhook delivery");
+  return row;
+}
+
+async function deliveryDetail(db: Database, delivery: DeliveryRow, payload: string) {
+  const attempts = await db.select().from(webhookAttempts).where(eq(webhookAttempts.deliveryId, delivery.id)).orderBy(asc(webhookAttempts.attemptNumber));
+  return { ...deliveryBody(delivery, payload), attempts: attempts.map(attemptBody) };
+}
+
+const ProjectParam = IdParam("projectId");
+const WebhookParams = ProjectParam.extend(IdParam("webhookId").shape);
+const DeliveryParams = WebhookParams.extend(IdParam("deliveryId").shape);
+const tags = ["Webhooks"];
+
+const createWebhookRoute = createRoute({
+  method: "post",
+  path: "/projects/{projectId}/webhooks",
+  tags,
+  summary: "Register a webhook endpoint",
+  description: "The response's `signing_secret` is shown only here (and on rotation): keep it to verify `X-Echo-Signature`.",
+  security: apiKeySecurity,
+  request: { params: ProjectParam, body: jsonBody(CreateWebhookBody) },
+  responses: { 201: jsonContent(CreatedWebhookSchema, "Endpoint created"), ...errorResponses(400, 401, 404, 422) },
+});
+
+const listWebhooksRoute = createRoute({
+  method: "get",
+  path: "/projects/{projectId}/webhooks",
+  tags,
+  summary: "List the project's webhook endpoints",
+  security: apiKeySecurity,
+  request: { params: ProjectParam, query: PaginationQuery },
+  responses: { 200: jsonContent(z.array(WebhookSchema), "Endpoints, newest first; next page cursor in X-Next-Cursor"), ...errorResponses(400, 401, 404) },
+});
+
+const getWebhookRoute = createRoute({
+  method: "get",
+  path: "/projects/{projectId}/webhooks/{webhookId}",
+  tags,
+  summary: "Get a webhook endpoint",
+  security: apiKeySecurity,
+  request: { params: WebhookParams },
+  responses: { 200: jsonContent(WebhookSchema, "The endpoint"), ...errorResponses(401, 404) },
+});
+
+const updateWebhookRoute = createRoute({
+  method: "patch",
+  path: "/projects/{projectId}/webhooks/{webhookId}",
+  tags,
+  summary: "Change an endpoint's URL, events or status",
+  security: apiKeySecurity,
+  request: { params: WebhookParams, body: jsonBody(UpdateWebhookBody) },
+  responses: { 200: jsonContent(WebhookSchema, "The updated endpoint"), ...errorResponses(400, 401, 404, 422) },
+});
+
+const deleteWebhookRoute = createRoute({
+  method: "delete",
+  path: "/projects/{projectId}/webhooks/{webhookId}",
+  tags,
+  summary: "Delete an endpoint with its delivery log",
+  security: apiKeySecurity,
+  request: { params: WebhookParams },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404) },
+});
+
+const rotateSecretRoute = createRoute({
+  method: "post",
+  path: "/projects/{projectId}/webhooks/{webhookId}/secret/rotate",
+  tags,
+  summary: "Replace the signing secret",
+  description:
+    "`X-Echo-Signature` uses the new secret at once. For 24 hours `webhook-signature` also carries a signature with the previous secret, so receivers can switch without rejecting deliveries.",
+  security: apiKeySecurity,
+  request: { params: WebhookParams },
+  responses: { 200: jsonContent(RotatedSecretSchema, "The new secret, shown once"), ...errorResponses(401, 404) },
+});
+
+const testWebhookRoute = createRoute({
+  method: "post",
+  path: "/projects/{projectId}/webhooks/{webhookId}/test",
+  tags,
+  summary: "Send a webhook.test event to this endpoint now",
+  description:
+    "Delivers a signed `webhook.test` event to this endpoint only, synchronously, and returns the delivery with the attempt so you see what your server answered. A failed test is retried on the usual schedule.",
+  security: apiKeySecurity,
+  request: { params: WebhookParams },
+  responses: { 200: jsonContent(DeliveryDetailSchema, "The delivery and its attempt"), ...errorResponses(401, 404, 422) },
+});
+
+const listDeliveriesRoute = createRoute({
+  method: "get",
+  path: "/projects/{projectId}/webhooks/{webhookId}/deliveries",
+  tags,
+  summary: "The endpoint's delivery log",
+  security: apiKeySecurity,
+  request: {
+    params: WebhookParams,
+    query: PaginationQuery.extend({
+      status: DeliveryStatus.optional().openapi({ description: "Only deliveries in this state" }),
+      event_name: z.string().max(100).optional().openapi({ description: "Only this event, e.g. call.summary" }),
+    }),
+  },
+  responses: { 200: jsonContent(DeliveryPageSchema, "Deliveries, newest first"), ...errorResponses(400, 401, 404) },
+});
+
+const getDeliveryRoute = createRoute({
+  method: "get",
+  path: "/projects/{projectId}/webhooks/{webhookId}/deliveries/{deliveryId}",
+  tags,
+  summary: "A delivery with every attempt",
+  security: apiKeySecurity,
+  request: { params: DeliveryParams },
+  responses: { 200: jsonContent(DeliveryDetailSchema, "The delivery"), ...errorResponses(401, 404) },
+});
+
+const retryDeliveryRoute = createRoute({
+  method: "post",
+  path: "/projects/{projectId}/webhooks/{webhookId}/deliveries/{deliveryId}/retry",
+  tags,
+  summary: "Send a delivery again",
+  description:
+    "Queues a new attempt (`triggered_by: manual`) with the same event_id and body. Works on any delivery: a failed one is tried again, a successful one is replayed, so make your receiver idempotent on `event_id`. If it fails, the remaining automatic retries follow.",
+  security: apiKeySecurity,
+  request: { params: DeliveryParams },
+  responses: { 202: jsonContent(DeliverySchema, "The delivery, pending again"), ...errorResponses(401, 404, 422) },
+});
+
+export const webhookRoutes = createRouter()
+  .openapi(createWebhookRoute, async (c) => {
+    const { auth, db, config } = c.var;
+    const project = await findAccessibleProject(db, auth, c.req.valid("param").projectId);
+    const body = c.req.valid("json");
+    const now = nowIso();
+    const row: EndpointRow = {
+      id: uuidv7(),
+      projectId: project.id,
+      url: allowedUrl(body.url, config),
+      signingSecret: generateSigningSecret(),
+      previousSigningSecret: null,
+      previousSecretExpiresAt: null,
+      status: "active",
+      disabledReason: null,
+      events: body.events,
+      consecutiveFailures: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await db.insert(webhookEndpoints).values(row);
+    return c.json({ ...webhookBody(row), signing_secret: row.signingSecret }, 201);
+  })
+  .openapi(listWebhooksRoute, async (c) => {
+    const { auth, db } = c.var;
+    const project = await findAccessibleProject(db, auth, c.req.valid("param").projectId);
+    const { limit, cursor } = c.req.valid("query");
+    const after = decodeCursor(cursor);
+    const rows = await db
+      .select()
+      .from(webhookEndpoints)
+      .where(and(eq(webhookEndpoints.projectId, project.id), after ? lt(webhookEndpoints.id, after) : undefined))
+      .orderBy(desc(webhookEndpoints.id))
+      .limit(limit + 1);
+    const page = paginate(rows, limit);
+    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
+    return c.json(page.items.map(webhookBody), 200);
+  })
+  .openapi(getWebhookRoute, async (c) => {
+    const { auth, db } = c.var;
+    const { projectId, webhookId } = c.req.valid("param");
+    const project = await findAccessibleProject(db, auth, projectId);
+    return c.json(webhookBody(await findEndpoint(db, project.id, webhookId)), 200);
+  })
+  .openapi(updateWebhookRoute, async (c) => {
+    const { auth, db, config } = c.var;
+    const { projectId, webhookId } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const project = await findAccessibleProject(db, auth, projectId);
+    const endpoint = await findEndpoint(db, project.id, webhookId);
+    const changes: Partial<EndpointRow> = { updatedAt: nowIso() };
+    if (body.url !== undefined) changes.url = allowedUrl(body.url, config);
+    if (body.events !== undefined) changes.events = body.events;
+    if (body.status === "active" && endpoint.status === "disabled") Object.assign(changes, { status: "active", disabledReason: null, consecutiveFailures: 0 });
+    if (body.status === "disabled" && endpoint.status === "active") Object.assign(changes, { status: "disabled", disabledReason: DISABLED_BY_API });
+    const [row] = await db
+      .update(webhookEndpoints)
+      .set(changes)
+      .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.projectId, project.id)))
+      .returning();
+    // Deleted between the lookup and the update.
+    if (!row) throw ApiError.notFound("Webhook");
+    return c.json(webhookBody(row), 200);
+  })
+  .openapi(deleteWebhookRoute, async (c) => {
+    const { auth, db } = c.var;
+    const { projectId, webhookId } = c.req.valid("param");
+    const project = await findAccessibleProject(db, auth, projectId);
+    const ownDeliveries = and(eq(webhookDeliveries.webhookEndpointId, webhookId), eq(webhookDeliveries.projectId, project.id));
+    // Children first: attempts reference deliveries, deliveries the endpoint. Events stay (other endpoints share them).
+    const [, , deleted] = await db.batch([
+      db.delete(webhookAttempts).where(inArray(webhookAttempts.deliveryId, db.select({ id: webhookDeliveries.id }).from(webhookDeliveries).where(ownDeliveries))),
+      db.delete(webhookDeliveries).where(ownDeliveries),
+      db
+        .delete(webhookEndpoints)
+        .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, project.id)))
+        .returning({ id: webhookEndpoints.id }),
+    ]);
+    if (deleted.length === 0) throw ApiError.notFound("Webhook");
+    return c.body(null, 204);
+  })
+  .openapi(rotateSecretRoute, async (c) => {
+    const { auth, db } = c.var;
+    const { projectId, webhookId } = c.req.valid("param");
+    const project = await findAccessibleProject(db, auth, projectId);
+    const signingSecret = generateSigningSecret();
+    // One statement: the secret being replaced is read and kept atomically.
+    const [row] = await db
+      .update(webhookEndpoints)
+      .set({
+        signingSecret,
+        previousSigningSecret: sql`${webhookEndpoints.signingSecret}`,
+        previousSecretExpiresAt: new Date(Date.now() + PREVIOUS_SECRET_GRACE_MS).toISOString(),
+        updatedAt: nowIso(),
+      })
+      .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, project.id)))
+      .returning({ id: webhookEndpoints.id });
+    if (!row) throw ApiError.notFound("Webhook");
+    return c.json({ signing_secret: signingSecret }, 200);
+  })
+  .openapi(testWebhookRoute, async (c) => {
+    const { auth, db, config } = c.var;
+    const { projectId, webhookId } = c.req.valid("param");
+    const project = await findAccessibleProject(db, auth, projectId);
+    const endpoint = await findEndpoint(db, project.id, webhookId);
+    assertEnabled(endpoint);
+    const eventId = uuidv7();
+    const now = nowIso();
+    // The same envelope as every event (src/webhooks/emit.ts), for this endpoint only.
+    const payload = JSON.stringify({
+      event_id: eventId,
+      event_name: TEST_EVENT_NAME,
+      created_at: now,
+      customer_id: null,
+      notification_id: null,
+      data: { message: "This is a test event from Echo" },
+    });
+    const delivery: DeliveryRow = {
+      id: uuidv7(),
+      webhookEndpointId: endpoint.id,
+      projectId: project.id,
+      eventId,
+      eventName: TEST_EVENT_NAME,
+      status: "pending",
+      attemptCount: 0,
+      nextRetryAt: now,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await db.batch([
+      db.insert(events).values({ id: eventId, projectId: project.id, notificationId: null, customerId: null, eventName: TEST_EVENT_NAME, payload, createdAt: now }),
+      db.insert(webhookDeliveries).values(delivery),
+    ]);
+    const result = await attemptDelivery(db, config.webhooks, { delivery, endpoint, payload }, "manual");
+    if (result.retryInSeconds !== null) await c.env.WEBHOOK_QUEUE.send({ deliveryId: delivery.id }, { delaySeconds: result.retryInSeconds });
+    return c.json({ ...deliveryBody(result.delivery, payload), attempts: [attemptBody(result.attempt)] }, 200);
+  })
+  .openapi(listDeliveriesRoute, async (c) => {
+    const { auth, db } = c.var;
+    const { projectId, webhookId } = c.req.valid("param");
+    const { limit, cursor, status, event_name: eventName } = c.req.valid("query");
+    const project = await findAccessibleProject(db, auth, projectId);
+    const endpoint = await findEndpoint(db, project.id, webhookId);
+    const after = decodeCursor(cursor);
+    const rows = await db
+      .select({ id: webhookDeliveries.id, delivery: webhookDeliveries, payload: events.payload })
+      .from(webhookDeliveries)
+      .innerJoin(events, and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId)))
+      .where(
+        and(
+          eq(webhookDeliveries.webhookEndpointId, endpoint.id),
+          eq(webhookDeliveries.projectId, project.id),
+          status ? eq(webhookDeliveries.status, status) : undefined,
+          eventName ? eq(webhookDeliveries.eventName, eventName) : undefined,
+          after ? lt(webhookDeliveries.id, after) : undefined,
+        ),
+      )
+      .orderBy(desc(webhookDeliveries.id))
+      .limit(limit + 1);
+    const page = paginate(rows, limit);
+    return c.json({ data: page.items.map((row) => deliveryBody(row.delivery, row.payload)), next_cursor: page.nextCursor }, 200);
+  })
+  .openapi(getDeliveryRoute, async (c) => {
+    const { auth, db } = c.var;
+    const { projectId, webhookId, deliveryId } = c.req.valid("param");
+    const project = await findAccessibleProject(db, auth, projectId);
+    const endpoint = await findEndpoint(db, project.id, webhookId);
+    const { delivery, payload } = await findDelivery(db, endpoint, deliveryId);
+    return c.json(await deliveryDetail(db, delivery, payload), 200);
+  })
+  .openapi(retryDeliveryRoute, async (c) => {
+    const { auth, db } = c.var;
+    const { projectId, webhookId, deliveryId } = c.req.valid("param");
+    const project = await findAccessibleProject(db, auth, projectId);
+    const endpoint = await findEndpoint(db, project.id, webhookId);
+    assertEnabled(endpoint);
+    const { delivery, payload } = await findDelivery(db, endpoint, deliveryId);
+    const now = nowIso();
+    // `pending` first: the consumer treats settled deliveries' messages as duplicates.
+    const [row] = await db
+      .update(webhookDeliveries)
+      .set({ status: "pending", nextRetryAt: now, updatedAt: now })
+      .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.projectId, project.id)))
+      .returning();
+    if (!row) throw ApiError.notFound("Webhook delivery");
+    await c.env.WEBHOOK_QUEUE.send({ deliveryId: row.id, manual: true });
+    return c.json(deliveryBody(row, payload), 202);
+  });

@@ -3,8 +3,14 @@
  * The outside world for tests: every outbound fetch of the Worker under test lands here
  * (miniflare `outboundService`). Hosts:
  *   - receiver.test: a webhook receiver that records every request's method, headers and raw
- *     body. `POST /<inbox>` answers 200 unless the inbox name says otherwise
- *     (`status-<code>` answers that code). `GET /_inbox/<inbox>` returns what arrived, in order.
+ *     body. `POST /<inbox>` answers 200 unless the inbox name starts with a behaviour:
+ *       `status-<code>[-…]`        always answers <code>
+ *       `fail-<n>-…`               answers 500 to the first <n> requests, then 200
+ *       `retry-after-<seconds>-…`  answers 503 with `Retry-After: <seconds>`
+ *       `sleep-<ms>-…`             waits <ms> before answering 200
+ *       `redirect-…`               answers 302 to another inbox
+ *       `big-…`                    answers 200 with a 10 000-character body
+ *     `GET /_inbox/<inbox>` returns what arrived, in order.
  */
 
 /** @type {Map<string, Array<{ method: string, url: string, headers: Record<string, string>, body: string, received_at: number }>>} */
@@ -23,8 +29,26 @@ async function receiver(request) {
   const list = inboxes.get(inbox) ?? [];
   list.push({ method: request.method, url: request.url, headers, body, received_at: Date.now() });
   inboxes.set(inbox, list);
-  const status = /^status-(\d{3})$/.exec(inbox);
-  return new Response(status ? "receiver says no" : "ok", { status: status ? Number(status[1]) : 200 });
+  return receiverAnswer(inbox, list.length);
+}
+
+/**
+ * @param {string} inbox
+ * @param {number} count requests this inbox has received, this one included
+ * @returns {Promise<Response>}
+ */
+async function receiverAnswer(inbox, count) {
+  const status = /^status-(\d{3})(?:-|$)/.exec(inbox);
+  if (status) return new Response("receiver says no", { status: Number(status[1]) });
+  const fail = /^fail-(\d+)-/.exec(inbox);
+  if (fail && count <= Number(fail[1])) return new Response(`failure ${count} of ${fail[1]}`, { status: 500 });
+  const retryAfter = /^retry-after-(\d+)-/.exec(inbox);
+  if (retryAfter) return new Response("busy", { status: 503, headers: { "retry-after": retryAfter[1] ?? "0" } });
+  const sleep = /^sleep-(\d+)-/.exec(inbox);
+  if (sleep) await new Promise((resolve) => setTimeout(resolve, Number(sleep[1])));
+  if (inbox.startsWith("redirect-")) return new Response(null, { status: 302, headers: { location: `http://receiver.test/${inbox}-target` } });
+  if (inbox.startsWith("big-")) return new Response("x".repeat(10_000));
+  return new Response("ok");
 }
 
 export default {

@@ -1,0 +1,358 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import type { BatchItem } from "drizzle-orm/batch";
+import { describe, expect, it, vi } from "vitest";
+import worker from "../../src/index";
+import { createDb } from "../../src/db/client";
+import {
+  attemptDelivery,
+  DISABLE_AFTER_CONSECUTIVE_FAILURES,
+  GONE_REASON,
+  loadDeliveryTarget,
+  parseRetryAfter,
+  RESPONSE_BODY_LIMIT,
+  retryDelaySeconds,
+  type DeliveryMessage,
+  type WebhookSettings,
+} from "../../src/webhooks/deliver";
+import { enqueueDeliveries, prepareEvent, type EventName } from "../../src/webhooks/emit";
+import { api, inbox, signup, uniqueName, type Account } from "../helpers";
+import { quickstartSignature, verifyStandardSignature } from "./verify";
+
+const db = createDb(env.DB);
+const WAIT = { timeout: 15_000, interval: 100 };
+
+async function createEndpoint(account: Account, inboxName: string, events: EventName[] = ["call.ended"]) {
+  const res = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, { key: account.key, body: { url: `http://receiver.test/${inboxName}`, events } });
+  expect(res.status).toBe(201);
+  return res.body as { id: string; signing_secret: string };
+}
+
+/** What the call code does: the event and its deliveries in one batch, then the queue. */
+async function emit(account: Account, options: { eventName?: EventName; enqueue?: boolean } = {}) {
+  const prepared = await prepareEvent(db, {
+    projectId: account.projectId,
+    notificationId: null,
+    customerId: null,
+    eventName: options.eventName ?? "call.ended",
+    data: { status: "completed", ended_reason: "customer-ended-call", note: "naïve ✓" },
+  });
+  await db.batch(prepared.statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  if (options.enqueue ?? true) await enqueueDeliveries(env.WEBHOOK_QUEUE, prepared.deliveryIds);
+  return prepared;
+}
+
+async function getDelivery(account: Account, webhookId: string, deliveryId: string) {
+  const res = await api("GET", `/api/v1/projects/${account.projectId}/webhooks/${webhookId}/deliveries/${deliveryId}`, { key: account.key });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+function waitForDelivery(account: Account, webhookId: string, deliveryId: string, status: string) {
+  return vi.waitFor(async () => {
+    const delivery = await getDelivery(account, webhookId, deliveryId);
+    expect(delivery.status).toBe(status);
+    return delivery;
+  }, WAIT);
+}
+
+async function getEndpoint(account: Account, webhookId: string) {
+  return (await api("GET", `/api/v1/projects/${account.projectId}/webhooks/${webhookId}`, { key: account.key })).body;
+}
+
+/**
+ * Runs the Worker's queue handler on a hand-made batch. The plugin's fake messages drop
+ * `retry({ delaySeconds })`'s options, so the delays are read from a spy.
+ */
+async function runConsumer(messages: Array<{ body: unknown; attempts?: number }>) {
+  const batch = createMessageBatch<DeliveryMessage>(
+    "echo-webhook-deliveries",
+    messages.map((message, i) => ({ id: `message-${i}`, timestamp: new Date(), attempts: message.attempts ?? 1, body: message.body as DeliveryMessage })),
+  );
+  const retries = batch.messages.map((message) => vi.spyOn(message, "retry"));
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env);
+  const result = await getQueueResult(batch, ctx);
+  const delays = Object.fromEntries(batch.messages.flatMap((message, i) => retries[i]!.mock.calls.map(([options]) => [message.id, options?.delaySeconds])));
+  return { ...result, delays };
+}
+
+async function target(deliveryId: string) {
+  const found = await loadDeliveryTarget(db, deliveryId);
+  if (!found) throw new Error(`delivery ${deliveryId} not found`);
+  return found;
+}
+
+const devSettings = (overrides: Partial<WebhookSettings> = {}): WebhookSettings => ({ allowPrivateUrls: true, retryScheduleSeconds: [0, 60, 300], timeoutMs: 5_000, ...overrides });
+
+describe("delivery through the real queue", () => {
+  it("delivers a signed event that the quickstart's snippet and Standard Webhooks both verify", async () => {
+    const account = await signup();
+    const name = uniqueName("deliver-ok");
+    const endpoint = await createEndpoint(account, name);
+    const prepared = await emit(account);
+    const [deliveryId] = prepared.deliveryIds;
+
+    const [request] = await vi.waitFor(async () => {
+      const requests = await inbox(name);
+      expect(requests).toHaveLength(1);
+      return requests;
+    }, WAIT);
+    expect(request!.body).toBe(prepared.payload);
+    expect(request!.headers).toMatchObject({
+      "content-type": "application/json",
+      "user-agent": "Echo-Webhooks/1.0",
+      "x-echo-event": "call.ended",
+      "x-echo-delivery": deliveryId,
+      "webhook-id": prepared.eventId,
+      "x-echo-signature": quickstartSignature(endpoint.signing_secret, request!.body),
+    });
+    const headers = request!.headers as Record<string, string>;
+    expect(Math.abs(Number(headers["webhook-timestamp"]) - Date.now() / 1000)).toBeLessThan(30);
+    expect(await verifyStandardSignature(endpoint.signing_secret, prepared.eventId, headers["webhook-timestamp"]!, request!.body, headers["webhook-signature"]!)).toBe(true);
+
+    const delivery = await waitForDelivery(account, endpoint.id, deliveryId!, "success");
+    expect(delivery).toMatchObject({ attempt_count: 1, next_retry_at: null, event_id: prepared.eventId, payload: JSON.parse(prepared.payload) });
+    expect(delivery.attempts).toEqual([expect.objectContaining({ attempt_number: 1, triggered_by: "auto", http_status: 200, response_body: "ok", success: true, error_message: null })]);
+  });
+
+  it("retries a receiver that fails twice with the same event_id and identical bytes, then succeeds", async () => {
+    const account = await signup();
+    const name = uniqueName("fail-2");
+    const endpoint = await createEndpoint(account, name);
+    const prepared = await emit(account);
+    const [deliveryId] = prepared.deliveryIds;
+
+    const delivery = await waitForDelivery(account, endpoint.id, deliveryId!, "success");
+    expect(delivery.attempts.map((a: { attempt_number: number; http_status: number; success: boolean; triggered_by: string }) => [a.attempt_number, a.http_status, a.success, a.triggered_by])).toEqual([
+      [1, 500, false, "auto"],
+      [2, 500, false, "auto"],
+      [3, 200, true, "auto"],
+    ]);
+    expect(delivery.attempts[0].response_body).toBe("failure 1 of 2");
+    expect(delivery).toMatchObject({ attempt_count: 3, next_retry_at: null });
+
+    const requests = await inbox(name);
+    expect(requests).toHaveLength(3);
+    for (const request of requests) {
+      expect(request.body).toBe(prepared.payload);
+      expect(request.headers["webhook-id"]).toBe(prepared.eventId);
+      expect(request.headers["x-echo-delivery"]).toBe(deliveryId);
+      expect(request.headers["x-echo-signature"]).toBe(quickstartSignature(endpoint.signing_secret, request.body));
+    }
+    expect((await getEndpoint(account, endpoint.id)).consecutive_failures).toBe(0);
+  });
+
+  it("gives up after the schedule's attempts on a receiver that always fails, then a manual retry goes through", async () => {
+    const account = await signup();
+    const name = uniqueName("fail-3");
+    const endpoint = await createEndpoint(account, name);
+    const [deliveryId] = (await emit(account)).deliveryIds;
+
+    // WEBHOOK_RETRY_SCHEDULE="0,1,1" in tests: three attempts in all.
+    const failed = await waitForDelivery(account, endpoint.id, deliveryId!, "failed");
+    expect(failed).toMatchObject({ attempt_count: 3, next_retry_at: null });
+    expect(failed.attempts.map((a: { http_status: number }) => a.http_status)).toEqual([500, 500, 500]);
+    const afterFailure = await getEndpoint(account, endpoint.id);
+    expect(afterFailure).toMatchObject({ status: "active", consecutive_failures: 3 });
+
+    const retry = await api("POST", `/api/v1/projects/${account.projectId}/webhooks/${endpoint.id}/deliveries/${deliveryId}/retry`, { key: account.key });
+    expect(retry.status).toBe(202);
+    expect(retry.body).toMatchObject({ id: deliveryId, status: "pending" });
+
+    const delivered = await waitForDelivery(account, endpoint.id, deliveryId!, "success");
+    expect(delivered.attempts.at(-1)).toMatchObject({ attempt_number: 4, triggered_by: "manual", http_status: 200, success: true });
+    expect((await getEndpoint(account, endpoint.id)).consecutive_failures).toBe(0);
+  });
+
+  it("disables the endpoint when it answers 410 Gone", async () => {
+    const account = await signup();
+    const endpoint = await createEndpoint(account, uniqueName("status-410"));
+    const [deliveryId] = (await emit(account)).deliveryIds;
+
+    const delivery = await waitForDelivery(account, endpoint.id, deliveryId!, "failed");
+    expect(delivery.attempts).toEqual([expect.objectContaining({ attempt_number: 1, http_status: 410, success: false })]);
+    expect(await getEndpoint(account, endpoint.id)).toMatchObject({ status: "disabled", disabled_reason: GONE_REASON, consecutive_failures: 1 });
+
+    // A disabled endpoint gets no new deliveries.
+    expect((await emit(account, { enqueue: false })).deliveryIds).toEqual([]);
+  });
+});
+
+describe("the queue consumer", () => {
+  it("acks a duplicate message for a delivered event without sending it again", async () => {
+    const account = await signup();
+    const name = uniqueName("dup");
+    await createEndpoint(account, name);
+    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+
+    const first = await runConsumer([{ body: { deliveryId } }]);
+    expect(first.explicitAcks).toEqual(["message-0"]);
+    const second = await runConsumer([{ body: { deliveryId } }]);
+    expect(second.explicitAcks).toEqual(["message-0"]);
+    expect(second.retryMessages).toEqual([]);
+    expect(await inbox(name)).toHaveLength(1);
+  });
+
+  it("marks the delivery of a disabled endpoint failed without an attempt", async () => {
+    const account = await signup();
+    const name = uniqueName("disabled");
+    const endpoint = await createEndpoint(account, name);
+    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+    expect((await api("PATCH", `/api/v1/projects/${account.projectId}/webhooks/${endpoint.id}`, { key: account.key, body: { status: "disabled" } })).status).toBe(200);
+
+    const result = await runConsumer([{ body: { deliveryId } }]);
+    expect(result.explicitAcks).toEqual(["message-0"]);
+    const delivery = await getDelivery(account, endpoint.id, deliveryId!);
+    expect(delivery).toMatchObject({ status: "failed", attempt_count: 0, attempts: [] });
+    expect(await inbox(name)).toEqual([]);
+  });
+
+  it("retries only the message that hit an unexpected error and still handles the others", async () => {
+    const account = await signup();
+    const okName = uniqueName("ok");
+    const brokenName = uniqueName("broken");
+    await createEndpoint(account, okName);
+    await createEndpoint(account, brokenName, ["call.started"]);
+    const [okDelivery] = (await emit(account, { enqueue: false })).deliveryIds;
+    const [brokenDelivery] = (await emit(account, { eventName: "call.started", enqueue: false })).deliveryIds;
+    // An attempt #1 already recorded (as by a concurrent consumer) makes this one's write fail.
+    await env.DB.prepare("INSERT INTO webhook_attempts (id, delivery_id, attempt_number, triggered_by, duration_ms, success, created_at) VALUES (?, ?, 1, 'auto', 0, 0, ?)")
+      .bind(crypto.randomUUID(), brokenDelivery, new Date().toISOString())
+      .run();
+
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const result = await runConsumer([{ body: { deliveryId: brokenDelivery } }, { body: { deliveryId: okDelivery } }, { body: { nonsense: true } }]);
+    expect(logged.mock.calls.map(([message]) => String(message))).toEqual(
+      expect.arrayContaining([expect.stringContaining("message-0 failed unexpectedly"), expect.stringContaining("malformed webhook delivery message")]),
+    );
+    logged.mockRestore();
+    expect(result.explicitAcks.sort()).toEqual(["message-1", "message-2"]);
+    expect(result.retryMessages).toEqual([{ msgId: "message-0" }]);
+    expect(result.delays).toEqual({ "message-0": 60 });
+    expect((await env.DB.prepare("SELECT status FROM webhook_deliveries WHERE id = ?").bind(okDelivery).first())?.status).toBe("success");
+    expect((await env.DB.prepare("SELECT status, attempt_count FROM webhook_deliveries WHERE id = ?").bind(brokenDelivery).first())).toMatchObject({ status: "pending", attempt_count: 0 });
+  });
+
+  it("retries a failed attempt with the schedule's next delay", async () => {
+    const account = await signup();
+    const endpoint = await createEndpoint(account, uniqueName("status-503"));
+    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+
+    const result = await runConsumer([{ body: { deliveryId } }]);
+    expect(result.retryMessages).toEqual([{ msgId: "message-0" }]);
+    expect(result.delays).toEqual({ "message-0": 1 });
+    const delivery = await getDelivery(account, endpoint.id, deliveryId!);
+    expect(delivery).toMatchObject({ status: "retrying", attempt_count: 1 });
+    expect(Date.parse(delivery.next_retry_at)).toBeGreaterThan(Date.now() - 5_000);
+  });
+});
+
+describe("attemptDelivery", () => {
+  async function prepared(inboxName: string) {
+    const account = await signup();
+    const endpoint = await createEndpoint(account, inboxName);
+    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+    return { account, endpoint, deliveryId: deliveryId! };
+  }
+
+  it("records a timeout as an error attempt and schedules a retry", async () => {
+    const { deliveryId } = await prepared(uniqueName("sleep-3000"));
+    const result = await attemptDelivery(db, devSettings({ timeoutMs: 200 }), await target(deliveryId), "auto");
+    expect(result.attempt).toMatchObject({ attemptNumber: 1, httpStatus: null, success: false, errorMessage: "Timed out after 200 ms", responseBody: null });
+    expect(result.attempt.durationMs).toBeGreaterThanOrEqual(150);
+    expect(result.attempt.durationMs).toBeLessThan(3_000);
+    expect(result.delivery.status).toBe("retrying");
+    expect(result.retryInSeconds).toBeGreaterThanOrEqual(48);
+    expect(result.retryInSeconds).toBeLessThanOrEqual(72);
+  });
+
+  it("honours Retry-After within [delay, 2 × delay]", async () => {
+    const within = await prepared(uniqueName("retry-after-90"));
+    expect((await attemptDelivery(db, devSettings(), await target(within.deliveryId), "auto")).retryInSeconds).toBe(90);
+    const above = await prepared(uniqueName("retry-after-1000"));
+    expect((await attemptDelivery(db, devSettings(), await target(above.deliveryId), "auto")).retryInSeconds).toBe(120);
+    const below = await prepared(uniqueName("retry-after-5"));
+    const result = await attemptDelivery(db, devSettings(), await target(below.deliveryId), "auto");
+    expect(result.retryInSeconds).toBe(60);
+    expect(result.attempt).toMatchObject({ httpStatus: 503, responseBody: "busy" });
+  });
+
+  it("treats a redirect as a failure and does not follow it", async () => {
+    const name = uniqueName("redirect");
+    const { deliveryId } = await prepared(name);
+    const result = await attemptDelivery(db, devSettings(), await target(deliveryId), "auto");
+    expect(result.attempt).toMatchObject({ httpStatus: 302, success: false });
+    expect(await inbox(name)).toHaveLength(1);
+    expect(await inbox(`${name}-target`)).toEqual([]);
+  });
+
+  it("keeps the first 2048 characters of the response", async () => {
+    const { deliveryId } = await prepared(uniqueName("big"));
+    const result = await attemptDelivery(db, devSettings(), await target(deliveryId), "auto");
+    expect(result.attempt.success).toBe(true);
+    expect(result.attempt.responseBody).toBe("x".repeat(RESPONSE_BODY_LIMIT));
+  });
+
+  it("re-checks the URL with the production rules and sends nothing to a refused one", async () => {
+    const name = uniqueName("guarded");
+    const { deliveryId } = await prepared(name);
+    const result = await attemptDelivery(db, devSettings({ allowPrivateUrls: false }), await target(deliveryId), "auto");
+    expect(result.attempt).toMatchObject({ httpStatus: null, success: false, errorMessage: "URL not allowed: the URL must use https", durationMs: 0 });
+    expect(await inbox(name)).toEqual([]);
+  });
+
+  it("disables an endpoint whose delivery gives up after many consecutive failures, and says so", async () => {
+    const { account, endpoint, deliveryId } = await prepared(uniqueName("status-500"));
+    await env.DB.prepare("UPDATE webhook_endpoints SET consecutive_failures = ? WHERE id = ?")
+      .bind(DISABLE_AFTER_CONSECUTIVE_FAILURES - 1, endpoint.id)
+      .run();
+    const result = await attemptDelivery(db, devSettings({ retryScheduleSeconds: [0] }), await target(deliveryId), "auto");
+    expect(result.delivery.status).toBe("failed");
+    expect(await getEndpoint(account, endpoint.id)).toMatchObject({
+      status: "disabled",
+      consecutive_failures: DISABLE_AFTER_CONSECUTIVE_FAILURES,
+      disabled_reason: `Disabled after ${DISABLE_AFTER_CONSECUTIVE_FAILURES} consecutive failed delivery attempts`,
+    });
+  });
+
+  it("keeps an endpoint with fewer consecutive failures active when a delivery gives up", async () => {
+    const { account, endpoint, deliveryId } = await prepared(uniqueName("status-500"));
+    const result = await attemptDelivery(db, devSettings({ retryScheduleSeconds: [0] }), await target(deliveryId), "auto");
+    expect(result.delivery.status).toBe("failed");
+    expect(await getEndpoint(account, endpoint.id)).toMatchObject({ status: "active", consecutive_failures: 1, disabled_reason: null });
+  });
+});
+
+describe("retry delays", () => {
+  const now = Date.parse("2026-03-01T12:00:00.000Z");
+
+  it("jitters the scheduled delay by ±20 %", () => {
+    expect(retryDelaySeconds(60, null, now, () => 0)).toBe(48);
+    expect(retryDelaySeconds(60, null, now, () => 0.5)).toBe(60);
+    expect(retryDelaySeconds(60, null, now, () => 0.999999)).toBe(72);
+  });
+
+  it.each([
+    ["within range, seconds", "90", 90],
+    ["below the delay", "10", 60],
+    ["above twice the delay", "3600", 120],
+    ["an HTTP date", "Sun, 01 Mar 2026 12:01:40 GMT", 100],
+    ["an HTTP date in the past", "Sun, 01 Mar 2026 11:00:00 GMT", 60],
+  ])("clamps Retry-After %s", (_label, header, expected) => {
+    expect(retryDelaySeconds(60, header, now, () => 0)).toBe(expected);
+  });
+
+  it("ignores an unreadable Retry-After and never exceeds the queue's 12 h limit", () => {
+    expect(retryDelaySeconds(60, "soon", now, () => 0.5)).toBe(60);
+    expect(retryDelaySeconds(43_200, null, now, () => 0.999999)).toBe(43_200);
+    expect(retryDelaySeconds(43_200, "80000", now)).toBe(43_200);
+  });
+
+  it("parses Retry-After", () => {
+    expect(parseRetryAfter(null, now)).toBeNull();
+    expect(parseRetryAfter(" 120 ", now)).toBe(120);
+    expect(parseRetryAfter("Sun, 01 Mar 2026 12:00:30 GMT", now)).toBe(30);
+    expect(parseRetryAfter("-5", now)).toBeNull();
+  });
+});
