@@ -1,4 +1,432 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Bindings } from "../env";
+import { eq, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { createDb, type Database } from "../db/client";
+import { notifications, type TranscriptTurn } from "../db/schema";
+import { getConfig, type Bindings } from "../env";
+import { nowIso } from "../lib/ids";
+import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
+import { SimulatorDriver } from "./simulator";
 
-export class CallSession extends DurableObject<Bindings> {}
+/**
+ * One call, one Durable Object (named by the notification id). The lifecycle core here owns the
+ * call's state — persisted in ctx.storage so an eviction loses nothing —, its status transitions
+ * (queued → ringing → in-progress → ended, never backwards, ended exactly once), the writes to D1
+ * and the webhook events. A driver makes the call happen and reports to the core: today the
+ * simulator; the live Twilio call plugs in at `driverFor`.
+ */
+
+export type AnsweredBy = "human" | "machine_end_beep";
+export type EndedReason =
+  | "customer-ended-call"
+  | "assistant-ended-call"
+  | "customer-busy"
+  | "customer-did-not-answer"
+  | "voicemail"
+  | "exceeded-max-duration"
+  | "silence-timed-out"
+  | "canceled"
+  | "error";
+export type TurnRole = TranscriptTurn["role"];
+type LiveCallStatus = "queued" | "ringing" | "in-progress";
+
+/** Who the call belongs to: enough to end its notification even when no call ever ran. */
+export interface CallTarget {
+  notificationId: string;
+  projectId: string;
+  customerId: string;
+  simulated: boolean;
+}
+
+/** Everything a call needs, rendered when the notification was created. */
+export interface CallParams extends CallTarget {
+  callId: string;
+  phoneE164: string;
+  prompt: string;
+  /** What the agent says first. */
+  opening: string;
+  voicemailMessage: string | null;
+  outputSchema: Record<string, unknown> | null;
+  maxDurationSeconds: number;
+}
+
+/** What a driver may do to the call, from inside a step. */
+export interface CallCore {
+  /** False: the notification ended elsewhere (e.g. canceled) and the driver must stop. */
+  markRinging(): Promise<boolean>;
+  /** False as for markRinging; otherwise emits call.started. */
+  markAnswered(answeredBy: AnsweredBy): Promise<boolean>;
+  addTurn(role: TurnRole, text: string): void;
+  finish(endedReason: EndedReason, errorMessage?: string | null): Promise<boolean>;
+  /** Runs the driver's `runStep(step)` at `atMs` (one pending step at a time). */
+  schedule(step: number, atMs: number): void;
+}
+
+export interface CallDriver {
+  begin(): void;
+  runStep(step: number): Promise<void>;
+  /** Ends the call on the line (cancel, max duration); the core then finishes it. */
+  hangUp(): Promise<void>;
+  /** `call_result` from a call a person answered; null value with a reason when it cannot be had. */
+  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): { value: Record<string, unknown> | null; error: string | null };
+}
+
+interface CallRecord {
+  params: CallParams;
+  callStatus: LiveCallStatus;
+  ringingAt: string | null;
+  answeredAt: string | null;
+  answeredAtMs: number | null;
+  answeredBy: AnsweredBy | null;
+  turnCount: number;
+  /** Hang up at this time: max_duration_seconds after the answer (a ring allowance before it). */
+  deadlineMs: number;
+  next: { step: number; atMs: number } | null;
+}
+
+const RECORD_KEY = "call";
+const TURN_PREFIX = "turn:";
+/** Before the answer, the deadline also covers ringing, so a call a driver lost track of still ends. */
+const RING_ALLOWANCE_MS = 120_000;
+
+const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0")}`;
+
+export class CallSession extends DurableObject<Bindings> {
+  private readonly lifecycle = new CallLifecycle(this.ctx, this.env);
+
+  /** Stores the call and schedules its first step; idempotent for the same call. */
+  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus }> {
+    return this.lifecycle.start(params);
+  }
+
+  /**
+   * Cancels the call: a queued or ringing call is never answered, a live one is hung up. False when
+   * the notification had already ended. `target` ends the notification even if start() never ran.
+   */
+  async cancel(target: CallTarget): Promise<boolean> {
+    return this.lifecycle.cancel(target);
+  }
+
+  override async alarm(): Promise<void> {
+    await this.lifecycle.alarm();
+  }
+}
+
+/** The driver-agnostic core; kept off the object's RPC surface. */
+class CallLifecycle implements CallCore {
+  private record: CallRecord | null = null;
+  /** Turns added during the current operation, written with the record in one put. */
+  private pendingTurns: Record<string, TranscriptTurn> = {};
+  private readonly db: Database;
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly env: Bindings,
+  ) {
+    this.db = createDb(env.DB);
+  }
+
+  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus }> {
+    return this.operation(async () => {
+      const existing = this.record;
+      if (existing) return { callId: existing.params.callId, status: existing.callStatus };
+      const now = Date.now();
+      this.record = {
+        params,
+        callStatus: "queued",
+        ringingAt: null,
+        answeredAt: null,
+        answeredAtMs: null,
+        answeredBy: null,
+        turnCount: 0,
+        deadlineMs: now + RING_ALLOWANCE_MS + params.maxDurationSeconds * 1000,
+        next: null,
+      };
+      this.driverFor(this.record).begin();
+      return { callId: params.callId, status: "queued" as const };
+    });
+  }
+
+  async cancel(target: CallTarget): Promise<boolean> {
+    return this.operation(async () => {
+      if (!this.record) return persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, neverConnected(target, "canceled", null));
+      await this.driverFor(this.record).hangUp();
+      return this.finish("canceled");
+    });
+  }
+
+  /**
+   * The alarm is set for the earliest of the deadline and the driver's next step, so it runs that
+   * one without reading the clock (which also lets tests step a call one alarm at a time).
+   */
+  async alarm(): Promise<void> {
+    await this.operation(async () => {
+      const record = this.record;
+      if (!record) return;
+      const driver = this.driverFor(record);
+      const next = record.next;
+      if (next === null || record.deadlineMs <= next.atMs) {
+        await driver.hangUp();
+        await this.finish(record.answeredAt ? "exceeded-max-duration" : "customer-did-not-answer");
+        return;
+      }
+      await driver.runStep(next.step);
+      // A step that scheduled nothing leaves the driver waiting (e.g. for the callee).
+      if (this.record?.next === next) this.record.next = null;
+    });
+  }
+
+  async markRinging(): Promise<boolean> {
+    const record = this.live();
+    if (record.callStatus !== "queued") return true;
+    const ringingAt = nowIso();
+    const update = this.db
+      .update(notifications)
+      .set({ callStatus: guardedCallStatus("ringing", ["queued"]), startedAt: ringingAt, updatedAt: ringingAt })
+      .where(eq(notifications.id, record.params.notificationId));
+    if (!(await this.transition([update], "ringing"))) return false;
+    record.callStatus = "ringing";
+    record.ringingAt = ringingAt;
+    await this.commit();
+    return true;
+  }
+
+  async markAnswered(answeredBy: AnsweredBy): Promise<boolean> {
+    const record = this.live();
+    if (record.callStatus === "in-progress") return true;
+    const nowMs = Date.now();
+    const answeredAt = new Date(nowMs).toISOString();
+    const { params } = record;
+    const event = await prepareEvent(this.db, {
+      projectId: params.projectId,
+      notificationId: params.notificationId,
+      customerId: params.customerId,
+      eventName: "call.started",
+      data: { status: "in_progress", simulated: params.simulated },
+    });
+    const update = this.db
+      .update(notifications)
+      .set({
+        callStatus: guardedCallStatus("in-progress", ["queued", "ringing"]),
+        startedAt: record.ringingAt ?? answeredAt,
+        answeredAt,
+        answeredBy,
+        updatedAt: answeredAt,
+      })
+      .where(eq(notifications.id, params.notificationId));
+    if (!(await this.transition([update, ...event.statements], "in-progress"))) return false;
+    record.callStatus = "in-progress";
+    record.ringingAt ??= answeredAt;
+    record.answeredAt = answeredAt;
+    record.answeredAtMs = nowMs;
+    record.answeredBy = answeredBy;
+    record.deadlineMs = nowMs + params.maxDurationSeconds * 1000;
+    await this.commit();
+    await enqueue(this.env.WEBHOOK_QUEUE, event.deliveryIds);
+    return true;
+  }
+
+  addTurn(role: TurnRole, text: string): void {
+    const record = this.record;
+    if (!record || record.answeredAtMs === null) return;
+    this.pendingTurns[turnKey(record.turnCount)] = { role, text, at_ms: Date.now() - record.answeredAtMs };
+    record.turnCount += 1;
+  }
+
+  schedule(step: number, atMs: number): void {
+    if (this.record) this.record.next = { step, atMs };
+  }
+
+  async finish(endedReason: EndedReason, errorMessage: string | null = null): Promise<boolean> {
+    const record = this.live();
+    const { params } = record;
+    const transcript = await this.transcript();
+    const endedAtMs = Date.now();
+    let callResult: Record<string, unknown> | null = null;
+    if (record.answeredBy === "human" && params.outputSchema) {
+      const extracted = this.driverFor(record).extractResult(transcript, params.outputSchema);
+      callResult = extracted.value;
+      errorMessage ??= extracted.error;
+    }
+    const applied = await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, {
+      target: params,
+      endedReason,
+      errorMessage,
+      startedAt: record.ringingAt,
+      endedAt: new Date(endedAtMs).toISOString(),
+      connected: record.answeredAtMs !== null,
+      durationSeconds: record.answeredAtMs === null ? 0 : (endedAtMs - record.answeredAtMs) / 1000,
+      transcript,
+      callResult,
+    });
+    await this.clear();
+    return applied;
+  }
+
+  /** The one place that chooses how a call is made: live Twilio calls get their driver here. */
+  private driverFor(record: CallRecord): CallDriver {
+    return new SimulatorDriver(this, record.params, getConfig(this.env).simulatorTimeScale);
+  }
+
+  /** Runs one event of the call at a time, from the stored state, and stores what it changed. */
+  private async operation<T>(body: () => Promise<T>): Promise<T> {
+    return this.ctx.blockConcurrencyWhile(async () => {
+      this.record = (await this.ctx.storage.get<CallRecord>(RECORD_KEY)) ?? null;
+      this.pendingTurns = {};
+      const result = await body();
+      if (this.record) await this.commit();
+      return result;
+    });
+  }
+
+  private live(): CallRecord {
+    if (!this.record) throw new Error("The call has ended");
+    return this.record;
+  }
+
+  /** Writes the record and the new turns atomically, then sets the alarm. */
+  private async commit(): Promise<void> {
+    const record = this.live();
+    await this.ctx.storage.put<unknown>({ [RECORD_KEY]: record, ...this.pendingTurns });
+    this.pendingTurns = {};
+    await this.ctx.storage.setAlarm(Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs));
+  }
+
+  private async transcript(): Promise<TranscriptTurn[]> {
+    const stored = await this.ctx.storage.list<TranscriptTurn>({ prefix: TURN_PREFIX });
+    const all = new Map([...stored, ...Object.entries(this.pendingTurns)]);
+    return [...all.keys()].sort().map((key) => all.get(key)!);
+  }
+
+  /** D1 is the record of an ended call; the object keeps nothing. */
+  private async clear(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.record = null;
+    this.pendingTurns = {};
+  }
+
+  /**
+   * Applies a move forward in D1. False when the notification has ended meanwhile (canceled, or
+   * failed to start): the call stops here and the object forgets it.
+   */
+  private async transition(statements: [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]], target: LiveCallStatus): Promise<boolean> {
+    const notificationId = this.live().params.notificationId;
+    try {
+      await this.db.batch(statements);
+      return true;
+    } catch (error) {
+      const [row] = await this.db.select({ status: notifications.status, callStatus: notifications.callStatus }).from(notifications).where(eq(notifications.id, notificationId));
+      if (row && row.status !== "in_progress") {
+        await this.clear();
+        return false;
+      }
+      // Our own earlier write went through but the object lost its state before storing it.
+      if (row && LIVE_ORDER.indexOf(row.callStatus as LiveCallStatus) >= LIVE_ORDER.indexOf(target)) return true;
+      throw error;
+    }
+  }
+}
+
+const LIVE_ORDER: LiveCallStatus[] = ["queued", "ringing", "in-progress"];
+
+/**
+ * `call_status` moves to `to` only from one of `from` while the notification is in progress;
+ * otherwise the value is NULL, which the NOT NULL column refuses, failing the whole batch so the
+ * events written with it are never stored. That is what makes each event exactly-once.
+ */
+function guardedCallStatus(to: LiveCallStatus, from: LiveCallStatus[]) {
+  return sql`CASE WHEN status = 'in_progress' AND call_status IN (${sql.join(
+    from.map((s) => sql`${s}`),
+    sql`, `,
+  )}) THEN ${to} ELSE NULL END`;
+}
+
+export interface CallEnd {
+  target: CallTarget;
+  endedReason: EndedReason;
+  errorMessage: string | null;
+  startedAt: string | null;
+  endedAt: string;
+  /** Someone or something answered: the call gets a call.summary. */
+  connected: boolean;
+  durationSeconds: number;
+  transcript: TranscriptTurn[];
+  callResult: Record<string, unknown> | null;
+}
+
+export function neverConnected(target: CallTarget, endedReason: EndedReason, errorMessage: string | null): CallEnd {
+  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null };
+}
+
+const END_STATUS: Record<EndedReason, { status: "completed" | "failed" | "canceled"; callStatus: string }> = {
+  "customer-ended-call": { status: "completed", callStatus: "completed" },
+  "assistant-ended-call": { status: "completed", callStatus: "completed" },
+  voicemail: { status: "completed", callStatus: "completed" },
+  "exceeded-max-duration": { status: "completed", callStatus: "completed" },
+  "silence-timed-out": { status: "completed", callStatus: "completed" },
+  "customer-busy": { status: "failed", callStatus: "busy" },
+  "customer-did-not-answer": { status: "failed", callStatus: "no-answer" },
+  error: { status: "failed", callStatus: "failed" },
+  canceled: { status: "canceled", callStatus: "canceled" },
+};
+
+/**
+ * Ends a notification exactly once: the update, call.ended and (for a call that connected)
+ * call.summary in one batch, then the deliveries are queued. False when it had already ended.
+ * `extra` statements join the batch.
+ */
+export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEUE"], end: CallEnd, extra: BatchItem<"sqlite">[] = []): Promise<boolean> {
+  const { target, endedReason } = end;
+  const { status, callStatus } = END_STATUS[endedReason];
+  const base = { projectId: target.projectId, notificationId: target.notificationId, customerId: target.customerId };
+  const ended = await prepareEvent(db, { ...base, eventName: "call.ended", data: { status, ended_reason: endedReason, simulated: target.simulated } });
+  const summary = end.connected
+    ? await prepareEvent(db, {
+        ...base,
+        eventName: "call.summary",
+        data: {
+          analysis: end.callResult,
+          transcript: end.transcript.map((turn) => `${turn.role === "agent" ? "AI" : "Customer"}: ${turn.text}`).join("\n"),
+          started_at: end.startedAt,
+          ended_at: end.endedAt,
+          ended_reason: endedReason,
+          duration_seconds: end.durationSeconds,
+          simulated: target.simulated,
+        },
+      })
+    : null;
+  const update = db
+    .update(notifications)
+    .set({
+      // See guardedCallStatus: an ended notification makes the batch fail instead of ending twice.
+      status: sql`CASE WHEN status = 'in_progress' THEN ${status} ELSE NULL END`,
+      callStatus,
+      endedReason,
+      errorMessage: end.errorMessage,
+      endedAt: end.endedAt,
+      durationSeconds: end.durationSeconds,
+      transcript: end.transcript,
+      callResult: end.callResult,
+      updatedAt: end.endedAt,
+    })
+    .where(eq(notifications.id, target.notificationId));
+  try {
+    await db.batch([update, ...ended.statements, ...(summary?.statements ?? []), ...extra]);
+  } catch (error) {
+    const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, target.notificationId));
+    if (row && row.status !== "in_progress") return false;
+    throw error;
+  }
+  await enqueue(queue, [...ended.deliveryIds, ...(summary?.deliveryIds ?? [])]);
+  return true;
+}
+
+/** The deliveries are stored as pending whatever happens here; a failed hand-off is not the call's failure. */
+async function enqueue(queue: Bindings["WEBHOOK_QUEUE"], deliveryIds: string[]): Promise<void> {
+  try {
+    await enqueueDeliveries(queue, deliveryIds);
+  } catch (error) {
+    console.error("[echo] could not queue webhook deliveries", deliveryIds, error);
+  }
+}

@@ -1,0 +1,169 @@
+import type { TranscriptTurn } from "../db/schema";
+import { sampleCallResult } from "./call-result";
+import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, TurnRole } from "./call-session";
+import type { PromptValues } from "./prompt";
+
+/**
+ * The built-in call simulator (API.md "Calls", last paragraph): nothing is dialled; the number
+ * chooses the outcome and the call goes through the same lifecycle as a real one.
+ */
+
+export type SimulatedOutcome = "answered" | "busy" | "no-answer" | "voicemail" | "failed";
+
+/** The fictional US exchange 555-01xx, in any area code. */
+const MAGIC_SUFFIXES: Record<string, SimulatedOutcome> = {
+  "5550101": "busy",
+  "5550102": "no-answer",
+  "5550103": "voicemail",
+  "5550104": "failed",
+};
+
+export function simulatedOutcome(phoneE164: string): SimulatedOutcome {
+  return MAGIC_SUFFIXES[phoneE164.replace(/\D/g, "").slice(-7)] ?? "answered";
+}
+
+export type SimulatorAction =
+  | { kind: "ring" }
+  | { kind: "answer"; answeredBy: AnsweredBy }
+  | { kind: "say"; role: TurnRole; text: string }
+  | { kind: "end"; endedReason: EndedReason; errorMessage?: string };
+
+export interface SimulatorStep {
+  /** Seconds after the call was started, at time scale 1. */
+  atSeconds: number;
+  action: SimulatorAction;
+}
+
+/** Pacing at time scale 1, in seconds. */
+export const PACING = {
+  ring: 0.3,
+  /** From ringing to a person picking up. */
+  answer: 2,
+  /** From ringing to an answering machine's beep. */
+  beep: 3,
+  /** From the answer to the agent's first words. */
+  firstWords: 0.5,
+  turn: 1,
+  /** From the last words to the hang-up. */
+  hangUp: 0.5,
+  busy: 1,
+  /** How long an unanswered call rings before it gives up. */
+  noAnswer: 5,
+} as const;
+
+const RING: SimulatorStep = { atSeconds: PACING.ring, action: { kind: "ring" } };
+
+/** The whole call, from the number's outcome and what the agent will say. */
+export function simulatorScript(params: Pick<CallParams, "phoneE164" | "opening" | "voicemailMessage">): SimulatorStep[] {
+  const ringEnd = (after: number, endedReason: EndedReason): SimulatorStep[] => [RING, { atSeconds: PACING.ring + after, action: { kind: "end", endedReason } }];
+  switch (simulatedOutcome(params.phoneE164)) {
+    case "busy":
+      return ringEnd(PACING.busy, "customer-busy");
+    case "no-answer":
+      return ringEnd(PACING.noAnswer, "customer-did-not-answer");
+    case "failed":
+      return [{ atSeconds: PACING.ring, action: { kind: "end", endedReason: "error", errorMessage: "The call could not be connected (simulated failure)" } }];
+    case "voicemail":
+      return paced(PACING.ring + PACING.beep, { kind: "answer", answeredBy: "machine_end_beep" }, params.voicemailMessage === null ? [] : [agent(params.voicemailMessage)], "voicemail");
+    case "answered":
+      return paced(PACING.ring + PACING.answer, { kind: "answer", answeredBy: "human" }, conversation(params.opening), "customer-ended-call");
+  }
+}
+
+/** Ringing, the answer, one turn a second, then the hang-up. */
+function paced(answerAt: number, answer: SimulatorAction, turns: SimulatorAction[], endedReason: EndedReason): SimulatorStep[] {
+  const steps: SimulatorStep[] = [RING, { atSeconds: answerAt, action: answer }];
+  turns.forEach((action, i) => steps.push({ atSeconds: answerAt + PACING.firstWords + i * PACING.turn, action }));
+  const lastWords = turns.length === 0 ? answerAt : answerAt + PACING.firstWords + (turns.length - 1) * PACING.turn;
+  steps.push({ atSeconds: lastWords + PACING.hangUp, action: { kind: "end", endedReason } });
+  return steps;
+}
+
+const agent = (text: string): SimulatorAction => ({ kind: "say", role: "agent", text });
+const customer = (text: string): SimulatorAction => ({ kind: "say", role: "customer", text });
+
+/** The agent's opening, then a cooperative customer. */
+function conversation(opening: string): SimulatorAction[] {
+  const asked = opening.trim().endsWith("?");
+  return [
+    agent(opening),
+    customer(asked ? "Yes, that works for me. Thank you!" : "Okay, thanks for letting me know."),
+    agent(asked ? "Wonderful, you're all set. Thank you for your time, and have a great day. Goodbye!" : "You're welcome. Have a great day. Goodbye!"),
+    customer("Bye!"),
+  ];
+}
+
+const SAYING = /\bsaying:?\s*["“]([^"”]+)["”]/i;
+
+/**
+ * What the agent says first: the rendered first_message; else, on the agent path, the quoted
+ * sentence after "saying:" in the rendered prompt; else a greeting (with the message on the LLM path).
+ */
+export function simulatedOpening(input: {
+  firstMessage: string | null;
+  prompt: string;
+  values: PromptValues;
+  llm: { message: string; collectFeedback: boolean } | null;
+}): string {
+  if (input.firstMessage) return input.firstMessage;
+  const quoted = input.llm ? undefined : SAYING.exec(input.prompt)?.[1]?.trim();
+  if (quoted) return quoted;
+  const greeting = `Hi ${input.values.recipient_first_name}, this is ${input.values.business_name} calling.`;
+  if (!input.llm) return greeting;
+  const question = input.llm.collectFeedback ? " Can you confirm, or would you like to cancel or reschedule?" : "";
+  return `${greeting} ${input.llm.message}${question}`;
+}
+
+/** Plays `simulatorScript` through the lifecycle core, one alarm per step, paced by the time scale. */
+export class SimulatorDriver implements CallDriver {
+  private readonly steps: SimulatorStep[];
+
+  constructor(
+    private readonly core: CallCore,
+    params: CallParams,
+    private readonly timeScale: number,
+  ) {
+    this.steps = simulatorScript(params);
+  }
+
+  begin(): void {
+    this.scheduleStep(0);
+  }
+
+  async runStep(index: number): Promise<void> {
+    const action = this.steps[index]?.action;
+    if (!action) return;
+    switch (action.kind) {
+      case "ring":
+        if (!(await this.core.markRinging())) return;
+        break;
+      case "answer":
+        if (!(await this.core.markAnswered(action.answeredBy))) return;
+        break;
+      case "say":
+        this.core.addTurn(action.role, action.text);
+        break;
+      case "end":
+        await this.core.finish(action.endedReason, action.errorMessage ?? null);
+        return;
+    }
+    this.scheduleStep(index + 1);
+  }
+
+  /** Nothing is on the line: the core dropping the pending step is the hang-up. */
+  async hangUp(): Promise<void> {}
+
+  /** A cooperative customer gives what the schema asks for, once they have said anything at all. */
+  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {
+    if (!transcript.some((turn) => turn.role === "customer")) return { value: null, error: null };
+    return sampleCallResult(outputSchema);
+  }
+
+  /** Each step keeps its gap from the one before, counted from when that one actually ran. */
+  private scheduleStep(index: number): void {
+    const step = this.steps[index];
+    if (!step) return;
+    const gapSeconds = step.atSeconds - (this.steps[index - 1]?.atSeconds ?? 0);
+    this.core.schedule(index, Date.now() + gapSeconds * 1000 * this.timeScale);
+  }
+}

@@ -1,0 +1,132 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { api, signup, type Account } from "./helpers";
+
+/**
+ * Another tenant's object is always a 404, whatever the route, and stays as it was.
+ *
+ * Tenant A owns one of everything; tenant B, with its API key and with its user's Bearer token,
+ * calls every route that takes an id with A's ids. To cover a new route, seed A's object in
+ * `seed`, add a row to `routes` and, if A's object is visible elsewhere, a row to `views`.
+ */
+
+interface Ids {
+  agentId: string;
+  customerId: string;
+  phoneId: string;
+  apiKeyId: string;
+  /** A's default project and a second one created with A's Bearer token. */
+  defaultProjectId: string;
+  projectId: string;
+  /** B's own customer, to reach A's phone through an id B may use. */
+  callerCustomerId: string;
+}
+
+interface RouteCase {
+  name: string;
+  method: "GET" | "POST" | "PATCH" | "DELETE";
+  path: (ids: Ids) => string;
+  /** Valid for the route, so that only ownership decides. */
+  body?: unknown;
+  code: string;
+}
+
+const routes: RouteCase[] = [
+  { name: "get an agent", method: "GET", path: (ids) => `/api/v1/agents/${ids.agentId}`, code: "agent_not_found" },
+  { name: "update an agent", method: "PATCH", path: (ids) => `/api/v1/agents/${ids.agentId}`, body: { name: "Hijacked", output_schema: null }, code: "agent_not_found" },
+  { name: "disable an agent", method: "DELETE", path: (ids) => `/api/v1/agents/${ids.agentId}`, code: "agent_not_found" },
+  { name: "get a customer", method: "GET", path: (ids) => `/api/v1/customers/${ids.customerId}`, code: "customer_not_found" },
+  { name: "update a customer", method: "PATCH", path: (ids) => `/api/v1/customers/${ids.customerId}`, body: { first_name: "Hijacked", metadata: {} }, code: "customer_not_found" },
+  { name: "delete a customer", method: "DELETE", path: (ids) => `/api/v1/customers/${ids.customerId}`, code: "customer_not_found" },
+  { name: "add a phone to a customer", method: "POST", path: (ids) => `/api/v1/customers/${ids.customerId}/phones`, body: { value: "+14155550199", is_primary: true }, code: "customer_not_found" },
+  { name: "update a customer's phone", method: "PATCH", path: (ids) => `/api/v1/customers/${ids.customerId}/phones/${ids.phoneId}`, body: { status: "opted_out" }, code: "customer_not_found" },
+  { name: "update A's phone through B's own customer", method: "PATCH", path: (ids) => `/api/v1/customers/${ids.callerCustomerId}/phones/${ids.phoneId}`, body: { is_primary: true, status: "invalid" }, code: "phone_not_found" },
+  { name: "revoke an API key", method: "PATCH", path: (ids) => `/api/v1/api-keys/${ids.apiKeyId}/revoke`, code: "api_key_not_found" },
+  { name: "get the default project", method: "GET", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}`, code: "project_not_found" },
+  { name: "get a second project", method: "GET", path: (ids) => `/api/v1/projects/${ids.projectId}`, code: "project_not_found" },
+];
+
+/** How A sees its objects; each must read the same after B's attempts. */
+const views: Array<{ name: string; path: (ids: Ids) => string }> = [
+  { name: "agent", path: (ids) => `/api/v1/agents/${ids.agentId}` },
+  { name: "customer and phones", path: (ids) => `/api/v1/customers/${ids.customerId}` },
+  { name: "API keys", path: () => "/api/v1/api-keys" },
+  { name: "projects", path: () => "/api/v1/projects" },
+];
+
+const callers: Array<[string, (b: Account) => { key?: string; token?: string }]> = [
+  ["B's API key", (b) => ({ key: b.key })],
+  ["B's Bearer token", (b) => ({ token: b.accessToken })],
+];
+
+async function created(res: Promise<{ status: number; body: any }>): Promise<any> {
+  const { status, body } = await res;
+  if (status !== 201) throw new Error(`seeding failed: ${status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+async function seed(a: Account, b: Account): Promise<Ids> {
+  const agent = await created(api("POST", "/api/v1/agents", { key: a.key, body: { name: "A's agent", system_prompt: "Hello {{recipient_first_name}}", output_schema: { type: "object" } } }));
+  const customer = await created(api("POST", "/api/v1/customers", { key: a.key, body: { external_id: "a-1", first_name: "Ann", last_name: "A", phone: "+14155550100" } }));
+  const phone = await created(api("POST", `/api/v1/customers/${customer.id}/phones`, { key: a.key, body: { value: "+14155550101" } }));
+  const apiKey = await created(api("POST", "/api/v1/api-keys", { key: a.key, body: { name: "A's key" } }));
+  const project = await created(api("POST", "/api/v1/projects", { token: a.accessToken, body: { name: "A's second project" } }));
+  const callerCustomer = await created(api("POST", "/api/v1/customers", { key: b.key, body: { external_id: "b-1", first_name: "Bob", last_name: "B", phone: "+14155550102" } }));
+  return {
+    agentId: agent.id,
+    customerId: customer.id,
+    phoneId: phone.id,
+    apiKeyId: apiKey.id,
+    defaultProjectId: a.projectId,
+    projectId: project.id,
+    callerCustomerId: callerCustomer.id,
+  };
+}
+
+async function lookAt(a: Account, ids: Ids): Promise<Record<string, unknown>> {
+  const seen: Record<string, unknown> = {};
+  for (const view of views) {
+    const res = await api("GET", view.path(ids), { token: a.accessToken });
+    expect(res.status).toBe(200);
+    seen[view.name] = res.body;
+  }
+  return seen;
+}
+
+describe("tenant isolation", () => {
+  let a: Account;
+  let b: Account;
+  let ids: Ids;
+  let before: Record<string, unknown>;
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([signup(), signup()]);
+    ids = await seed(a, b);
+    before = await lookAt(a, ids);
+  });
+
+  describe.each(callers)("with %s", (_caller, credentials) => {
+    it.each(routes)("$name: 404 $code, and A's objects stay as they were", async (route) => {
+      const res = await api(route.method, route.path(ids), { ...credentials(b), body: route.body });
+      expect(res.status).toBe(404);
+      expect(res.body).toMatchObject({ statusCode: 404, code: route.code });
+      expect(await lookAt(a, ids)).toEqual(before);
+    });
+
+    it("lists show none of the other tenant's objects", async () => {
+      for (const path of ["/api/v1/agents", "/api/v1/customers", "/api/v1/api-keys"]) {
+        const res = await api("GET", path, credentials(b));
+        expect(res.status).toBe(200);
+        const listed = JSON.stringify(res.body);
+        for (const id of Object.values(ids)) if (id !== ids.callerCustomerId) expect(listed).not.toContain(id);
+      }
+    });
+  });
+
+  it("B's Bearer token cannot pick A's project with x-project-id", async () => {
+    for (const projectId of [ids.defaultProjectId, ids.projectId]) {
+      const res = await api("GET", `/api/v1/customers/${ids.customerId}`, { token: b.accessToken, headers: { "x-project-id": projectId } });
+      expect(res.status).toBe(404);
+      expect(res.body.code).toBe("project_not_found");
+    }
+  });
+});
