@@ -1,5 +1,5 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import { api, signup, type Account } from "./helpers";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { api, signup, uniqueName, type Account } from "./helpers";
 
 /**
  * Another tenant's object is always a 404, whatever the route, and stays as it was.
@@ -17,8 +17,12 @@ interface Ids {
   /** A's default project and a second one created with A's Bearer token. */
   defaultProjectId: string;
   projectId: string;
-  /** B's own customer, to reach A's phone through an id B may use. */
+  notificationId: string;
+  webhookId: string;
+  deliveryId: string;
+  /** B's own customer and project, to reach A's objects through ids B may use. */
   callerCustomerId: string;
+  callerProjectId: string;
 }
 
 interface RouteCase {
@@ -26,7 +30,7 @@ interface RouteCase {
   method: "GET" | "POST" | "PATCH" | "DELETE";
   path: (ids: Ids) => string;
   /** Valid for the route, so that only ownership decides. */
-  body?: unknown;
+  body?: unknown | ((ids: Ids) => unknown);
   code: string;
 }
 
@@ -41,6 +45,20 @@ const routes: RouteCase[] = [
   { name: "update a customer's phone", method: "PATCH", path: (ids) => `/api/v1/customers/${ids.customerId}/phones/${ids.phoneId}`, body: { status: "opted_out" }, code: "customer_not_found" },
   { name: "update A's phone through B's own customer", method: "PATCH", path: (ids) => `/api/v1/customers/${ids.callerCustomerId}/phones/${ids.phoneId}`, body: { is_primary: true, status: "invalid" }, code: "phone_not_found" },
   { name: "revoke an API key", method: "PATCH", path: (ids) => `/api/v1/api-keys/${ids.apiKeyId}/revoke`, code: "api_key_not_found" },
+  { name: "get a notification", method: "GET", path: (ids) => `/api/v1/notifications/${ids.notificationId}`, code: "notification_not_found" },
+  { name: "cancel a notification", method: "POST", path: (ids) => `/api/v1/notifications/${ids.notificationId}/cancel`, code: "notification_not_found" },
+  { name: "call A's customer", method: "POST", path: () => "/api/v1/notifications", body: (ids: Ids) => ({ customer_id: ids.customerId, message: "Hi" }), code: "customer_not_found" },
+  { name: "call with A's agent", method: "POST", path: () => "/api/v1/notifications", body: (ids: Ids) => ({ customer_id: ids.callerCustomerId, agent_id: ids.agentId }), code: "agent_not_found" },
+  { name: "list webhooks of A's project", method: "GET", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks`, code: "project_not_found" },
+  { name: "register a webhook on A's project", method: "POST", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks`, body: { url: "http://receiver.test/x", events: ["call.ended"] }, code: "project_not_found" },
+  { name: "get a webhook", method: "GET", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}`, code: "webhook_not_found" },
+  { name: "update a webhook", method: "PATCH", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}`, body: { url: "http://receiver.test/hijack" }, code: "webhook_not_found" },
+  { name: "delete a webhook", method: "DELETE", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}`, code: "webhook_not_found" },
+  { name: "rotate a webhook's secret", method: "POST", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/secret/rotate`, code: "webhook_not_found" },
+  { name: "send a webhook a test event", method: "POST", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/test`, code: "webhook_not_found" },
+  { name: "list a webhook's deliveries", method: "GET", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/deliveries`, code: "webhook_not_found" },
+  { name: "get a delivery", method: "GET", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/deliveries/${ids.deliveryId}`, code: "webhook_not_found" },
+  { name: "retry a delivery", method: "POST", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/deliveries/${ids.deliveryId}/retry`, code: "webhook_not_found" },
   { name: "get the default project", method: "GET", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}`, code: "project_not_found" },
   { name: "get a second project", method: "GET", path: (ids) => `/api/v1/projects/${ids.projectId}`, code: "project_not_found" },
 ];
@@ -51,6 +69,9 @@ const views: Array<{ name: string; path: (ids: Ids) => string }> = [
   { name: "customer and phones", path: (ids) => `/api/v1/customers/${ids.customerId}` },
   { name: "API keys", path: () => "/api/v1/api-keys" },
   { name: "projects", path: () => "/api/v1/projects" },
+  { name: "notification", path: (ids) => `/api/v1/notifications/${ids.notificationId}` },
+  { name: "webhook", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks/${ids.webhookId}` },
+  { name: "deliveries", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks/${ids.webhookId}/deliveries` },
 ];
 
 const callers: Array<[string, (b: Account) => { key?: string; token?: string }]> = [
@@ -71,7 +92,18 @@ async function seed(a: Account, b: Account): Promise<Ids> {
   const apiKey = await created(api("POST", "/api/v1/api-keys", { key: a.key, body: { name: "A's key" } }));
   const project = await created(api("POST", "/api/v1/projects", { token: a.accessToken, body: { name: "A's second project" } }));
   const callerCustomer = await created(api("POST", "/api/v1/customers", { key: b.key, body: { external_id: "b-1", first_name: "Bob", last_name: "B", phone: "+14155550102" } }));
+  // The call is left to finish, and the webhook comes after it, so that nothing of A's changes by itself.
+  const notification = await created(api("POST", "/api/v1/notifications", { key: a.key, body: { customer_id: customer.id, agent_id: agent.id } }));
+  const notificationId: string = notification.notification.id;
+  await vi.waitFor(async () => expect((await api("GET", `/api/v1/notifications/${notificationId}`, { key: a.key })).body.status).toBe("completed"), { timeout: 10_000, interval: 50 });
+  const webhook = await created(api("POST", `/api/v1/projects/${a.projectId}/webhooks`, { key: a.key, body: { url: `http://receiver.test/${uniqueName("tenancy")}`, events: ["call.ended"] } }));
+  const test = await api("POST", `/api/v1/projects/${a.projectId}/webhooks/${webhook.id}/test`, { key: a.key });
+  expect(test.body.status).toBe("success");
   return {
+    notificationId,
+    webhookId: webhook.id,
+    deliveryId: test.body.id,
+    callerProjectId: b.projectId,
     agentId: agent.id,
     customerId: customer.id,
     phoneId: phone.id,
@@ -106,18 +138,18 @@ describe("tenant isolation", () => {
 
   describe.each(callers)("with %s", (_caller, credentials) => {
     it.each(routes)("$name: 404 $code, and A's objects stay as they were", async (route) => {
-      const res = await api(route.method, route.path(ids), { ...credentials(b), body: route.body });
+      const res = await api(route.method, route.path(ids), { ...credentials(b), body: typeof route.body === "function" ? route.body(ids) : route.body });
       expect(res.status).toBe(404);
       expect(res.body).toMatchObject({ statusCode: 404, code: route.code });
       expect(await lookAt(a, ids)).toEqual(before);
     });
 
     it("lists show none of the other tenant's objects", async () => {
-      for (const path of ["/api/v1/agents", "/api/v1/customers", "/api/v1/api-keys"]) {
+      for (const path of ["/api/v1/agents", "/api/v1/customers", "/api/v1/api-keys", "/api/v1/notifications", `/api/v1/projects/${b.projectId}/webhooks`]) {
         const res = await api("GET", path, credentials(b));
         expect(res.status).toBe(200);
         const listed = JSON.stringify(res.body);
-        for (const id of Object.values(ids)) if (id !== ids.callerCustomerId) expect(listed).not.toContain(id);
+        for (const id of Object.values(ids)) if (id !== ids.callerCustomerId && id !== ids.callerProjectId) expect(listed).not.toContain(id);
       }
     });
   });
