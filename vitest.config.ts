@@ -1,31 +1,54 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** Settings every test worker shares; each project adds the ones that choose how calls are made. */
+const COMMON_BINDINGS = {
+  ENVIRONMENT: "test",
+  JWT_SECRET: "test-jwt-secret-that-is-at-least-32-characters",
+  SIMULATOR_TIME_SCALE: "0.01",
+  WEBHOOK_RETRY_SCHEDULE: "0,1,1",
+};
+
+/**
+ * Live calls: Twilio and OpenAI are configured, so notifications dial through the fakes. The fakes
+ * answer on the real hosts (api.twilio.com, api.openai.com): no base URL is overridden.
+ */
+const LIVE_BINDINGS = {
+  TWILIO_ACCOUNT_SID: "AC00000000000000000000000000000000",
+  TWILIO_AUTH_TOKEN: "fake-twilio-auth-token-0000000000",
+  TWILIO_FROM_NUMBER: "+14155550000",
+  OPENAI_API_KEY: "sk-fake-openai-key",
+  PUBLIC_BASE_URL: "https://echo.test",
+};
+
+/** The fakes' worker: upstream.mjs (its entry) first, then every module it imports. */
+const FAKE_MODULES = ["upstream.mjs", "receiver.mjs"].map((file) => ({
+  type: "ESModule" as const,
+  path: `test/fakes/${file}`,
+}));
+
+const LIVE_TESTS = "test/**/*.live.test.ts";
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
+  const workers = (bindings: Record<string, string>) =>
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: { TEST_MIGRATIONS: migrations, ...COMMON_BINDINGS, ...bindings },
+        // Every outbound fetch (and WebSocket upgrade) of the Worker and its Durable Objects
+        // reaches the fakes of Twilio, OpenAI and webhook receivers in this auxiliary worker.
+        outboundService: "fake-upstream",
+        workers: [{ name: "fake-upstream", modulesRoot: ".", modules: FAKE_MODULES, compatibilityDate: "2026-11-09", compatibilityFlags: ["nodejs_compat"] }],
+      },
+    });
+  const shared = { setupFiles: ["./test/setup.ts"], testTimeout: 20_000, hookTimeout: 20_000 };
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: {
-            TEST_MIGRATIONS: migrations,
-            ENVIRONMENT: "test",
-            JWT_SECRET: "test-jwt-secret-that-is-at-least-32-characters",
-            SIMULATOR_TIME_SCALE: "0.01",
-            WEBHOOK_RETRY_SCHEDULE: "0,1,1",
-          },
-          // Every outbound fetch (and WebSocket upgrade) of the Worker and its Durable Objects
-          // reaches the fakes of Twilio, OpenAI and webhook receivers in this auxiliary worker.
-          outboundService: "fake-upstream",
-          workers: [{ name: "fake-upstream", modules: true, scriptPath: "./test/fakes/upstream.mjs", compatibilityDate: "2026-11-09" }],
-        },
-      }),
-    ],
     test: {
-      setupFiles: ["./test/setup.ts"],
-      testTimeout: 20_000,
-      hookTimeout: 20_000,
+      projects: [
+        { plugins: [workers({})], test: { ...shared, name: "simulator", include: ["test/**/*.test.ts"], exclude: [LIVE_TESTS] } },
+        { plugins: [workers(LIVE_BINDINGS)], test: { ...shared, name: "live", include: [LIVE_TESTS] } },
+      ],
     },
   };
 });

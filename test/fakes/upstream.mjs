@@ -1,61 +1,22 @@
 // @ts-check
 /**
- * The outside world for tests: every outbound fetch of the Worker under test lands here
- * (miniflare `outboundService`). Hosts:
- *   - receiver.test: a webhook receiver that records every request's method, headers and raw
- *     body. `POST /<inbox>` answers 200 unless the inbox name starts with a behaviour:
- *       `status-<code>[-…]`        always answers <code>
- *       `fail-<n>-…`               answers 500 to the first <n> requests, then 200
- *       `retry-after-<seconds>-…`  answers 503 with `Retry-After: <seconds>`
- *       `sleep-<ms>-…`             waits <ms> before answering 200
- *       `redirect-…`               answers 302 to another inbox
- *       `big-…`                    answers 200 with a 10 000-character body
- *     `GET /_inbox/<inbox>` returns what arrived, in order.
+ * The outside world for tests: every outbound fetch and WebSocket upgrade of the Worker under test
+ * lands here (miniflare `outboundService`), and is answered by the fake of the host it was meant for.
+ * Unknown hosts get a 502, so a test never reaches the real internet by accident.
  */
+import { receiver } from "./receiver.mjs";
 
-/** @type {Map<string, Array<{ method: string, url: string, headers: Record<string, string>, body: string, received_at: number }>>} */
-const inboxes = new Map();
-
-/** @param {Request} request */
-async function receiver(request) {
-  const url = new URL(request.url);
-  const [first, second] = url.pathname.split("/").filter(Boolean);
-  if (request.method === "GET" && first === "_inbox" && second) {
-    return Response.json(inboxes.get(second) ?? []);
-  }
-  const inbox = first ?? "default";
-  const body = await request.text();
-  const headers = Object.fromEntries(request.headers);
-  const list = inboxes.get(inbox) ?? [];
-  list.push({ method: request.method, url: request.url, headers, body, received_at: Date.now() });
-  inboxes.set(inbox, list);
-  return receiverAnswer(inbox, list.length);
-}
-
-/**
- * @param {string} inbox
- * @param {number} count requests this inbox has received, this one included
- * @returns {Promise<Response>}
- */
-async function receiverAnswer(inbox, count) {
-  const status = /^status-(\d{3})(?:-|$)/.exec(inbox);
-  if (status) return new Response("receiver says no", { status: Number(status[1]) });
-  const fail = /^fail-(\d+)-/.exec(inbox);
-  if (fail && count <= Number(fail[1])) return new Response(`failure ${count} of ${fail[1]}`, { status: 500 });
-  const retryAfter = /^retry-after-(\d+)-/.exec(inbox);
-  if (retryAfter) return new Response("busy", { status: 503, headers: { "retry-after": retryAfter[1] ?? "0" } });
-  const sleep = /^sleep-(\d+)-/.exec(inbox);
-  if (sleep) await new Promise((resolve) => setTimeout(resolve, Number(sleep[1])));
-  if (inbox.startsWith("redirect-")) return new Response(null, { status: 302, headers: { location: `http://receiver.test/${inbox}-target` } });
-  if (inbox.startsWith("big-")) return new Response("x".repeat(10_000));
-  return new Response("ok");
-}
+/** @type {Record<string, (request: Request) => Promise<Response>>} */
+const FAKES = {
+  "receiver.test": receiver,
+};
 
 export default {
   /** @param {Request} request */
   async fetch(request) {
     const { hostname } = new URL(request.url);
-    if (hostname === "receiver.test") return receiver(request);
+    const fake = FAKES[hostname];
+    if (fake) return fake(request);
     return new Response(`fake-upstream: no fake for ${hostname}`, { status: 502 });
   },
 };
