@@ -19,6 +19,12 @@ export interface Bindings {
   TWILIO_API_BASE_URL?: string;
   OPENAI_API_KEY?: string;
   OPENAI_BASE_URL?: string;
+  /** The speech-to-speech model of live calls (OpenAI Realtime). */
+  OPENAI_REALTIME_MODEL?: string;
+  /** Transcribes the caller's audio during live calls. */
+  OPENAI_TRANSCRIPTION_MODEL?: string;
+  /** Extracts `call_result` from the transcript with structured outputs. */
+  OPENAI_EXTRACTION_MODEL?: string;
   /** Multiplies the simulator's pacing: 1 = a few seconds per call, 0.01 = tests. */
   SIMULATOR_TIME_SCALE?: string;
   /** Comma-separated seconds between webhook delivery attempts. */
@@ -47,6 +53,9 @@ const rawConfigSchema = z.object({
   TWILIO_API_BASE_URL: optionalText.pipe(z.url().optional()),
   OPENAI_API_KEY: optionalText,
   OPENAI_BASE_URL: optionalText.pipe(z.url().optional()),
+  OPENAI_REALTIME_MODEL: optionalText,
+  OPENAI_TRANSCRIPTION_MODEL: optionalText,
+  OPENAI_EXTRACTION_MODEL: optionalText,
   SIMULATOR_TIME_SCALE: optionalNumber.pipe(z.number().positive().max(100).optional()),
   WEBHOOK_RETRY_SCHEDULE: optionalText.pipe(
     z
@@ -63,8 +72,27 @@ export interface TwilioConfig {
   /** Basic-auth user: the account SID or an API key SID. */
   authUser: string;
   authSecret: string;
+  /** Twilio signs its requests to us with the account's auth token, whatever authenticates ours. */
+  authToken: string;
   fromNumber: string;
   apiBaseUrl: string;
+}
+
+/** Everything a live call needs; present only when all of it is configured. */
+export interface LiveCallConfig {
+  twilio: TwilioConfig;
+  /** The origin Twilio reaches this server at (status callbacks, media stream), no trailing slash. */
+  publicBaseUrl: string;
+  openaiApiKey: string;
+}
+
+export interface OpenAIConfig {
+  apiKey: string | undefined;
+  /** REST base, e.g. https://api.openai.com/v1; the Realtime socket is `${baseUrl}/realtime`. */
+  baseUrl: string;
+  realtimeModel: string;
+  transcriptionModel: string;
+  extractionModel: string;
 }
 
 export interface Config {
@@ -73,8 +101,9 @@ export interface Config {
   /** Settings that fell back to a development default (printed as a warning). */
   devDefaults: string[];
   publicBaseUrl: string | undefined;
-  twilio: TwilioConfig | undefined;
-  openai: { apiKey: string | undefined; baseUrl: string };
+  /** Set: notifications place real calls. Unset: the built-in call simulator. */
+  live: LiveCallConfig | undefined;
+  openai: OpenAIConfig;
   simulatorTimeScale: number;
   webhooks: {
     /** Development allows http:// and loopback receivers; production only https:// to public hosts. */
@@ -115,13 +144,20 @@ export function getConfig(env: Bindings): Config {
     throw new ConfigError("JWT_SECRET must be at least 32 characters in production");
   }
 
+  const publicBaseUrl = raw.PUBLIC_BASE_URL?.replace(/\/+$/, "");
   const config: Config = {
     environment: raw.ENVIRONMENT,
     jwtSecret,
     devDefaults,
-    publicBaseUrl: raw.PUBLIC_BASE_URL?.replace(/\/+$/, ""),
-    twilio: twilioConfig(raw),
-    openai: { apiKey: raw.OPENAI_API_KEY, baseUrl: (raw.OPENAI_BASE_URL ?? "https://api.openai.com/v1").replace(/\/+$/, "") },
+    publicBaseUrl,
+    live: liveCallConfig(raw, publicBaseUrl),
+    openai: {
+      apiKey: raw.OPENAI_API_KEY,
+      baseUrl: (raw.OPENAI_BASE_URL ?? "https://api.openai.com/v1").replace(/\/+$/, ""),
+      realtimeModel: raw.OPENAI_REALTIME_MODEL ?? "gpt-realtime",
+      transcriptionModel: raw.OPENAI_TRANSCRIPTION_MODEL ?? "gpt-4o-mini-transcribe",
+      extractionModel: raw.OPENAI_EXTRACTION_MODEL ?? "gpt-4.1-mini",
+    },
     simulatorTimeScale: raw.SIMULATOR_TIME_SCALE ?? 1,
     webhooks: {
       allowPrivateUrls: !production,
@@ -136,15 +172,26 @@ export function getConfig(env: Bindings): Config {
   return config;
 }
 
-function twilioConfig(raw: z.infer<typeof rawConfigSchema>): TwilioConfig | undefined {
-  const { TWILIO_ACCOUNT_SID: accountSid, TWILIO_FROM_NUMBER: fromNumber } = raw;
-  if (!accountSid || !fromNumber) return undefined;
+const TWILIO_CREDENTIALS = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_FROM_NUMBER"] as const;
+
+/**
+ * No Twilio credential at all → the simulator. Any of them → live calls, and then everything a live
+ * call needs must be there: a half-configured server fails loudly instead of quietly simulating.
+ */
+function liveCallConfig(raw: z.infer<typeof rawConfigSchema>, publicBaseUrl: string | undefined): LiveCallConfig | undefined {
+  if (TWILIO_CREDENTIALS.every((name) => raw[name] === undefined)) return undefined;
+  const missing: string[] = [];
+  const { TWILIO_ACCOUNT_SID: accountSid, TWILIO_AUTH_TOKEN: authToken, TWILIO_FROM_NUMBER: fromNumber, OPENAI_API_KEY: openaiApiKey } = raw;
+  if (!accountSid) missing.push("TWILIO_ACCOUNT_SID");
+  if (!authToken) missing.push("TWILIO_AUTH_TOKEN (Twilio signs its callbacks with it, even when an API key authenticates our requests)");
+  if (!fromNumber) missing.push("TWILIO_FROM_NUMBER");
+  if (Boolean(raw.TWILIO_API_KEY_SID) !== Boolean(raw.TWILIO_API_KEY_SECRET)) missing.push("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET together");
+  if (!openaiApiKey) missing.push("OPENAI_API_KEY");
+  if (!publicBaseUrl) missing.push("PUBLIC_BASE_URL (how Twilio reaches this server)");
+  if (!accountSid || !authToken || !fromNumber || !openaiApiKey || !publicBaseUrl || missing.length > 0) {
+    throw new ConfigError(`Live calls are configured but incomplete; set ${missing.join(", ")} — or unset every TWILIO_* credential to use the call simulator`);
+  }
   const apiBaseUrl = (raw.TWILIO_API_BASE_URL ?? "https://api.twilio.com").replace(/\/+$/, "");
-  if (raw.TWILIO_API_KEY_SID && raw.TWILIO_API_KEY_SECRET) {
-    return { accountSid, authUser: raw.TWILIO_API_KEY_SID, authSecret: raw.TWILIO_API_KEY_SECRET, fromNumber, apiBaseUrl };
-  }
-  if (raw.TWILIO_AUTH_TOKEN) {
-    return { accountSid, authUser: accountSid, authSecret: raw.TWILIO_AUTH_TOKEN, fromNumber, apiBaseUrl };
-  }
-  return undefined;
+  const apiKey = raw.TWILIO_API_KEY_SID && raw.TWILIO_API_KEY_SECRET ? { authUser: raw.TWILIO_API_KEY_SID, authSecret: raw.TWILIO_API_KEY_SECRET } : { authUser: accountSid, authSecret: authToken };
+  return { twilio: { accountSid, ...apiKey, authToken, fromNumber, apiBaseUrl }, publicBaseUrl, openaiApiKey };
 }

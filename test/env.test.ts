@@ -19,15 +19,23 @@ describe("getConfig", () => {
     expect(config.devDefaults).toEqual(["JWT_SECRET"]);
     expect(config.webhooks.allowPrivateUrls).toBe(true);
     expect(config.webhooks.retryScheduleSeconds).toEqual(DEFAULT_RETRY_SCHEDULE_SECONDS);
-    expect(config.twilio).toBeUndefined();
-    expect(config.openai.baseUrl).toBe("https://api.openai.com/v1");
+    expect(config.live).toBeUndefined();
+    expect(config.openai).toMatchObject({ baseUrl: "https://api.openai.com/v1", realtimeModel: "gpt-realtime" });
   });
 
-  it("chooses live calls only with complete Twilio credentials", () => {
-    const base = { ENVIRONMENT: "production", JWT_SECRET: "x".repeat(40), TWILIO_ACCOUNT_SID: "AC123", TWILIO_FROM_NUMBER: "+14155550100" };
-    expect(getConfig(bindings(base)).twilio).toBeUndefined();
-    expect(getConfig(bindings({ ...base, TWILIO_AUTH_TOKEN: "tok" })).twilio).toMatchObject({ authUser: "AC123", authSecret: "tok", apiBaseUrl: "https://api.twilio.com" });
-    expect(getConfig(bindings({ ...base, TWILIO_API_KEY_SID: "SK1", TWILIO_API_KEY_SECRET: "sec" })).twilio).toMatchObject({ accountSid: "AC123", authUser: "SK1" });
+  it("chooses live calls with complete settings, and refuses half of them", () => {
+    const base = { ENVIRONMENT: "production", JWT_SECRET: "x".repeat(40) };
+    const live = { ...base, TWILIO_ACCOUNT_SID: "AC123", TWILIO_AUTH_TOKEN: "tok", TWILIO_FROM_NUMBER: "+14155550100", OPENAI_API_KEY: "sk-1", PUBLIC_BASE_URL: "https://echo.example.com/" };
+    expect(getConfig(bindings(base)).live).toBeUndefined();
+    expect(getConfig(bindings(live)).live).toEqual({
+      twilio: { accountSid: "AC123", authUser: "AC123", authSecret: "tok", authToken: "tok", fromNumber: "+14155550100", apiBaseUrl: "https://api.twilio.com" },
+      publicBaseUrl: "https://echo.example.com",
+      openaiApiKey: "sk-1",
+    });
+    expect(getConfig(bindings({ ...live, TWILIO_API_KEY_SID: "SK1", TWILIO_API_KEY_SECRET: "sec" })).live?.twilio).toMatchObject({ authUser: "SK1", authSecret: "sec", authToken: "tok" });
+    expect(() => getConfig(bindings({ ...live, TWILIO_AUTH_TOKEN: undefined }))).toThrow(/TWILIO_AUTH_TOKEN/);
+    expect(() => getConfig(bindings({ ...live, PUBLIC_BASE_URL: undefined, OPENAI_API_KEY: "" }))).toThrow(/OPENAI_API_KEY, PUBLIC_BASE_URL/);
+    expect(() => getConfig(bindings({ ...live, TWILIO_API_KEY_SID: "SK1" }))).toThrow(/TWILIO_API_KEY_SECRET/);
     // Production delivers webhooks only to public https:// receivers.
     expect(getConfig(bindings(base)).webhooks.allowPrivateUrls).toBe(false);
   });

@@ -327,7 +327,7 @@ export const notificationRoutes = createRouter()
       endedAt: null,
       durationSeconds: null,
       answeredBy: null,
-      simulated: !config.twilio,
+      simulated: !config.live,
       errorMessage: null,
       createdAt: now,
       updatedAt: now,
