@@ -30,6 +30,8 @@ export interface Bindings {
   /** Comma-separated seconds between webhook delivery attempts. */
   WEBHOOK_RETRY_SCHEDULE?: string;
   WEBHOOK_TIMEOUT_MS?: string;
+  /** An endpoint failing every attempt for this many seconds is disabled (default 5 days). */
+  WEBHOOK_DISABLE_AFTER_SECONDS?: string;
 }
 
 const DEV_JWT_SECRET = "development-only-jwt-secret-do-not-use-in-production";
@@ -65,6 +67,7 @@ const rawConfigSchema = z.object({
       .optional(),
   ),
   WEBHOOK_TIMEOUT_MS: optionalNumber.pipe(z.number().int().min(100).max(60_000).optional()),
+  WEBHOOK_DISABLE_AFTER_SECONDS: optionalNumber.pipe(z.number().int().min(1).optional()),
 });
 
 export interface TwilioConfig {
@@ -110,6 +113,8 @@ export interface Config {
     allowPrivateUrls: boolean;
     retryScheduleSeconds: number[];
     timeoutMs: number;
+    /** How long an endpoint may fail every attempt before it is disabled. */
+    disableAfterSeconds: number;
   };
 }
 
@@ -119,6 +124,9 @@ export class ConfigError extends Error {
 
 /** Attempts at 0, 1 min, 5 min, 30 min, 2 h, 6 h, 12 h (API.md, Webhooks). */
 export const DEFAULT_RETRY_SCHEDULE_SECONDS = [0, 60, 300, 1800, 7200, 21600, 43200];
+
+/** An endpoint failing continuously for 5 days is disabled (API.md, Webhooks). */
+export const DEFAULT_DISABLE_AFTER_SECONDS = 5 * 24 * 60 * 60;
 
 const cache = new WeakMap<object, Config>();
 
@@ -163,6 +171,7 @@ export function getConfig(env: Bindings): Config {
       allowPrivateUrls: !production,
       retryScheduleSeconds: raw.WEBHOOK_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE_SECONDS,
       timeoutMs: raw.WEBHOOK_TIMEOUT_MS ?? 10_000,
+      disableAfterSeconds: raw.WEBHOOK_DISABLE_AFTER_SECONDS ?? DEFAULT_DISABLE_AFTER_SECONDS,
     },
   };
   if (devDefaults.length > 0 && raw.ENVIRONMENT === "development") {

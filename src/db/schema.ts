@@ -191,7 +191,10 @@ export const webhookEndpoints = sqliteTable(
     status: text("status", { enum: ["active", "disabled"] }).notNull(),
     disabledReason: text("disabled_reason"),
     events: text("events", { mode: "json" }).$type<string[]>().notNull(),
+    /** Failed attempts since the last success. */
     consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+    /** When the current run of failed attempts began; null after a success. */
+    failingSince: text("failing_since"),
     ...timestamps,
   },
   (t) => [index("webhook_endpoints_project_idx").on(t.projectId)],
@@ -223,6 +226,10 @@ export const webhookDeliveries = sqliteTable(
     status: text("status", { enum: ["pending", "retrying", "success", "failed"] }).notNull(),
     attemptCount: integer("attempt_count").notNull().default(0),
     nextRetryAt: text("next_retry_at"),
+    /** Set while a consumer holds the delivery for an attempt; past or null = free to claim. */
+    leaseUntil: text("lease_until"),
+    /** The next attempt was asked for through the API (`triggered_by: manual`). */
+    manualRetry: integer("manual_retry", { mode: "boolean" }).notNull().default(false),
     ...timestamps,
   },
   (t) => [

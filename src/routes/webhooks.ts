@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Config } from "../env";
 import type { Database } from "../db/client";
 import { events, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
@@ -7,8 +7,8 @@ import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
-import { attemptDelivery, type AttemptRow } from "../webhooks/deliver";
-import { EVENT_NAMES } from "../webhooks/emit";
+import { attemptDelivery, leaseMs, type AttemptRow, type DeliveryMessage } from "../webhooks/deliver";
+import { enqueueDeliveries, EVENT_NAMES } from "../webhooks/emit";
 import { generateSigningSecret, PREVIOUS_SECRET_GRACE_MS } from "../webhooks/sign";
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from "../webhooks/url-guard";
 import { findAccessibleProject } from "./projects";
@@ -40,7 +40,7 @@ const CreateWebhookBody = z.object({ url: UrlField, events: EventsField }).opena
 const UpdateWebhookBody = z
   .object({
     url: UrlField.optional(),
-    status: WebhookStatus.optional().openapi({ description: "`active` re-enables a disabled endpoint and resets its failure count" }),
+    status: WebhookStatus.optional().openapi({ description: "`active` re-enables a disabled endpoint and resets its failure count and streak" }),
     events: EventsField.optional(),
   })
   .refine((body) => Object.values(body).some((value) => value !== undefined), "provide at least one field")
@@ -53,8 +53,12 @@ const WebhookSchema = z
     url: z.string(),
     status: WebhookStatus,
     events: z.array(z.string()),
-    consecutive_failures: z.number().int().openapi({ description: "Failed attempts in a row; a success resets it" }),
-    disabled_reason: z.string().nullable().openapi({ description: "Why the endpoint is disabled, e.g. it answered 410 Gone" }),
+    consecutive_failures: z.number().int().openapi({ description: "Failed delivery attempts since the last success" }),
+    failing_since: z
+      .string()
+      .nullable()
+      .openapi({ description: "When the current run of failed attempts began (null after a success); an endpoint failing continuously for 5 days is disabled" }),
+    disabled_reason: z.string().nullable().openapi({ description: "Why the endpoint is disabled, e.g. it answered 410 Gone or failed continuously for 5 days" }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -115,6 +119,7 @@ function webhookBody(row: EndpointRow) {
     status: row.status,
     events: row.events,
     consecutive_failures: row.consecutiveFailures,
+    failing_since: row.failingSince,
     disabled_reason: row.disabledReason,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
@@ -305,11 +310,20 @@ const retryDeliveryRoute = createRoute({
   tags,
   summary: "Send a delivery again",
   description:
-    "Queues a new attempt (`triggered_by: manual`) with the same event_id and body. Works on any delivery: a failed one is tried again, a successful one is replayed, so make your receiver idempotent on `event_id`. If it fails, the remaining automatic retries follow.",
+    "Queues a new attempt (`triggered_by: manual`) with the same event_id and body. Works on any delivery: a failed one is tried again, a successful one is replayed, so make your receiver idempotent on `event_id`. If it fails, the remaining automatic retries follow. While an attempt of the delivery is in progress the answer is 409.",
   security: apiKeySecurity,
   request: { params: DeliveryParams },
-  responses: { 202: jsonContent(DeliverySchema, "The delivery, pending again"), ...errorResponses(401, 404, 422) },
+  responses: { 202: jsonContent(DeliverySchema, "The delivery, pending again"), ...errorResponses(401, 404, 409, 422) },
 });
+
+/** Queues a delivery's next attempt; never throws (see enqueueDeliveries). */
+async function sendLater(queue: Queue<DeliveryMessage>, deliveryId: string, delaySeconds: number): Promise<void> {
+  try {
+    await queue.send({ deliveryId }, { delaySeconds });
+  } catch (error) {
+    console.error(`[echo] could not queue the retry of webhook delivery ${deliveryId}; the sweeper will send it`, error);
+  }
+}
 
 export const webhookRoutes = createRouter()
   .openapi(createWebhookRoute, async (c) => {
@@ -328,6 +342,7 @@ export const webhookRoutes = createRouter()
       disabledReason: null,
       events: body.events,
       consecutiveFailures: 0,
+      failingSince: null,
       createdAt: now,
       updatedAt: now,
     };
@@ -364,7 +379,7 @@ export const webhookRoutes = createRouter()
     const changes: Partial<EndpointRow> = { updatedAt: nowIso() };
     if (body.url !== undefined) changes.url = allowedUrl(body.url, config);
     if (body.events !== undefined) changes.events = body.events;
-    if (body.status === "active" && endpoint.status === "disabled") Object.assign(changes, { status: "active", disabledReason: null, consecutiveFailures: 0 });
+    if (body.status === "active" && endpoint.status === "disabled") Object.assign(changes, { status: "active", disabledReason: null, consecutiveFailures: 0, failingSince: null });
     if (body.status === "disabled" && endpoint.status === "active") Object.assign(changes, { status: "disabled", disabledReason: DISABLED_BY_API });
     const [row] = await db
       .update(webhookEndpoints)
@@ -437,6 +452,9 @@ export const webhookRoutes = createRouter()
       status: "pending",
       attemptCount: 0,
       nextRetryAt: now,
+      // Created claimed by this request: no consumer or sweeper takes it during the attempt below.
+      leaseUntil: new Date(Date.parse(now) + leaseMs(config.webhooks)).toISOString(),
+      manualRetry: true,
       createdAt: now,
       updatedAt: now,
     };
@@ -445,7 +463,8 @@ export const webhookRoutes = createRouter()
       db.insert(webhookDeliveries).values(delivery),
     ]);
     const result = await attemptDelivery(db, config.webhooks, { delivery, endpoint, payload }, "manual");
-    if (result.retryInSeconds !== null) await c.env.WEBHOOK_QUEUE.send({ deliveryId: delivery.id }, { delaySeconds: result.retryInSeconds });
+    // A failed send only delays the retry: the sweeper finds the delivery once it is overdue.
+    if (result.retryInSeconds !== null) await sendLater(c.env.WEBHOOK_QUEUE, delivery.id, result.retryInSeconds);
     return c.json({ ...deliveryBody(result.delivery, payload), attempts: [attemptBody(result.attempt)] }, 200);
   })
   .openapi(listDeliveriesRoute, async (c) => {
@@ -489,13 +508,20 @@ export const webhookRoutes = createRouter()
     assertEnabled(endpoint);
     const { delivery, payload } = await findDelivery(db, endpoint, deliveryId);
     const now = nowIso();
-    // `pending` first: the consumer treats settled deliveries' messages as duplicates.
+    // Pending, due now and marked manual, unless an attempt holds it right now: the consumer claims
+    // it from this state, and the sweeper sends it should the queue refuse the message.
     const [row] = await db
       .update(webhookDeliveries)
-      .set({ status: "pending", nextRetryAt: now, updatedAt: now })
-      .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.projectId, project.id)))
+      .set({ status: "pending", nextRetryAt: now, manualRetry: true, updatedAt: now })
+      .where(
+        and(
+          eq(webhookDeliveries.id, delivery.id),
+          eq(webhookDeliveries.projectId, project.id),
+          or(isNull(webhookDeliveries.leaseUntil), lte(webhookDeliveries.leaseUntil, now)),
+        ),
+      )
       .returning();
-    if (!row) throw ApiError.notFound("Webhook delivery");
-    await c.env.WEBHOOK_QUEUE.send({ deliveryId: row.id, manual: true });
+    if (!row) throw ApiError.conflict("An attempt of this delivery is in progress; retry it once that attempt is recorded", "webhook_delivery_in_flight");
+    await enqueueDeliveries(c.env.WEBHOOK_QUEUE, [row.id]);
     return c.json(deliveryBody(row, payload), 202);
   });

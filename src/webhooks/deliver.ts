@@ -1,4 +1,4 @@
-import { and, eq, gte, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
 import { events, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
@@ -7,10 +7,13 @@ import { nowIso, uuidv7 } from "../lib/ids";
 import { signatureHeaders } from "./sign";
 import { checkWebhookUrl } from "./url-guard";
 
-/** A queue message names a stored delivery; `manual` marks a retry asked for through the API. */
+/**
+ * A queue message only names a stored delivery. Everything else — whether it is due, who holds it,
+ * whether the next attempt was asked for by hand — is read from D1 when it arrives, so a duplicate,
+ * stale or re-enqueued message can never cause a second or early attempt.
+ */
 export interface DeliveryMessage {
   deliveryId: string;
-  manual?: boolean;
 }
 
 export type WebhookSettings = Config["webhooks"];
@@ -34,9 +37,20 @@ export interface AttemptResult {
 
 export const USER_AGENT = "Echo-Webhooks/1.0";
 export const RESPONSE_BODY_LIMIT = 2048;
-/** An endpoint is disabled when a delivery gives up while this many attempts in a row have failed. */
-export const DISABLE_AFTER_CONSECUTIVE_FAILURES = 20;
 export const GONE_REASON = "Endpoint answered 410 Gone";
+/**
+ * A claim outlives the attempt it covers: the request's timeout plus this margin for signing,
+ * reading the answer and recording the attempt. A consumer that dies mid-attempt frees the
+ * delivery when its claim expires, and the sweeper hands it out again.
+ */
+export const LEASE_MARGIN_MS = 20_000;
+/**
+ * How early a message may arrive and still count as due: clocks of different machines differ a
+ * little. Anything earlier is a stale duplicate and is dropped (the delivery's own message, or the
+ * sweeper, brings it back when it is due).
+ */
+export const DUE_TOLERANCE_MS = 1_000;
+const ACTIVE_STATUSES = ["pending", "retrying"] as const;
 /** Cloudflare Queues refuses a longer `delaySeconds` (12 h). */
 const MAX_QUEUE_DELAY_SECONDS = 43_200;
 const JITTER = 0.2;
@@ -73,27 +87,68 @@ async function processMessage(db: Database, settings: WebhookSettings, body: unk
     console.error("[echo] dropping a malformed webhook delivery message", body);
     return null;
   }
-  const target = await loadDeliveryTarget(db, body.deliveryId);
-  // Deleted with its endpoint, or already settled: a duplicate or stale message.
-  if (!target || target.delivery.status === "success" || target.delivery.status === "failed") return null;
+  // Settled, held by another consumer, not yet due, or deleted with its endpoint: a duplicate or
+  // stale message. Whoever holds the delivery (or the sweeper) takes care of what comes next.
+  const target = await claimDelivery(db, body.deliveryId, leaseMs(settings));
+  if (!target) return null;
   if (target.endpoint.status === "disabled") {
+    // Ends `failed` and stays in the log: a manual retry after re-enabling sends it.
     await db
       .update(webhookDeliveries)
-      .set({ status: "failed", nextRetryAt: null, updatedAt: nowIso() })
+      .set({ status: "failed", nextRetryAt: null, leaseUntil: null, manualRetry: false, updatedAt: nowIso() })
       .where(and(eq(webhookDeliveries.id, target.delivery.id), eq(webhookDeliveries.projectId, target.delivery.projectId)));
     return null;
   }
-  // The retry route sets the delivery back to `pending` before sending its manual message, so a
-  // redelivery of that message (after a failed manual attempt) counts as an automatic retry.
-  const triggeredBy = body.manual === true && target.delivery.status === "pending" ? "manual" : "auto";
-  const result = await attemptDelivery(db, settings, target, triggeredBy);
+  const result = await attemptDelivery(db, settings, target, target.delivery.manualRetry ? "manual" : "auto");
   return result.retryInSeconds;
+}
+
+/** How long a claim holds a delivery. */
+export function leaseMs(settings: WebhookSettings): number {
+  return settings.timeoutMs + LEASE_MARGIN_MS;
+}
+
+/**
+ * Takes a delivery for one attempt, atomically: a conditional UPDATE sets the lease only if the
+ * delivery is still pending or retrying, is due, and nobody holds an unexpired lease on it. Of two
+ * consumers racing for the same delivery exactly one gets it back; the other gets null. The claim
+ * and the read of what to send share one round trip to D1.
+ */
+export async function claimDelivery(db: Database, deliveryId: string, leaseForMs: number, now: number = Date.now()): Promise<DeliveryTarget | null> {
+  const nowText = new Date(now).toISOString();
+  const [claimed, rows] = await db.batch([
+    db
+      .update(webhookDeliveries)
+      .set({ leaseUntil: new Date(now + leaseForMs).toISOString() })
+      .where(
+        and(
+          eq(webhookDeliveries.id, deliveryId),
+          inArray(webhookDeliveries.status, ACTIVE_STATUSES),
+          or(isNull(webhookDeliveries.nextRetryAt), lte(webhookDeliveries.nextRetryAt, new Date(now + DUE_TOLERANCE_MS).toISOString())),
+          or(isNull(webhookDeliveries.leaseUntil), lte(webhookDeliveries.leaseUntil, nowText)),
+        ),
+      )
+      .returning(),
+    // Only the endpoint's columns and the payload: in a D1 batch, rows come back keyed by column
+    // name, so a join selecting two tables' `id`, `project_id`, … would mix them up.
+    db
+      .select({ endpoint: webhookEndpoints, payload: events.payload })
+      .from(webhookDeliveries)
+      .innerJoin(webhookEndpoints, and(eq(webhookEndpoints.id, webhookDeliveries.webhookEndpointId), eq(webhookEndpoints.projectId, webhookDeliveries.projectId)))
+      .innerJoin(events, and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId)))
+      .where(eq(webhookDeliveries.id, deliveryId))
+      .limit(1),
+  ]);
+  const delivery = claimed[0];
+  const rest = rows[0];
+  return delivery && rest ? { delivery, endpoint: rest.endpoint, payload: rest.payload } : null;
 }
 
 function isDeliveryMessage(body: unknown): body is DeliveryMessage {
   return typeof body === "object" && body !== null && typeof (body as { deliveryId?: unknown }).deliveryId === "string";
 }
 
+/** The delivery with its endpoint and stored bytes, without claiming it. */
 export async function loadDeliveryTarget(db: Database, deliveryId: string): Promise<DeliveryTarget | null> {
   const [row] = await db
     .select({ delivery: webhookDeliveries, endpoint: webhookEndpoints, payload: events.payload })
@@ -114,11 +169,12 @@ interface HttpOutcome {
 }
 
 /**
- * One attempt: POSTs the stored bytes, then records the attempt, the delivery's new state and the
- * endpoint's failure count in one D1 batch. The queue consumer and the /test route both use it.
+ * One attempt: POSTs the stored bytes, then records the attempt, the delivery's new state (which
+ * also releases the claim) and the endpoint's health in one D1 batch. The queue consumer (after
+ * claiming the delivery) and the /test route (which creates it claimed) both use it.
  */
 export async function attemptDelivery(db: Database, settings: WebhookSettings, target: DeliveryTarget, triggeredBy: "auto" | "manual"): Promise<AttemptResult> {
-  const { delivery, endpoint, payload } = target;
+  const { delivery, endpoint } = target;
   const attemptNumber = delivery.attemptCount + 1;
   // Checked again here: an endpoint saved under older rules must not reach a private network.
   const check = checkWebhookUrl(endpoint.url, settings.allowPrivateUrls);
@@ -142,21 +198,13 @@ export async function attemptDelivery(db: Database, settings: WebhookSettings, t
     createdAt: now,
   };
 
-  const endpointWhere = and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.projectId, endpoint.projectId));
-  const oneMoreFailure = sql`${webhookEndpoints.consecutiveFailures} + 1`;
   let status: DeliveryRow["status"];
   let retryInSeconds: number | null = null;
-  const endpointUpdates: BatchItem<"sqlite">[] = [];
   if (success) {
     status = "success";
-    endpointUpdates.push(db.update(webhookEndpoints).set({ consecutiveFailures: 0 }).where(endpointWhere));
   } else if (outcome.httpStatus === 410) {
     status = "failed";
-    endpointUpdates.push(
-      db.update(webhookEndpoints).set({ consecutiveFailures: oneMoreFailure, status: "disabled", disabledReason: GONE_REASON, updatedAt: now }).where(endpointWhere),
-    );
   } else {
-    endpointUpdates.push(db.update(webhookEndpoints).set({ consecutiveFailures: oneMoreFailure }).where(endpointWhere));
     // The schedule lists the delay before each attempt; entry `attemptNumber` precedes the next one.
     const scheduled = settings.retryScheduleSeconds[attemptNumber];
     if (scheduled !== undefined) {
@@ -164,17 +212,6 @@ export async function attemptDelivery(db: Database, settings: WebhookSettings, t
       retryInSeconds = retryDelaySeconds(scheduled, outcome.retryAfter, finishedAt);
     } else {
       status = "failed";
-      // A delivery gave up: an endpoint failing this long in a row is switched off and says why.
-      endpointUpdates.push(
-        db
-          .update(webhookEndpoints)
-          .set({
-            status: "disabled",
-            disabledReason: sql`'Disabled after ' || ${webhookEndpoints.consecutiveFailures} || ' consecutive failed delivery attempts'`,
-            updatedAt: now,
-          })
-          .where(and(endpointWhere, eq(webhookEndpoints.status, "active"), gte(webhookEndpoints.consecutiveFailures, DISABLE_AFTER_CONSECUTIVE_FAILURES))),
-      );
     }
   }
 
@@ -183,6 +220,8 @@ export async function attemptDelivery(db: Database, settings: WebhookSettings, t
     status,
     attemptCount: attemptNumber,
     nextRetryAt: retryInSeconds === null ? null : new Date(finishedAt + retryInSeconds * 1000).toISOString(),
+    leaseUntil: null,
+    manualRetry: false,
     updatedAt: now,
   };
   // The unique (delivery, attempt number) index makes a concurrent duplicate of this attempt fail as a whole.
@@ -190,11 +229,60 @@ export async function attemptDelivery(db: Database, settings: WebhookSettings, t
     db.insert(webhookAttempts).values(attempt),
     db
       .update(webhookDeliveries)
-      .set({ status: updated.status, attemptCount: updated.attemptCount, nextRetryAt: updated.nextRetryAt, updatedAt: now })
+      .set({ status, attemptCount: attemptNumber, nextRetryAt: updated.nextRetryAt, leaseUntil: null, manualRetry: false, updatedAt: now })
       .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.projectId, delivery.projectId))),
-    ...endpointUpdates,
+    ...endpointHealthUpdates(db, settings, endpoint, success ? "success" : outcome.httpStatus === 410 ? "gone" : "failure", finishedAt),
   ]);
   return { attempt, delivery: updated, retryInSeconds };
+}
+
+/**
+ * The endpoint's health after an attempt, computed in SQL so concurrent attempts compose:
+ * a success clears the failure streak; a failure counts one more and starts the streak if none is
+ * running; an endpoint whose streak has lasted `disableAfterSeconds` is disabled and says why;
+ * 410 Gone disables it at once.
+ */
+function endpointHealthUpdates(db: Database, settings: WebhookSettings, endpoint: EndpointRow, outcome: "success" | "failure" | "gone", finishedAt: number): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
+  const now = new Date(finishedAt).toISOString();
+  const where = and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.projectId, endpoint.projectId));
+  if (outcome === "success") {
+    return [db.update(webhookEndpoints).set({ consecutiveFailures: 0, failingSince: null }).where(where)];
+  }
+  const failure = db
+    .update(webhookEndpoints)
+    .set({ consecutiveFailures: sql`${webhookEndpoints.consecutiveFailures} + 1`, failingSince: sql`coalesce(${webhookEndpoints.failingSince}, ${now})` })
+    .where(where);
+  if (outcome === "gone") {
+    return [failure, db.update(webhookEndpoints).set({ status: "disabled", disabledReason: GONE_REASON, updatedAt: now }).where(and(where, eq(webhookEndpoints.status, "active")))];
+  }
+  const streakStartedBy = new Date(finishedAt - settings.disableAfterSeconds * 1000).toISOString();
+  return [
+    failure,
+    db
+      .update(webhookEndpoints)
+      .set({
+        status: "disabled",
+        disabledReason: sql`${`Disabled after failing continuously for ${describeSpan(settings.disableAfterSeconds)}: `} || ${webhookEndpoints.consecutiveFailures} || ' failed attempts in a row since ' || ${webhookEndpoints.failingSince}`,
+        updatedAt: now,
+      })
+      .where(and(where, eq(webhookEndpoints.status, "active"), lte(webhookEndpoints.failingSince, streakStartedBy))),
+  ];
+}
+
+/** "5 days", "1 hour", "90 seconds": the configured span as people read it. */
+export function describeSpan(seconds: number): string {
+  const units: Array<[number, string]> = [
+    [86_400, "day"],
+    [3_600, "hour"],
+    [60, "minute"],
+  ];
+  for (const [size, name] of units) {
+    if (seconds % size === 0) {
+      const count = seconds / size;
+      return `${count} ${name}${count === 1 ? "" : "s"}`;
+    }
+  }
+  return `${seconds} second${seconds === 1 ? "" : "s"}`;
 }
 
 async function post(url: URL, { delivery, endpoint, payload }: DeliveryTarget, timeoutMs: number): Promise<HttpOutcome> {
@@ -207,25 +295,29 @@ async function post(url: URL, { delivery, endpoint, payload }: DeliveryTarget, t
     "X-Echo-Delivery": delivery.id,
     ...(await signatureHeaders(endpoint, delivery.eventId, body, started)),
   };
+  // One deadline for the whole exchange: answer and (the first 2 KB of) its body.
+  const signal = AbortSignal.timeout(timeoutMs);
   let response: Response;
   try {
     // A redirect is answered, not followed: it is a failure like any other non-2xx.
-    response = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
     const errorMessage = timedOut ? `Timed out after ${timeoutMs} ms` : `Request failed: ${error instanceof Error ? error.message : String(error)}`;
     return { httpStatus: null, responseBody: null, retryAfter: null, errorMessage, durationMs: Date.now() - started };
   }
-  const responseBody = await readPrefix(response, RESPONSE_BODY_LIMIT);
+  const responseBody = await readPrefix(response, RESPONSE_BODY_LIMIT, signal);
   return { httpStatus: response.status, responseBody, retryAfter: response.headers.get("retry-after"), errorMessage: null, durationMs: Date.now() - started };
 }
 
-/** The first `maxChars` characters of a response, without reading a large body to its end. */
-async function readPrefix(response: Response, maxChars: number): Promise<string | null> {
+/** The first `maxChars` characters of a response, without reading a large body to its end or past the deadline. */
+async function readPrefix(response: Response, maxChars: number, signal: AbortSignal): Promise<string | null> {
   if (!response.body) return "";
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let text = "";
+  const stop = () => reader.cancel().catch(() => undefined);
+  signal.addEventListener("abort", stop, { once: true });
   try {
     while (text.length < maxChars) {
       const chunk = await reader.read();
@@ -237,6 +329,7 @@ async function readPrefix(response: Response, maxChars: number): Promise<string 
     // The body broke off or timed out; the status still counts.
     return null;
   } finally {
+    signal.removeEventListener("abort", stop);
     reader.cancel().catch(() => undefined);
   }
 }

@@ -83,10 +83,22 @@ export async function prepareEvent(db: Database, input: EventInput): Promise<Pre
   return { eventId, payload, statements, deliveryIds };
 }
 
-/** Hands the stored deliveries to the queue; the message carries only the id. */
-export async function enqueueDeliveries(queue: Queue<DeliveryMessage>, deliveryIds: string[]): Promise<void> {
-  if (deliveryIds.length === 0) return;
+/**
+ * Hands the stored deliveries to the queue; the message carries only the id. Never throws: the
+ * deliveries are already stored, so a queue that refuses them (the platform failing) only delays
+ * them — the outbox sweeper finds them once they are overdue. Returns how many the queue accepted.
+ */
+export async function enqueueDeliveries(queue: Queue<DeliveryMessage>, deliveryIds: string[]): Promise<number> {
+  let accepted = 0;
+  // sendBatch takes at most 100 messages.
   for (let i = 0; i < deliveryIds.length; i += 100) {
-    await queue.sendBatch(deliveryIds.slice(i, i + 100).map((deliveryId) => ({ body: { deliveryId } })));
+    const chunk = deliveryIds.slice(i, i + 100);
+    try {
+      await queue.sendBatch(chunk.map((deliveryId) => ({ body: { deliveryId } })));
+      accepted += chunk.length;
+    } catch (error) {
+      console.error(`[echo] could not queue ${chunk.length} webhook deliveries; the sweeper will send them`, chunk, error);
+    }
   }
+  return accepted;
 }

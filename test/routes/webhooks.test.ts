@@ -1,7 +1,9 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import worker from "../../src/index";
 import { webhookRoutes } from "../../src/routes/webhooks";
-import { api, inbox, signup, uniqueName, type Account } from "../helpers";
+import { api, BASE, inbox, signup, uniqueName, type Account } from "../helpers";
 import { quickstartSignature, verifyStandardSignature } from "../webhooks/verify";
 
 const WAIT = { timeout: 15_000, interval: 100 };
@@ -39,6 +41,7 @@ describe("POST /projects/{projectId}/webhooks", () => {
       status: "active",
       events: ["call.summary", "call.ended"],
       consecutive_failures: 0,
+      failing_since: null,
       disabled_reason: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),
@@ -96,6 +99,46 @@ describe("POST /projects/{projectId}/webhooks", () => {
   });
 });
 
+/** The API as deployed: ENVIRONMENT=production, where receivers must be public https:// hosts. */
+async function productionApi(method: string, path: string, key: string, body: unknown) {
+  const request = new Request(`${BASE}${path}`, { method, headers: { "x-api-key": key, "content-type": "application/json" }, body: JSON.stringify(body) });
+  const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, ENVIRONMENT: "production" }, createExecutionContext());
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+describe("the SSRF guard in production", () => {
+  it.each([
+    ["plain http", "http://hooks.example.com/echo", "must use https"],
+    ["loopback", "https://127.0.0.1/echo", "loopback"],
+    ["loopback in decimal", "https://2130706433/echo", "loopback"],
+    ["IPv6 loopback", "https://[::1]/echo", "loopback"],
+    ["a private address", "https://10.0.0.8/echo", "private"],
+    ["a private address (192.168/16)", "https://192.168.1.20/echo", "private"],
+    ["link-local / cloud metadata", "https://169.254.169.254/latest/meta-data", "link-local"],
+    ["carrier-grade NAT", "https://100.64.0.1/echo", "carrier-grade NAT"],
+    ["IPv4-mapped IPv6 private", "https://[::ffff:10.0.0.1]/echo", "private"],
+    ["localhost", "https://localhost/echo", "local or internal host name"],
+    ["an .internal name", "https://metadata.google.internal/computeMetadata/v1", "local or internal host name"],
+    ["credentials", "https://user:pass@hooks.example.com/echo", "username or password"],
+    ["a low port", "https://hooks.example.com:22/echo", "port 22"],
+  ])("refuses %s with 422 at create and at update", async (_label, url, reason) => {
+    const account = await signup();
+    const base = `/api/v1/projects/${account.projectId}/webhooks`;
+    const created = await productionApi("POST", base, account.key, { url, events: ["call.summary"] });
+    expect(created.status).toBe(422);
+    expect(created.body).toMatchObject({ code: "webhook_url_not_allowed" });
+    expect(created.body.message).toContain(reason);
+    expect(await count("webhook_endpoints", "project_id = ?", account.projectId)).toBe(0);
+
+    const allowed = await productionApi("POST", base, account.key, { url: "https://hooks.example.com:8443/echo", events: ["call.summary"] });
+    expect(allowed.status).toBe(201);
+    const updated = await productionApi("PATCH", `${base}/${allowed.body.id}`, account.key, { url });
+    expect(updated.status).toBe(422);
+    expect(updated.body.message).toContain(reason);
+    expect(await storedEndpoint(allowed.body.id)).toMatchObject({ url: "https://hooks.example.com:8443/echo" });
+  });
+});
+
 describe("listing, updating and deleting endpoints", () => {
   it("pages the list newest first with X-Next-Cursor", async () => {
     const account = await signup();
@@ -123,9 +166,10 @@ describe("listing, updating and deleting endpoints", () => {
     const disabled = await api("PATCH", `${base(account)}/${hook.id}`, { key: account.key, body: { status: "disabled" } });
     expect(disabled.body).toMatchObject({ status: "disabled", disabled_reason: "Disabled through the API" });
 
-    await env.DB.prepare("UPDATE webhook_endpoints SET consecutive_failures = 7 WHERE id = ?").bind(hook.id).run();
+    await env.DB.prepare("UPDATE webhook_endpoints SET consecutive_failures = 7, failing_since = ? WHERE id = ?").bind("2026-01-01T00:00:00.000Z", hook.id).run();
+    expect((await api("GET", `${base(account)}/${hook.id}`, { key: account.key })).body).toMatchObject({ consecutive_failures: 7, failing_since: "2026-01-01T00:00:00.000Z" });
     const enabled = await api("PATCH", `${base(account)}/${hook.id}`, { key: account.key, body: { status: "active" } });
-    expect(enabled.body).toMatchObject({ status: "active", disabled_reason: null, consecutive_failures: 0 });
+    expect(enabled.body).toMatchObject({ status: "active", disabled_reason: null, consecutive_failures: 0, failing_since: null });
   });
 
   it.each([

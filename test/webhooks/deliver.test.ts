@@ -1,89 +1,17 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { BatchItem } from "drizzle-orm/batch";
 import { describe, expect, it, vi } from "vitest";
-import worker from "../../src/index";
-import { createDb } from "../../src/db/client";
-import {
-  attemptDelivery,
-  DISABLE_AFTER_CONSECUTIVE_FAILURES,
-  GONE_REASON,
-  loadDeliveryTarget,
-  parseRetryAfter,
-  RESPONSE_BODY_LIMIT,
-  retryDelaySeconds,
-  type DeliveryMessage,
-  type WebhookSettings,
-} from "../../src/webhooks/deliver";
-import { enqueueDeliveries, prepareEvent, type EventName } from "../../src/webhooks/emit";
-import { api, inbox, signup, uniqueName, type Account } from "../helpers";
+import { attemptDelivery, GONE_REASON, parseRetryAfter, RESPONSE_BODY_LIMIT, retryDelaySeconds, type WebhookSettings } from "../../src/webhooks/deliver";
+import { api, inbox, signup, uniqueName } from "../helpers";
+import { createEndpoint, db, emit, getDelivery, getEndpoint, runConsumer, target, waitForDelivery, WAIT } from "./support";
 import { quickstartSignature, verifyStandardSignature } from "./verify";
 
-const db = createDb(env.DB);
-const WAIT = { timeout: 15_000, interval: 100 };
-
-async function createEndpoint(account: Account, inboxName: string, events: EventName[] = ["call.ended"]) {
-  const res = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, { key: account.key, body: { url: `http://receiver.test/${inboxName}`, events } });
-  expect(res.status).toBe(201);
-  return res.body as { id: string; signing_secret: string };
-}
-
-/** What the call code does: the event and its deliveries in one batch, then the queue. */
-async function emit(account: Account, options: { eventName?: EventName; enqueue?: boolean } = {}) {
-  const prepared = await prepareEvent(db, {
-    projectId: account.projectId,
-    notificationId: null,
-    customerId: null,
-    eventName: options.eventName ?? "call.ended",
-    data: { status: "completed", ended_reason: "customer-ended-call", note: "naïve ✓" },
-  });
-  await db.batch(prepared.statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
-  if (options.enqueue ?? true) await enqueueDeliveries(env.WEBHOOK_QUEUE, prepared.deliveryIds);
-  return prepared;
-}
-
-async function getDelivery(account: Account, webhookId: string, deliveryId: string) {
-  const res = await api("GET", `/api/v1/projects/${account.projectId}/webhooks/${webhookId}/deliveries/${deliveryId}`, { key: account.key });
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
-function waitForDelivery(account: Account, webhookId: string, deliveryId: string, status: string) {
-  return vi.waitFor(async () => {
-    const delivery = await getDelivery(account, webhookId, deliveryId);
-    expect(delivery.status).toBe(status);
-    return delivery;
-  }, WAIT);
-}
-
-async function getEndpoint(account: Account, webhookId: string) {
-  return (await api("GET", `/api/v1/projects/${account.projectId}/webhooks/${webhookId}`, { key: account.key })).body;
-}
-
-/**
- * Runs the Worker's queue handler on a hand-made batch. The plugin's fake messages drop
- * `retry({ delaySeconds })`'s options, so the delays are read from a spy.
- */
-async function runConsumer(messages: Array<{ body: unknown; attempts?: number }>) {
-  const batch = createMessageBatch<DeliveryMessage>(
-    "echo-webhook-deliveries",
-    messages.map((message, i) => ({ id: `message-${i}`, timestamp: new Date(), attempts: message.attempts ?? 1, body: message.body as DeliveryMessage })),
-  );
-  const retries = batch.messages.map((message) => vi.spyOn(message, "retry"));
-  const ctx = createExecutionContext();
-  await worker.queue(batch, env);
-  const result = await getQueueResult(batch, ctx);
-  const delays = Object.fromEntries(batch.messages.flatMap((message, i) => retries[i]!.mock.calls.map(([options]) => [message.id, options?.delaySeconds])));
-  return { ...result, delays };
-}
-
-async function target(deliveryId: string) {
-  const found = await loadDeliveryTarget(db, deliveryId);
-  if (!found) throw new Error(`delivery ${deliveryId} not found`);
-  return found;
-}
-
-const devSettings = (overrides: Partial<WebhookSettings> = {}): WebhookSettings => ({ allowPrivateUrls: true, retryScheduleSeconds: [0, 60, 300], timeoutMs: 5_000, ...overrides });
+const devSettings = (overrides: Partial<WebhookSettings> = {}): WebhookSettings => ({
+  allowPrivateUrls: true,
+  retryScheduleSeconds: [0, 60, 300],
+  timeoutMs: 5_000,
+  disableAfterSeconds: 432_000,
+  ...overrides,
+});
 
 describe("delivery through the real queue", () => {
   it("delivers a signed event that the quickstart's snippet and Standard Webhooks both verify", async () => {
@@ -175,7 +103,7 @@ describe("delivery through the real queue", () => {
     expect(await getEndpoint(account, endpoint.id)).toMatchObject({ status: "disabled", disabled_reason: GONE_REASON, consecutive_failures: 1 });
 
     // A disabled endpoint gets no new deliveries.
-    expect((await emit(account, { enqueue: false })).deliveryIds).toEqual([]);
+    expect((await emit(account, { queue: false })).deliveryIds).toEqual([]);
   });
 });
 
@@ -184,7 +112,7 @@ describe("the queue consumer", () => {
     const account = await signup();
     const name = uniqueName("dup");
     await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
 
     const first = await runConsumer([{ body: { deliveryId } }]);
     expect(first.explicitAcks).toEqual(["message-0"]);
@@ -198,7 +126,7 @@ describe("the queue consumer", () => {
     const account = await signup();
     const name = uniqueName("disabled");
     const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
     expect((await api("PATCH", `/api/v1/projects/${account.projectId}/webhooks/${endpoint.id}`, { key: account.key, body: { status: "disabled" } })).status).toBe(200);
 
     const result = await runConsumer([{ body: { deliveryId } }]);
@@ -214,8 +142,8 @@ describe("the queue consumer", () => {
     const brokenName = uniqueName("broken");
     await createEndpoint(account, okName);
     await createEndpoint(account, brokenName, ["call.started"]);
-    const [okDelivery] = (await emit(account, { enqueue: false })).deliveryIds;
-    const [brokenDelivery] = (await emit(account, { eventName: "call.started", enqueue: false })).deliveryIds;
+    const [okDelivery] = (await emit(account, { queue: false })).deliveryIds;
+    const [brokenDelivery] = (await emit(account, { eventName: "call.started", queue: false })).deliveryIds;
     // An attempt #1 already recorded (as by a concurrent consumer) makes this one's write fail.
     await env.DB.prepare("INSERT INTO webhook_attempts (id, delivery_id, attempt_number, triggered_by, duration_ms, success, created_at) VALUES (?, ?, 1, 'auto', 0, 0, ?)")
       .bind(crypto.randomUUID(), brokenDelivery, new Date().toISOString())
@@ -237,7 +165,7 @@ describe("the queue consumer", () => {
   it("retries a failed attempt with the schedule's next delay", async () => {
     const account = await signup();
     const endpoint = await createEndpoint(account, uniqueName("status-503"));
-    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
 
     const result = await runConsumer([{ body: { deliveryId } }]);
     expect(result.retryMessages).toEqual([{ msgId: "message-0" }]);
@@ -252,7 +180,7 @@ describe("attemptDelivery", () => {
   async function prepared(inboxName: string) {
     const account = await signup();
     const endpoint = await createEndpoint(account, inboxName);
-    const [deliveryId] = (await emit(account, { enqueue: false })).deliveryIds;
+    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
     return { account, endpoint, deliveryId: deliveryId! };
   }
 
@@ -302,25 +230,14 @@ describe("attemptDelivery", () => {
     expect(await inbox(name)).toEqual([]);
   });
 
-  it("disables an endpoint whose delivery gives up after many consecutive failures, and says so", async () => {
+  it("keeps an endpoint active when a delivery gives up, counting its failures and when they began", async () => {
     const { account, endpoint, deliveryId } = await prepared(uniqueName("status-500"));
-    await env.DB.prepare("UPDATE webhook_endpoints SET consecutive_failures = ? WHERE id = ?")
-      .bind(DISABLE_AFTER_CONSECUTIVE_FAILURES - 1, endpoint.id)
-      .run();
+    const before = Date.now();
     const result = await attemptDelivery(db, devSettings({ retryScheduleSeconds: [0] }), await target(deliveryId), "auto");
     expect(result.delivery.status).toBe("failed");
-    expect(await getEndpoint(account, endpoint.id)).toMatchObject({
-      status: "disabled",
-      consecutive_failures: DISABLE_AFTER_CONSECUTIVE_FAILURES,
-      disabled_reason: `Disabled after ${DISABLE_AFTER_CONSECUTIVE_FAILURES} consecutive failed delivery attempts`,
-    });
-  });
-
-  it("keeps an endpoint with fewer consecutive failures active when a delivery gives up", async () => {
-    const { account, endpoint, deliveryId } = await prepared(uniqueName("status-500"));
-    const result = await attemptDelivery(db, devSettings({ retryScheduleSeconds: [0] }), await target(deliveryId), "auto");
-    expect(result.delivery.status).toBe("failed");
-    expect(await getEndpoint(account, endpoint.id)).toMatchObject({ status: "active", consecutive_failures: 1, disabled_reason: null });
+    const after = await getEndpoint(account, endpoint.id);
+    expect(after).toMatchObject({ status: "active", consecutive_failures: 1, disabled_reason: null });
+    expect(Date.parse(after.failing_since)).toBeGreaterThanOrEqual(before - 1);
   });
 });
 
