@@ -13,6 +13,7 @@ import { authRoutes } from "./routes/auth";
 import { customerRoutes } from "./routes/customers";
 import { notificationRoutes } from "./routes/notifications";
 import { projectRoutes } from "./routes/projects";
+import { twilioRoutes } from "./routes/twilio";
 import { webhookRoutes } from "./routes/webhooks";
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
@@ -72,6 +73,7 @@ export function createApp() {
   app.route("/api/v1", customerRoutes);
   app.route("/api/v1", notificationRoutes);
   app.route("/api/v1", webhookRoutes);
+  app.route("/twilio", twilioRoutes);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -1,0 +1,57 @@
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { parseTwilioStatusCallback, twilioStatusCallbackUrl, twilioStreamUrl, type TwilioStatusUpdate } from "../calls/twilio";
+import { validTwilioSignature } from "../calls/twilio-signature";
+import type { AppEnv } from "../context";
+import type { LiveCallConfig } from "../env";
+import { ApiError } from "../errors";
+import { zodDetails } from "../lib/openapi";
+
+/**
+ * What Twilio calls on this server during a live call: the status callbacks and the Media Stream's
+ * WebSocket. Twilio is the only caller, so these stay out of the OpenAPI document; every request
+ * must carry Twilio's X-Twilio-Signature for the URL we gave it, or it is refused and changes nothing.
+ */
+export const twilioRoutes = new Hono<AppEnv>();
+
+/** Without live calls configured, these routes do not exist. */
+function liveConfig(c: Context<AppEnv>): LiveCallConfig {
+  const live = c.get("config").live;
+  if (!live) throw new ApiError(404, "route_not_found", `No route for ${c.req.method} ${c.req.path}`);
+  return live;
+}
+
+async function requireTwilioSignature(c: Context<AppEnv>, live: LiveCallConfig, signedUrl: string, params: Record<string, string>): Promise<void> {
+  if (!(await validTwilioSignature(live.twilio.authToken, c.req.header("x-twilio-signature"), signedUrl, params))) {
+    throw ApiError.forbidden("Missing or invalid X-Twilio-Signature", "invalid_twilio_signature");
+  }
+}
+
+twilioRoutes.post("/status/:notificationId", async (c) => {
+  const live = liveConfig(c);
+  const notificationId = c.req.param("notificationId");
+  // Twilio posts application/x-www-form-urlencoded; these are the exact strings it signed.
+  const form = Object.fromEntries(new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())));
+  await requireTwilioSignature(c, live, twilioStatusCallbackUrl(live.publicBaseUrl, notificationId), form);
+  let update: TwilioStatusUpdate;
+  try {
+    update = parseTwilioStatusCallback(form);
+  } catch (error) {
+    if (!(error instanceof z.ZodError)) throw error;
+    throw ApiError.badRequest("Not a Twilio call status callback", zodDetails(error.issues));
+  }
+  await c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)).twilioStatus(update);
+  return c.body(null, 204);
+});
+
+twilioRoutes.get("/media/:notificationId", async (c) => {
+  const live = liveConfig(c);
+  const notificationId = c.req.param("notificationId");
+  // Twilio signs the wss:// URL it connected to; an upgrade has no form parameters.
+  await requireTwilioSignature(c, live, twilioStreamUrl(live.publicBaseUrl, notificationId), {});
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw ApiError.badRequest("Expected a WebSocket upgrade", undefined, "websocket_upgrade_required");
+  // The call's Durable Object accepts the socket and holds it for the rest of the call. Its response
+  // is copied because the app's middleware adds headers and the original's headers are immutable.
+  const response = await c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)).fetch(c.req.raw);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers: response.headers, webSocket: response.webSocket });
+});

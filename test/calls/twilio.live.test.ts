@@ -1,0 +1,89 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { TwilioApiError, TwilioClient, type CreateCallInput } from "../../src/calls/twilio";
+import { getConfig, type TwilioConfig } from "../../src/env";
+import { fakeTwilioCalls, type FakeTwilioCall } from "../fakes/twilio-peer";
+
+const config = getConfig(env).live!.twilio;
+const client = new TwilioClient(config);
+
+function callInput(to: string): CreateCallInput {
+  return { to, twiml: "<Response><Hangup/></Response>", statusCallbackUrl: "https://echo.test/twilio/status/n1", timeoutSeconds: 30, timeLimitSeconds: 300 };
+}
+
+async function fakeCall(sid: string): Promise<FakeTwilioCall> {
+  const call = (await fakeTwilioCalls()).find((c) => c.sid === sid);
+  if (!call) throw new Error(`the fake has no call ${sid}`);
+  return call;
+}
+
+async function twilioError(promise: Promise<unknown>): Promise<TwilioApiError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(TwilioApiError);
+  return error as TwilioApiError;
+}
+
+describe("TwilioClient against the fake Twilio", () => {
+  it("creates a call from the configured number with the TwiML, status callbacks, limits and machine detection", async () => {
+    const created = await client.createCall(callInput("+14155552671"));
+    expect(created).toEqual({ sid: expect.stringMatching(/^CA[0-9a-f]{32}$/), status: "queued" });
+    const call = await fakeCall(created.sid);
+    expect(call.account_sid).toBe("AC00000000000000000000000000000000");
+    expect(call.params).toEqual({
+      To: "+14155552671",
+      From: "+14155550000",
+      Twiml: "<Response><Hangup/></Response>",
+      StatusCallback: "https://echo.test/twilio/status/n1",
+      StatusCallbackMethod: "POST",
+      StatusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
+      Timeout: "30",
+      TimeLimit: "300",
+      MachineDetection: "Enable",
+    });
+  });
+
+  it("turns Twilio's error body into a TwilioApiError with its code, message and link", async () => {
+    const invalid = await twilioError(client.createCall(callInput("12345")));
+    expect(invalid).toMatchObject({ status: 400, code: 21211, moreInfo: "https://www.twilio.com/docs/errors/21211" });
+    expect(invalid.message).toBe("Twilio error 21211: The 'To' number 12345 is not a valid phone number.");
+
+    const unreachable = await twilioError(client.createCall(callInput("+15005550002")));
+    expect(unreachable).toMatchObject({ status: 400, code: 21214 });
+  });
+
+  it("refuses wrong credentials with Twilio's 401", async () => {
+    const wrong: TwilioConfig = { ...config, authSecret: "not-the-token" };
+    const error = await twilioError(new TwilioClient(wrong).createCall(callInput("+14155552671")));
+    expect(error).toMatchObject({ status: 401, code: 20003 });
+  });
+
+  it("reports a request that got no answer as a TwilioApiError with status 0", async () => {
+    const error = await twilioError(client.createCall(callInput("+15005550009")));
+    expect(error.status).toBe(0);
+    expect(error.message).toMatch(/^Could not reach Twilio \(POST https:\/\/api\.twilio\.com\/2010-04-01\/Accounts\/AC0+\/Calls\.json\): /);
+  });
+
+  it("hangs up with Status=completed; a call that is already over is no error", async () => {
+    const { sid } = await client.createCall(callInput("+14155552671"));
+    await client.hangUp(sid);
+    await client.hangUp(sid);
+    const call = await fakeCall(sid);
+    expect(call.updates.map((update) => update.params)).toEqual([{ Status: "completed" }, { Status: "completed" }]);
+    expect(await client.fetchCall(sid)).toEqual({ sid, status: "canceled", duration: 0 });
+  });
+
+  it("reads a call: its status, and the duration once it has ended", async () => {
+    const { sid } = await client.createCall(callInput("+14155552671"));
+    expect(await client.fetchCall(sid)).toEqual({ sid, status: "queued", duration: null });
+    await fetch(`https://api.twilio.com/_fake/calls/${sid}`, { method: "POST", body: new URLSearchParams({ CallStatus: "in-progress" }) });
+    expect(await client.fetchCall(sid)).toMatchObject({ status: "in-progress", duration: null });
+    await fetch(`https://api.twilio.com/_fake/calls/${sid}`, { method: "POST", body: new URLSearchParams({ CallStatus: "completed", CallDuration: "12" }) });
+    expect(await client.fetchCall(sid)).toEqual({ sid, status: "completed", duration: 12 });
+
+    const missing = await twilioError(client.fetchCall("CA00000000000000000000000000000000"));
+    expect(missing).toMatchObject({ status: 404, code: 20404 });
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { isFinalTwilioStatus, parseTwilioStatusCallback, streamTwiml, twilioStatusCallbackUrl, twilioStatusRank, twilioStreamUrl, type TwilioCallStatus } from "../../src/calls/twilio";
+
+const CALL_SID = "CA0123456789abcdef0123456789abcdef";
+
+describe("streamTwiml", () => {
+  it("connects the call to a bidirectional stream carrying the parameters, XML-escaped", () => {
+    const twiml = streamTwiml("wss://echo.example.com/twilio/media/n1?a=1&b=2", { notification_id: "n1", stream_token: `<"tok'&>` });
+    expect(twiml).toBe(
+      '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>' +
+        '<Stream url="wss://echo.example.com/twilio/media/n1?a=1&amp;b=2">' +
+        '<Parameter name="notification_id" value="n1"/>' +
+        '<Parameter name="stream_token" value="&lt;&quot;tok&apos;&amp;&gt;"/>' +
+        "</Stream></Connect></Response>",
+    );
+  });
+});
+
+describe("callback and stream URLs", () => {
+  it("follow the public origin; the stream's scheme is its WebSocket counterpart", () => {
+    expect(twilioStatusCallbackUrl("https://echo.example.com", "n1")).toBe("https://echo.example.com/twilio/status/n1");
+    expect(twilioStreamUrl("https://echo.example.com", "n1")).toBe("wss://echo.example.com/twilio/media/n1");
+    expect(twilioStreamUrl("http://127.0.0.1:8787", "n1")).toBe("ws://127.0.0.1:8787/twilio/media/n1");
+  });
+});
+
+describe("parseTwilioStatusCallback", () => {
+  it("reads the fields of Twilio's form, ignoring the ones it does not use", () => {
+    const update = parseTwilioStatusCallback({
+      AccountSid: "AC00000000000000000000000000000000",
+      ApiVersion: "2010-04-01",
+      CallSid: CALL_SID,
+      CallStatus: "completed",
+      CallbackSource: "call-progress-events",
+      SequenceNumber: "3",
+      AnsweredBy: "human",
+      CallDuration: "42",
+      Direction: "outbound-api",
+      Timestamp: "Tue, 31 Aug 2010 20:36:28 +0000",
+    });
+    expect(update).toEqual({ callSid: CALL_SID, callStatus: "completed", sequenceNumber: 3, answeredBy: "human", durationSeconds: 42, sipResponseCode: null });
+  });
+
+  it("keeps why a call attempt failed, and leaves absent fields null", () => {
+    expect(parseTwilioStatusCallback({ CallSid: CALL_SID, CallStatus: "busy", SipResponseCode: "486" })).toEqual({
+      callSid: CALL_SID,
+      callStatus: "busy",
+      sequenceNumber: null,
+      answeredBy: null,
+      durationSeconds: null,
+      sipResponseCode: 486,
+    });
+  });
+
+  it("throws on anything that is not a call status callback", () => {
+    expect(() => parseTwilioStatusCallback({})).toThrow();
+    expect(() => parseTwilioStatusCallback({ CallSid: CALL_SID, CallStatus: "exploded" })).toThrow();
+    expect(() => parseTwilioStatusCallback({ CallSid: "not-a-sid", CallStatus: "ringing" })).toThrow();
+    expect(() => parseTwilioStatusCallback({ CallSid: CALL_SID, CallStatus: "ringing", SequenceNumber: "two" })).toThrow();
+  });
+});
+
+describe("status order", () => {
+  it("ranks queued/initiated < ringing < in-progress < every final status", () => {
+    const order: TwilioCallStatus[][] = [["queued", "initiated"], ["ringing"], ["in-progress"], ["completed", "busy", "no-answer", "failed", "canceled"]];
+    order.forEach((statuses, rank) => {
+      for (const status of statuses) {
+        expect(twilioStatusRank(status)).toBe(rank);
+        expect(isFinalTwilioStatus(status)).toBe(rank === 3);
+      }
+    });
+  });
+});

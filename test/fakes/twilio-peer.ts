@@ -1,0 +1,319 @@
+import { env, exports } from "cloudflare:workers";
+
+/**
+ * What Twilio does toward our Worker during a live call, played from the test worker: signed status
+ * callbacks, and the Media Streams client of a bidirectional `<Connect><Stream>` — `connected`,
+ * `start`, a `media` frame every 20 ms, `stop`; outbound audio played in real time, marks echoed
+ * when the audio before them has played, `clear` honoured. The calls themselves are the ones our
+ * Worker created on the fake Twilio REST API (test/fakes/twilio.mjs).
+ *
+ * The signature is computed here from Twilio's documented algorithm, independently of src/.
+ */
+
+const FAKE_TWILIO = "https://api.twilio.com/_fake/calls";
+
+export interface FakeTwilioCall {
+  sid: string;
+  account_sid: string;
+  status: string;
+  /** The form our Worker sent to create the call (StatusCallbackEvent, sent repeatedly, is a list). */
+  params: Record<string, string | string[]>;
+  /** Every update our Worker sent for this call (a hang-up is Status=completed). */
+  updates: Array<{ params: Record<string, string | string[]>; received_at: number }>;
+}
+
+export async function fakeTwilioCalls(): Promise<FakeTwilioCall[]> {
+  return (await fetch(FAKE_TWILIO)).json();
+}
+
+/** The call our Worker placed for a notification, once it has (its StatusCallback names the notification). */
+export async function twilioCallFor(notificationId: string, timeoutMs = 5_000): Promise<FakeTwilioCall> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const call = (await fakeTwilioCalls()).find((c) => param(c, "StatusCallback").endsWith(`/twilio/status/${notificationId}`));
+    if (call) return call;
+    if (Date.now() > deadline) throw new Error(`no Twilio call was created for notification ${notificationId}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function param(call: FakeTwilioCall, name: string): string {
+  const value = call.params[name];
+  return (Array.isArray(value) ? value[0] : value) ?? "";
+}
+
+const encoder = new TextEncoder();
+
+function base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function authToken(): string {
+  if (!env.TWILIO_AUTH_TOKEN) throw new Error("the Twilio peer needs TWILIO_AUTH_TOKEN (a *.live.test.ts file)");
+  return env.TWILIO_AUTH_TOKEN;
+}
+
+/** X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by each parameter's name and value, sorted by name. */
+export async function twilioSignature(url: string, params: Record<string, string> = {}, token = authToken()): Promise<string> {
+  const data = url + Object.keys(params).sort().map((name) => name + params[name]).join("");
+  const key = await crypto.subtle.importKey("raw", encoder.encode(token), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
+  return base64(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(data))));
+}
+
+export interface SignatureOption {
+  /** Send this X-Twilio-Signature instead of the right one; null sends none. */
+  signature?: string | null;
+}
+
+/** POSTs a status callback to our Worker, form-encoded and signed as Twilio does. */
+export async function sendStatusCallback(statusCallbackUrl: string, params: Record<string, string>, options: SignatureOption = {}): Promise<Response> {
+  const signature = options.signature === undefined ? await twilioSignature(statusCallbackUrl, params) : options.signature;
+  const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
+  if (signature !== null) headers["X-Twilio-Signature"] = signature;
+  return exports.default.fetch(new Request(statusCallbackUrl, { method: "POST", headers, body: new URLSearchParams(params) }));
+}
+
+const sequenceNumbers = new Map<string, number>();
+
+/**
+ * The status callback Twilio sends when `call` reaches `callStatus`, with its standard parameters and
+ * the next SequenceNumber of the call (from 0); `extra` adds or overrides parameters (AnsweredBy,
+ * CallDuration, SipResponseCode, SequenceNumber…). The fake's call resource moves along with it.
+ */
+export async function reportCallStatus(call: FakeTwilioCall, callStatus: string, extra: Record<string, string> = {}, options: SignatureOption = {}): Promise<Response> {
+  const sequenceNumber = sequenceNumbers.get(call.sid) ?? 0;
+  sequenceNumbers.set(call.sid, sequenceNumber + 1);
+  const params: Record<string, string> = {
+    AccountSid: call.account_sid,
+    ApiVersion: "2010-04-01",
+    CallSid: call.sid,
+    CallStatus: callStatus,
+    Called: param(call, "To"),
+    Caller: param(call, "From"),
+    Direction: "outbound-api",
+    From: param(call, "From"),
+    To: param(call, "To"),
+    CallbackSource: "call-progress-events",
+    SequenceNumber: String(sequenceNumber),
+    Timestamp: new Date().toUTCString().replace("GMT", "+0000"),
+    ...extra,
+  };
+  await fetch(`${FAKE_TWILIO}/${call.sid}`, { method: "POST", body: new URLSearchParams(params) });
+  return sendStatusCallback(param(call, "StatusCallback"), params, options);
+}
+
+/** μ-law silence; a caller who says nothing. */
+export const MULAW_SILENCE = 0xff;
+/** 20 ms of μ-law at 8 kHz: the size of each frame Twilio sends. */
+const FRAME_BYTES = 160;
+const FRAME_MS = 20;
+
+/** A message our Worker sent on the Media Stream, parsed, with when it arrived. */
+export interface ReceivedMessage {
+  event: string;
+  streamSid?: string;
+  media?: { payload: string };
+  mark?: { name: string };
+  at: number;
+}
+
+export interface EchoedMark {
+  name: string;
+  /** Outbound audio the caller had heard, in ms, when the mark came back. */
+  heardMs: number;
+  /** Returned early by a `clear` rather than reached by playback. */
+  cleared: boolean;
+}
+
+type PlaybackItem = { kind: "audio"; ms: number } | { kind: "mark"; name: string };
+
+export interface MediaStreamOptions extends SignatureOption {
+  /** What the caller says: μ-law 8 kHz bytes, sent in 20 ms frames from `start` on; silence after it. */
+  callerAudio?: Uint8Array;
+}
+
+/** Twilio's side of one bidirectional Media Stream. */
+export class MediaStreamPeer {
+  readonly streamSid = `MZ${hex(16)}`;
+  /** Every message our Worker sent, in order. */
+  readonly received: ReceivedMessage[] = [];
+  /** Every message this peer sent, in order. */
+  readonly sent: Array<Record<string, unknown>> = [];
+  readonly marks: EchoedMark[] = [];
+  /** The audio heard (ms) when each `clear` arrived. */
+  readonly clears: number[] = [];
+  /** When the first outbound `media` arrived (Date.now()), or null. */
+  firstOutboundMediaAt: number | null = null;
+  /** Resolves when the socket is closed, by either side. */
+  readonly closed: Promise<void>;
+
+  private sequenceNumber = 0;
+  private frames = 0;
+  private isClosed = false;
+  private mediaTimer: number | null = null;
+  private readonly playback: PlaybackItem[] = [];
+  private playing: { ms: number; startedAt: number; timer: number } | null = null;
+  private playedMs = 0;
+
+  private constructor(
+    private readonly socket: WebSocket,
+    private readonly call: FakeTwilioCall,
+    private readonly callerAudio: Uint8Array,
+  ) {
+    this.closed = new Promise((resolve) => socket.addEventListener("close", () => resolve()));
+    socket.addEventListener("close", () => this.shutDown());
+    socket.addEventListener("message", (event) => this.onMessage(String(event.data)));
+  }
+
+  /**
+   * Opens the stream the call's TwiML names — Twilio's wss:// URL, fetched as https:// — signed for
+   * that wss:// URL, then sends `connected` and `start` (with the TwiML's `<Parameter>`s) and starts
+   * the 20 ms media frames.
+   */
+  static async connect(call: FakeTwilioCall, options: MediaStreamOptions = {}): Promise<MediaStreamPeer> {
+    const { url, parameters } = parseStreamTwiml(param(call, "Twiml"));
+    const signature = options.signature === undefined ? await twilioSignature(url) : options.signature;
+    const headers: Record<string, string> = { Upgrade: "websocket" };
+    if (signature !== null) headers["X-Twilio-Signature"] = signature;
+    const response = await exports.default.fetch(new Request(url.replace(/^ws/, "http"), { headers }));
+    const socket = response.webSocket;
+    if (response.status !== 101 || !socket) throw new Error(`the Media Stream upgrade was refused: ${response.status} ${await response.text()}`);
+    socket.accept();
+    const peer = new MediaStreamPeer(socket, call, options.callerAudio ?? new Uint8Array());
+    peer.send({ event: "connected", protocol: "Call", version: "1.0.0" });
+    peer.sendSequenced("start", {
+      start: {
+        accountSid: call.account_sid,
+        streamSid: peer.streamSid,
+        callSid: call.sid,
+        tracks: ["inbound"],
+        customParameters: parameters,
+        mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 },
+      },
+    });
+    peer.scheduleFrame(Date.now());
+    return peer;
+  }
+
+  /** Outbound audio the caller has heard so far, in ms (the chunk playing now counts as far as it got). */
+  get heardMs(): number {
+    return this.playedMs + (this.playing ? Math.min(this.playing.ms, Date.now() - this.playing.startedAt) : 0);
+  }
+
+  /** The messages of one event type our Worker sent. */
+  receivedOf(event: string): ReceivedMessage[] {
+    return this.received.filter((message) => message.event === event);
+  }
+
+  /** Twilio's `stop` (the call ended), then the socket closes. */
+  stop(): void {
+    this.sendSequenced("stop", { stop: { accountSid: this.call.account_sid, callSid: this.call.sid } });
+    this.close();
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.shutDown();
+    this.socket.close(1000, "stream ended");
+  }
+
+  private shutDown(): void {
+    this.isClosed = true;
+    clearTimeout(this.mediaTimer);
+    if (this.playing) clearTimeout(this.playing.timer);
+  }
+
+  private send(message: Record<string, unknown>): void {
+    if (this.isClosed) return;
+    this.sent.push(message);
+    this.socket.send(JSON.stringify(message));
+  }
+
+  /** Every message after `connected` carries the stream's SID and the next sequence number, from 1. */
+  private sendSequenced(event: string, body: Record<string, unknown>): void {
+    this.sequenceNumber += 1;
+    this.send({ event, sequenceNumber: String(this.sequenceNumber), ...body, streamSid: this.streamSid });
+  }
+
+  /** Frames go out on a fixed 20 ms grid from `start`, so a late timer never shifts the ones after it. */
+  private scheduleFrame(streamStartedAt: number): void {
+    const due = streamStartedAt + this.frames * FRAME_MS;
+    this.mediaTimer = setTimeout(() => {
+      if (this.isClosed) return;
+      const frame = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
+      frame.set(this.callerAudio.subarray(this.frames * FRAME_BYTES, (this.frames + 1) * FRAME_BYTES));
+      this.frames += 1;
+      this.sendSequenced("media", {
+        media: { track: "inbound", chunk: String(this.frames), timestamp: String((this.frames - 1) * FRAME_MS), payload: base64(frame) },
+      });
+      this.scheduleFrame(streamStartedAt);
+    }, Math.max(0, due - Date.now()));
+  }
+
+  private onMessage(data: string): void {
+    const message = { ...(JSON.parse(data) as Omit<ReceivedMessage, "at">), at: Date.now() };
+    this.received.push(message);
+    if (message.event === "media" && message.media) {
+      this.firstOutboundMediaAt ??= message.at;
+      // μ-law at 8 kHz: 8 bytes per millisecond.
+      this.playback.push({ kind: "audio", ms: atob(message.media.payload).length / 8 });
+      this.play();
+    } else if (message.event === "mark" && message.mark) {
+      this.playback.push({ kind: "mark", name: message.mark.name });
+      this.play();
+    } else if (message.event === "clear") {
+      this.clear();
+    }
+  }
+
+  /** Plays the queue in order: each audio chunk for as long as it lasts; a mark comes back once the audio before it has played. */
+  private play(): void {
+    while (!this.playing && this.playback.length > 0) {
+      const next = this.playback.shift()!;
+      if (next.kind === "mark") {
+        this.echoMark(next.name, false);
+        continue;
+      }
+      const timer = setTimeout(() => {
+        this.playedMs += next.ms;
+        this.playing = null;
+        this.play();
+      }, next.ms);
+      this.playing = { ms: next.ms, startedAt: Date.now(), timer };
+    }
+  }
+
+  /** Twilio's `clear`: the unplayed audio is dropped and every pending mark comes back at once. */
+  private clear(): void {
+    this.playedMs = this.heardMs;
+    this.clears.push(this.playedMs);
+    if (this.playing) clearTimeout(this.playing.timer);
+    this.playing = null;
+    for (const item of this.playback.splice(0)) if (item.kind === "mark") this.echoMark(item.name, true);
+  }
+
+  private echoMark(name: string, cleared: boolean): void {
+    this.marks.push({ name, heardMs: this.playedMs, cleared });
+    this.sendSequenced("mark", { mark: { name } });
+  }
+}
+
+/** The stream URL and `<Parameter>`s of `<Connect><Stream>` TwiML. */
+function parseStreamTwiml(twiml: string): { url: string; parameters: Record<string, string> } {
+  const url = /<Stream\b[^>]*\burl="([^"]*)"/.exec(twiml)?.[1];
+  if (!url) throw new Error(`no <Stream url> in the call's TwiML: ${twiml}`);
+  const parameters: Record<string, string> = {};
+  for (const match of twiml.matchAll(/<Parameter\b[^>]*\bname="([^"]*)"[^>]*\bvalue="([^"]*)"/g)) {
+    parameters[xmlUnescape(match[1] ?? "")] = xmlUnescape(match[2] ?? "");
+  }
+  return { url: xmlUnescape(url), parameters };
+}
+
+const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+const xmlUnescape = (text: string) => text.replace(/&(amp|lt|gt|quot|apos);/g, (_, name: string) => XML_ENTITIES[name] ?? "");
+
+function hex(bytes: number): string {
+  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

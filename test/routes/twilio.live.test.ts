@@ -1,0 +1,96 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createAgent, createCustomer, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer } from "../fixtures";
+import { api, signup, type Account } from "../helpers";
+import { MediaStreamPeer, reportCallStatus, sendStatusCallback, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
+
+const PUBLIC_BASE_URL = "https://echo.test";
+
+/** A live notification whose call our Worker has placed on the fake Twilio (queued, nothing heard back yet). */
+async function placedCall(): Promise<{ account: Account; notificationId: string; call: FakeTwilioCall }> {
+  const account = await signup();
+  const agent = await createAgent(account, QUICKSTART_AGENT);
+  const customer = await createCustomer(account, quickstartCustomer());
+  const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } });
+  expect(created.status).toBe(201);
+  const notificationId: string = created.body.notification.id;
+  return { account, notificationId, call: await twilioCallFor(notificationId) };
+}
+
+async function notification(account: Account, id: string) {
+  const res = await api("GET", `/api/v1/notifications/${id}`, { key: account.key });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+async function expectRefused(response: Response, status: number, code: string) {
+  expect(response.status).toBe(status);
+  expect(await response.json()).toMatchObject({ statusCode: status, code, request_id: expect.any(String) });
+}
+
+function ringing(call: FakeTwilioCall): Record<string, string> {
+  return { AccountSid: call.account_sid, CallSid: call.sid, CallStatus: "ringing", SequenceNumber: "1" };
+}
+
+describe("POST /twilio/status/:notificationId", () => {
+  it("refuses a callback without Twilio's signature, or with a wrong one, and changes nothing", async () => {
+    const { account, notificationId, call } = await placedCall();
+    const before = await notification(account, notificationId);
+    const url = `${PUBLIC_BASE_URL}/twilio/status/${notificationId}`;
+    const params = ringing(call);
+
+    await expectRefused(await sendStatusCallback(url, params, { signature: null }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendStatusCallback(url, params, { signature: await twilioSignature(url, params, "not-the-auth-token") }), 403, "invalid_twilio_signature");
+    // Signed for another notification's callback URL, or for other parameters than the ones sent.
+    await expectRefused(await sendStatusCallback(url, params, { signature: await twilioSignature(`${PUBLIC_BASE_URL}/twilio/status/other`, params) }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendStatusCallback(url, params, { signature: await twilioSignature(url, { ...params, CallStatus: "queued" }) }), 403, "invalid_twilio_signature");
+
+    expect(await notification(account, notificationId)).toEqual(before);
+  });
+
+  it("refuses a signed body that is not a call status callback with a 400, and changes nothing", async () => {
+    const { account, notificationId, call } = await placedCall();
+    const before = await notification(account, notificationId);
+    const url = `${PUBLIC_BASE_URL}/twilio/status/${notificationId}`;
+
+    const garbage = await sendStatusCallback(url, { hello: "world" });
+    expect(garbage.status).toBe(400);
+    expect(await garbage.json()).toMatchObject({ statusCode: 400, code: "validation_error", details: expect.arrayContaining([expect.objectContaining({ path: "CallSid" })]) });
+    await expectRefused(await sendStatusCallback(url, { ...ringing(call), CallStatus: "exploded" }), 400, "validation_error");
+
+    expect(await notification(account, notificationId)).toEqual(before);
+  });
+
+  it("applies a signed callback", async () => {
+    const { account, notificationId, call } = await placedCall();
+    const response = await reportCallStatus(call, "ringing");
+    expect(response.status).toBe(204);
+    expect(await notification(account, notificationId)).toMatchObject({ status: "in_progress", call_status: "ringing" });
+  });
+});
+
+describe("GET /twilio/media/:notificationId (the Media Stream)", () => {
+  it("refuses an upgrade without Twilio's signature for the stream URL, or with a wrong one, and changes nothing", async () => {
+    const { account, notificationId, call } = await placedCall();
+    const before = await notification(account, notificationId);
+    const streamUrl = `wss://echo.test/twilio/media/${notificationId}`;
+    const upgrade = (signature: string | null) =>
+      exports.default.fetch(new Request(`https://echo.test/twilio/media/${notificationId}`, { headers: { Upgrade: "websocket", ...(signature === null ? {} : { "X-Twilio-Signature": signature }) } }));
+
+    await expectRefused(await upgrade(null), 403, "invalid_twilio_signature");
+    await expectRefused(await upgrade(await twilioSignature(streamUrl, {}, "not-the-auth-token")), 403, "invalid_twilio_signature");
+    await expectRefused(await upgrade(await twilioSignature(`wss://echo.test/twilio/media/other`)), 403, "invalid_twilio_signature");
+    // Twilio signs the wss:// URL it connected to, not its https:// form.
+    await expectRefused(await upgrade(await twilioSignature(`https://echo.test/twilio/media/${notificationId}`)), 403, "invalid_twilio_signature");
+    await expect(MediaStreamPeer.connect(call, { signature: null })).rejects.toThrow(/refused: 403/);
+
+    expect(await notification(account, notificationId)).toEqual(before);
+  });
+
+  it("hands a signed upgrade to the call's Durable Object", async () => {
+    const { call } = await placedCall();
+    const peer = await MediaStreamPeer.connect(call);
+    peer.close();
+    await peer.closed;
+  });
+});
