@@ -1,0 +1,65 @@
+/**
+ * The speech-to-speech model behind a live call, seen from the bridge. The bridge (Twilio media ⇄
+ * model) speaks only this interface, so another engine (OpenAI GPT-Live next) plugs in without
+ * touching it. Audio is G.711 μ-law 8 kHz, base64, both ways: what the phone line carries, passed
+ * through untouched. Playback tracking (Twilio marks) stays in the bridge: every engine needs it.
+ */
+
+export interface EngineSessionConfig {
+  /** The rendered prompt. */
+  instructions: string;
+  /** agent.voice, or null for the engine's default voice. */
+  voice: string | null;
+  /** agent.language (e.g. "en" or "en-US"), a hint for transcribing the caller; null: detect. */
+  language: string | null;
+  /** Earlier turns to restore after a reconnect (text only), oldest first; empty for a new call. */
+  history: { role: "agent" | "customer"; text: string }[];
+}
+
+export type EngineEvent =
+  /** A chunk of the agent's speech: base64 G.711 μ-law 8 kHz, passed through untouched. */
+  | { type: "agent_audio"; payload: string; itemId: string; contentIndex: number }
+  /** The final text of one agent turn. */
+  | { type: "agent_transcript"; itemId: string; text: string }
+  /** The final text of one caller turn. */
+  | { type: "caller_transcript"; itemId: string; text: string }
+  /** The caller began to speak: barge-in (the engine has already stopped generating). */
+  | { type: "caller_started_speaking" }
+  /** The model finished a response (completed or interrupted): no more audio of it will come. */
+  | { type: "response_done" }
+  /** The model called the end_call tool; arrives before the `response_done` of its response. */
+  | { type: "end_call_requested"; toolCallId: string; reason: string | null }
+  /** The session is over, exactly once after a successful connect; error: it ended unasked. */
+  | { type: "closed"; error: string | null; usage: EngineUsage };
+
+/** Tokens billed for the session's responses, summed. */
+export interface EngineUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/**
+ * One model session. An engine connects once; to reconnect after a drop, create a new engine and
+ * pass the conversation so far as `history`. Calls made before `connect` resolves are queued and
+ * sent, in order, once the socket is open, so no caller audio is lost while the session starts.
+ */
+export interface VoiceEngine {
+  /**
+   * Opens and configures the session; resolves when the model accepted the configuration, rejects
+   * (with nothing emitted) when it cannot be had: refused, an error answer, or a timeout.
+   */
+  connect(config: EngineSessionConfig, onEvent: (event: EngineEvent) => void): Promise<void>;
+  /**
+   * Asks the model to speak (the opening, or after a tool result). Never overlaps a response: asked
+   * while one is active, the request waits until that one is done.
+   */
+  respond(): void;
+  /** Base64 μ-law from the caller, sent untouched. */
+  appendCallerAudio(payload: string): void;
+  /** The caller heard only `audioEndMs` of this item: forget the rest. */
+  truncate(itemId: string, contentIndex: number, audioEndMs: number): void;
+  /** Acknowledge a tool call (so the conversation stays well-formed); does not ask for a response. */
+  completeToolCall(toolCallId: string, output: string): void;
+  /** Ends the session; `closed` follows (error null) unless it was already over. */
+  close(): void;
+}
