@@ -22,7 +22,7 @@ const LIVE_BINDINGS = {
 };
 
 /** The fakes' worker: upstream.mjs (its entry) first, then every module it imports. */
-const FAKE_MODULES = ["upstream.mjs", "receiver.mjs"].map((file) => ({
+const FAKE_MODULES = ["upstream.mjs", "receiver.mjs", "twilio.mjs", "openai-realtime.mjs", "openai-chat.mjs"].map((file) => ({
   type: "ESModule" as const,
   path: `test/fakes/${file}`,
 }));

@@ -6,14 +6,16 @@ import { notifications, type TranscriptTurn } from "../db/schema";
 import { getConfig, type Bindings } from "../env";
 import { nowIso } from "../lib/ids";
 import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
+import { LiveCallDriver, newLiveCallState, type LiveCallParams, type LiveCallState } from "./live-call";
 import { SimulatorDriver } from "./simulator";
+import type { TwilioStatusUpdate } from "./twilio";
 
 /**
  * One call, one Durable Object (named by the notification id). The lifecycle core here owns the
  * call's state — persisted in ctx.storage so an eviction loses nothing —, its status transitions
  * (queued → ringing → in-progress → ended, never backwards, ended exactly once), the writes to D1
- * and the webhook events. A driver makes the call happen and reports to the core: today the
- * simulator; the live Twilio call plugs in at `driverFor`.
+ * and the webhook events. A driver makes the call happen and reports to the core: the simulator,
+ * or a live Twilio call bridged to the voice model (chosen at `driverFor`).
  */
 
 export type AnsweredBy = "human" | "machine_end_beep";
@@ -48,9 +50,11 @@ export interface CallParams extends CallTarget {
   voicemailMessage: string | null;
   outputSchema: Record<string, unknown> | null;
   maxDurationSeconds: number;
+  /** Set for a live call (Twilio configured), absent for a simulated one. */
+  live?: LiveCallParams;
 }
 
-/** What a driver may do to the call, from inside a step. */
+/** What a driver may do to the call: from inside a step or an operation (see `run`). */
 export interface CallCore {
   /** False: the notification ended elsewhere (e.g. canceled) and the driver must stop. */
   markRinging(): Promise<boolean>;
@@ -60,15 +64,30 @@ export interface CallCore {
   finish(endedReason: EndedReason, errorMessage?: string | null): Promise<boolean>;
   /** Runs the driver's `runStep(step)` at `atMs` (one pending step at a time). */
   schedule(step: number, atMs: number): void;
+  /**
+   * Runs `body` as one lifecycle operation (serialized, on the stored state, committed after), for
+   * what a driver learns on its own — sockets, timers. Undefined, and `body` not run, once the call
+   * has ended; a failure is logged, not thrown.
+   */
+  run<T>(body: () => Promise<T>): Promise<T | undefined>;
+  /** The turns so far, oldest first. */
+  transcript(): Promise<TranscriptTurn[]>;
+  /** A live call's Twilio progress, stored with the call. */
+  liveState(): LiveCallState;
+}
+
+export interface ExtractedResult {
+  value: Record<string, unknown> | null;
+  error: string | null;
 }
 
 export interface CallDriver {
-  begin(): void;
+  begin(): void | Promise<void>;
   runStep(step: number): Promise<void>;
   /** Ends the call on the line (cancel, max duration); the core then finishes it. */
   hangUp(): Promise<void>;
   /** `call_result` from a call a person answered; null value with a reason when it cannot be had. */
-  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): { value: Record<string, unknown> | null; error: string | null };
+  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): ExtractedResult | Promise<ExtractedResult>;
 }
 
 interface CallRecord {
@@ -79,6 +98,8 @@ interface CallRecord {
   answeredAtMs: number | null;
   answeredBy: AnsweredBy | null;
   turnCount: number;
+  /** A live call's Twilio progress; null for a simulated call. */
+  live: LiveCallState | null;
   /** Hang up at this time: max_duration_seconds after the answer (a ring allowance before it). */
   deadlineMs: number;
   next: { step: number; atMs: number } | null;
@@ -94,9 +115,23 @@ const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0
 export class CallSession extends DurableObject<Bindings> {
   private readonly lifecycle = new CallLifecycle(this.ctx, this.env);
 
-  /** Stores the call and schedules its first step; idempotent for the same call. */
-  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus }> {
+  /**
+   * Stores the call and starts it (a live call is dialled before this returns); idempotent for the
+   * same call. "ended": it ended at once — Twilio refused it — and its notification says why.
+   */
+  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
     return this.lifecycle.start(params);
+  }
+
+  /** A live call's Twilio status callback (signature already checked by the route). */
+  async twilioStatus(update: TwilioStatusUpdate): Promise<void> {
+    await this.lifecycle.twilioStatus(update);
+  }
+
+  /** Accepts the live call's Twilio Media Stream WebSocket (signature already checked by the route). */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
+    return this.lifecycle.acceptMediaStream();
   }
 
   /**
@@ -118,6 +153,13 @@ class CallLifecycle implements CallCore {
   /** Turns added during the current operation, written with the record in one put. */
   private pendingTurns: Record<string, TranscriptTurn> = {};
   private readonly db: Database;
+  /**
+   * A live call's driver holds its sockets in memory, so it outlives operations (unlike the
+   * simulator's, made per operation from the record); an evicted object makes a fresh one.
+   */
+  private liveDriver: LiveCallDriver | null = null;
+  /** The last operation queued (settled or not): the next one starts after it. */
+  private operations: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -126,7 +168,7 @@ class CallLifecycle implements CallCore {
     this.db = createDb(env.DB);
   }
 
-  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus }> {
+  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
     return this.operation(async () => {
       const existing = this.record;
       if (existing) return { callId: existing.params.callId, status: existing.callStatus };
@@ -139,11 +181,35 @@ class CallLifecycle implements CallCore {
         answeredAtMs: null,
         answeredBy: null,
         turnCount: 0,
+        live: params.live ? newLiveCallState() : null,
         deadlineMs: now + RING_ALLOWANCE_MS + params.maxDurationSeconds * 1000,
         next: null,
       };
-      this.driverFor(this.record).begin();
-      return { callId: params.callId, status: "queued" as const };
+      try {
+        await this.driverFor(this.record).begin();
+      } catch (error) {
+        // Nothing was stored: the caller fails the notification.
+        this.releaseDriver();
+        this.record = null;
+        throw error;
+      }
+      return { callId: params.callId, status: this.record?.callStatus ?? ("ended" as const) };
+    });
+  }
+
+  async twilioStatus(update: TwilioStatusUpdate): Promise<void> {
+    await this.operation(async () => {
+      const record = this.record;
+      // A callback after the end (or for a call this object never had) changes nothing.
+      if (record?.live) await this.liveDriverFor(record).twilioStatus(update);
+    });
+  }
+
+  async acceptMediaStream(): Promise<Response> {
+    return this.operation(async () => {
+      const record = this.record;
+      if (!record?.live) return new Response("No live call is in progress here", { status: 404 });
+      return this.liveDriverFor(record).acceptMediaStream();
     });
   }
 
@@ -240,11 +306,14 @@ class CallLifecycle implements CallCore {
   async finish(endedReason: EndedReason, errorMessage: string | null = null): Promise<boolean> {
     const record = this.live();
     const { params } = record;
+    const driver = this.driverFor(record);
+    // Off the line first (model socket, media stream); the extraction may take a moment.
+    this.releaseDriver();
     const transcript = await this.transcript();
     const endedAtMs = Date.now();
     let callResult: Record<string, unknown> | null = null;
     if (record.answeredBy === "human" && params.outputSchema) {
-      const extracted = this.driverFor(record).extractResult(transcript, params.outputSchema);
+      const extracted = await driver.extractResult(transcript, params.outputSchema);
       callResult = extracted.value;
       errorMessage ??= extracted.error;
     }
@@ -263,20 +332,56 @@ class CallLifecycle implements CallCore {
     return applied;
   }
 
-  /** The one place that chooses how a call is made: live Twilio calls get their driver here. */
+  async run<T>(body: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await this.operation(async () => (this.record ? body() : undefined));
+    } catch (error) {
+      console.error("[echo] a call event could not be applied", error);
+      return undefined;
+    }
+  }
+
+  liveState(): LiveCallState {
+    const state = this.live().live;
+    if (!state) throw new Error("Not a live call");
+    return state;
+  }
+
+  /** The one place that chooses how a call is made: live when it was created with Twilio configured, else the simulator. */
   private driverFor(record: CallRecord): CallDriver {
+    if (record.live) return this.liveDriverFor(record);
     return new SimulatorDriver(this, record.params, getConfig(this.env).simulatorTimeScale);
   }
 
-  /** Runs one event of the call at a time, from the stored state, and stores what it changed. */
+  private liveDriverFor(record: CallRecord): LiveCallDriver {
+    if (this.liveDriver) return this.liveDriver;
+    const config = getConfig(this.env);
+    if (!config.live) throw new Error(`Call ${record.params.callId} is live but live calls are no longer configured`);
+    this.liveDriver = new LiveCallDriver(this, record.params, { live: config.live, openai: config.openai });
+    return this.liveDriver;
+  }
+
+  /** Closes what a live call holds (its sockets); the next operation on a live call makes a new driver. */
+  private releaseDriver(): void {
+    this.liveDriver?.release();
+    this.liveDriver = null;
+  }
+
+  /**
+   * Runs one event of the call at a time, from the stored state, and stores what it changed.
+   * Operations queue behind each other rather than use blockConcurrencyWhile, which would also
+   * hold a live call's audio (its WebSocket messages) for as long as an operation waits on D1.
+   */
   private async operation<T>(body: () => Promise<T>): Promise<T> {
-    return this.ctx.blockConcurrencyWhile(async () => {
+    const result = this.operations.then(async () => {
       this.record = (await this.ctx.storage.get<CallRecord>(RECORD_KEY)) ?? null;
       this.pendingTurns = {};
-      const result = await body();
+      const value = await body();
       if (this.record) await this.commit();
-      return result;
+      return value;
     });
+    this.operations = result.catch(() => undefined);
+    return result;
   }
 
   private live(): CallRecord {
@@ -292,7 +397,7 @@ class CallLifecycle implements CallCore {
     await this.ctx.storage.setAlarm(Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs));
   }
 
-  private async transcript(): Promise<TranscriptTurn[]> {
+  async transcript(): Promise<TranscriptTurn[]> {
     const stored = await this.ctx.storage.list<TranscriptTurn>({ prefix: TURN_PREFIX });
     const all = new Map([...stored, ...Object.entries(this.pendingTurns)]);
     return [...all.keys()].sort().map((key) => all.get(key)!);
@@ -300,6 +405,7 @@ class CallLifecycle implements CallCore {
 
   /** D1 is the record of an ended call; the object keeps nothing. */
   private async clear(): Promise<void> {
+    this.releaseDriver();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.record = null;

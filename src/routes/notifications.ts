@@ -53,7 +53,13 @@ export const NotificationSchema = z
   .openapi("Notification");
 
 const CreatedNotificationSchema = z
-  .object({ notification: NotificationSchema, call: z.object({ callId: z.string(), status: z.literal("queued") }) })
+  .object({
+    notification: NotificationSchema,
+    call: z.object({
+      callId: z.string(),
+      status: z.enum(["queued", "failed"]).openapi({ description: "queued; failed when the telephony provider refused the call (the notification says why)" }),
+    }),
+  })
   .openapi("CreatedNotification");
 
 const CreateNotificationRequest = z
@@ -167,6 +173,9 @@ interface CallPlan {
   maxDurationSeconds: number;
   script: ReturnType<typeof renderScript>;
   opening: string;
+  /** The agent's voice and language for a live call; null: the model's defaults. */
+  voice: string | null;
+  language: string | null;
 }
 
 /** Every check that refuses a notification, in the documented order; nothing is written here. */
@@ -221,6 +230,8 @@ async function planCall(db: Database, auth: AuthContext, body: CreateNotificatio
     phoneE164: phone.value,
     maxDurationSeconds: body.max_duration_seconds ?? agent?.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS,
     script,
+    voice: agent?.voice ?? null,
+    language: agent?.language ?? null,
     opening: simulatedOpening({
       firstMessage: script.firstMessage,
       prompt: script.prompt,
@@ -236,7 +247,8 @@ const createRouteDef = createRoute({
   tags: ["Notifications"],
   summary: "Send a notification: place an AI voice call to the customer",
   description:
-    "Agent path (`agent_id`) or LLM path (`message`, no agent). Refused with no call: unknown customer or agent (404), disabled agent, no active phone, opted-out phone, or prompt variables with no value (422, with `missing_variables`).",
+    "Agent path (`agent_id`) or LLM path (`message`, no agent). Refused with no call: unknown customer or agent (404), disabled agent, no active phone, opted-out phone, or prompt variables with no value (422, with `missing_variables`).\n\n" +
+    "When Twilio refuses the call (an invalid or unreachable number, an unverified caller ID, …) or cannot be reached, the notification still exists and has ended: the response is a 201 whose notification is `failed` with `ended_reason: error` and Twilio's message in `error_message`, and `call.status` is `failed`; a `call.ended` webhook goes out as for any failed call. A replay with the same Idempotency-Key returns that same response: send a new request to try again. A 502 means the call could not be started for another reason.",
   security: apiKeySecurity,
   request: { headers: IdempotencyHeaders, body: jsonBody(CreateNotificationRequest) },
   responses: {
@@ -362,11 +374,13 @@ export const notificationRoutes = createRouter()
       voicemailMessage: row.voicemailMessage,
       outputSchema: row.outputSchema,
       maxDurationSeconds: row.maxDurationSeconds,
+      ...(config.live ? { live: { streamToken: randomHex(32), voice: plan.voice, language: plan.language } } : {}),
     };
     const locationHint = locationHintForPhone(row.targetPhoneE164);
     const stub = c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id), locationHint ? { locationHint } : undefined);
+    let started: Awaited<ReturnType<typeof stub.start>>;
     try {
-      await stub.start(params);
+      started = await stub.start(params);
     } catch (error) {
       console.error(`[echo] could not start the call of notification ${row.id}`, error);
       // Fail the notification rather than leave it in progress, and free the key for a retry.
@@ -374,7 +388,16 @@ export const notificationRoutes = createRouter()
       await persistCallEnd(db, c.env.WEBHOOK_QUEUE, neverConnected(target, "error", "The call could not be started"), releaseKey);
       throw new ApiError(502, "call_start_failed", "The call could not be started; the notification was marked failed. Retry the request.", { notification_id: row.id });
     }
-    return c.json(response, 201);
+    if (started.status !== "ended") return c.json(response, 201);
+    // Twilio refused the call: the notification ended failed, saying why; a replay says the same.
+    const ended: CreatedNotification = { notification: notificationBody(await findNotification(db, auth, row.id)), call: { callId: row.callId, status: "failed" } };
+    if (key !== undefined) {
+      await db
+        .update(idempotencyKeys)
+        .set({ responseBody: JSON.stringify(ended) })
+        .where(and(eq(idempotencyKeys.projectId, auth.projectId), eq(idempotencyKeys.key, key)));
+    }
+    return c.json(ended, 201);
   })
   .openapi(listRouteDef, async (c) => {
     const { auth, db } = c.var;

@@ -5,11 +5,27 @@
  * Unknown hosts get a 502, so a test never reaches the real internet by accident.
  */
 import { receiver } from "./receiver.mjs";
+import { twilio } from "./twilio.mjs";
+import { openaiRealtime } from "./openai-realtime.mjs";
+import { openaiChat } from "./openai-chat.mjs";
 
 /** @type {Record<string, (request: Request) => Promise<Response>>} */
 const FAKES = {
   "receiver.test": receiver,
+  "api.twilio.com": twilio,
+  "api.openai.com": openai,
 };
+
+/**
+ * api.openai.com by path: the Realtime socket and its fake's controls to the Realtime fake, the rest
+ * of the REST API to the chat-completions fake.
+ * @param {Request} request
+ */
+async function openai(request) {
+  const { pathname } = new URL(request.url);
+  if (pathname.startsWith("/v1/realtime") || pathname.startsWith("/_fake/realtime")) return openaiRealtime(request);
+  return openaiChat(request);
+}
 
 export default {
   /** @param {Request} request */

@@ -1,0 +1,282 @@
+import type { TranscriptTurn } from "../db/schema";
+import type { LiveCallConfig, OpenAIConfig } from "../env";
+import { timingSafeEqualStrings } from "../lib/crypto";
+import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason } from "./call-session";
+import type { EngineEvent, EngineSessionConfig, VoiceEngine } from "./engine";
+import { extractCallResult } from "./extraction";
+import { MediaBridge } from "./media-bridge";
+import { createOpenAIRealtimeEngine } from "./openai-realtime";
+import { streamTwiml, twilioStatusCallbackUrl, twilioStatusRank, twilioStreamUrl, TwilioApiError, TwilioClient, type TwilioCallStatus, type TwilioStatusUpdate } from "./twilio";
+
+/**
+ * A real phone call: Twilio dials the callee and streams the call's audio to this Durable Object,
+ * where the media bridge relays it to and from the voice model. This driver places and hangs up
+ * the call, follows Twilio's status callbacks and the stream, keeps the model session alive
+ * (one reconnect), and reports every step to the lifecycle core — which stores it and emits the
+ * events exactly as for a simulated call.
+ */
+
+/** What a live call needs besides the common CallParams, fixed when the notification is created. */
+export interface LiveCallParams {
+  /** Per-call secret in the stream's `<Parameter>`s: only Twilio's stream for this call is accepted. */
+  streamToken: string;
+  voice: string | null;
+  language: string | null;
+}
+
+/** The call's Twilio progress, stored with the call record. */
+export interface LiveCallState {
+  callSid: string | null;
+  /** The highest SequenceNumber of a status callback applied. */
+  statusSequence: number | null;
+  /** twilioStatusRank of the latest status applied: a callback never moves the call backwards. */
+  statusRank: number;
+  answeredBy: AnsweredBy | null;
+  /** The agent ended the call (end_call), so its end is assistant-ended-call. */
+  agentEnded: boolean;
+}
+
+export function newLiveCallState(): LiveCallState {
+  return { callSid: null, statusSequence: null, statusRank: twilioStatusRank("queued"), answeredBy: null, agentEnded: false };
+}
+
+/** How long Twilio lets the phone ring. */
+const RING_TIMEOUT_SECONDS = 30;
+/**
+ * Twilio's own time limit is a backstop: our watchdog ends the call at max_duration_seconds (with
+ * exceeded-max-duration) a little before Twilio would cut it.
+ */
+const TIME_LIMIT_GRACE_SECONDS = 10;
+/** No caller audio for this long (Twilio sends a frame every 20 ms, silence included): the line is dead. */
+const SILENCE_TIMEOUT_MS = 15_000;
+/** The one step a live call schedules: the media watchdog. */
+const SILENCE_CHECK = 0;
+
+const NEVER_CONNECTED: Partial<Record<TwilioCallStatus, { endedReason: EndedReason; errorMessage: string | null }>> = {
+  busy: { endedReason: "customer-busy", errorMessage: null },
+  "no-answer": { endedReason: "customer-did-not-answer", errorMessage: null },
+  failed: { endedReason: "error", errorMessage: "Twilio could not connect the call" },
+  canceled: { endedReason: "canceled", errorMessage: null },
+};
+
+/** Twilio's AnsweredBy (machine detection): machine_start, machine_end_beep, … are a machine; anything else a person. */
+function answeredByOf(twilioAnsweredBy: string | null): AnsweredBy {
+  return twilioAnsweredBy?.startsWith("machine_") ? "machine_end_beep" : "human";
+}
+
+/** The model's instructions: the rendered prompt, plus how to open and what to do at a voicemail. */
+function sessionInstructions(params: CallParams): string {
+  const parts = [params.prompt, `Open the call by saying: "${params.opening}"`];
+  if (params.voicemailMessage) parts.push(`If an answering machine or voicemail picks up instead of a person, say only: "${params.voicemailMessage}" Then end the call.`);
+  return parts.join("\n\n");
+}
+
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+export class LiveCallDriver implements CallDriver {
+  private readonly twilio: TwilioClient;
+  private readonly bridge: MediaBridge;
+  private readonly liveParams: LiveCallParams;
+  /** The model session in use; null while none is connected (or after the call). */
+  private engine: VoiceEngine | null = null;
+  /** A model session was asked for (by `begin`, or by a stream reaching an object that lost its own). */
+  private engineRequested = false;
+  private reconnectsLeft = 1;
+  private released = false;
+  /** The agent asked to end the call; known at once, stored with the next operation. */
+  private agentEndRequested = false;
+  private framesAtLastSilenceCheck = 0;
+
+  constructor(
+    private readonly core: CallCore,
+    private readonly params: CallParams,
+    private readonly config: { live: LiveCallConfig; openai: OpenAIConfig },
+  ) {
+    if (!params.live) throw new Error(`Call ${params.callId} was not created as a live call`);
+    this.liveParams = params.live;
+    this.twilio = new TwilioClient(config.live.twilio);
+    this.bridge = new MediaBridge({
+      authorize: (parameters) =>
+        parameters.notification_id === params.notificationId && timingSafeEqualStrings(parameters.stream_token ?? "", this.liveParams.streamToken),
+      streamStarted: () => void this.core.run(() => this.streamStarted()),
+      turn: (role, text) => void this.core.run(async () => this.core.addTurn(role, text)),
+      endRequested: () => {
+        this.agentEndRequested = true;
+        void this.core.run(async () => {
+          this.core.liveState().agentEnded = true;
+        });
+      },
+      goodbyePlayed: () => void this.core.run(() => this.endCall("assistant-ended-call")),
+      streamEnded: () => void this.core.run(() => this.core.finish(this.completedReason())),
+    });
+  }
+
+  /** Dials, while the model session opens alongside, so the agent can speak the moment the callee answers. */
+  async begin(): Promise<void> {
+    this.connectEngine([]);
+    const { publicBaseUrl } = this.config.live;
+    const { notificationId } = this.params;
+    try {
+      const call = await this.twilio.createCall({
+        to: this.params.phoneE164,
+        twiml: streamTwiml(twilioStreamUrl(publicBaseUrl, notificationId), { notification_id: notificationId, stream_token: this.liveParams.streamToken }),
+        statusCallbackUrl: twilioStatusCallbackUrl(publicBaseUrl, notificationId),
+        timeoutSeconds: RING_TIMEOUT_SECONDS,
+        timeLimitSeconds: Math.ceil(this.params.maxDurationSeconds) + TIME_LIMIT_GRACE_SECONDS,
+      });
+      this.core.liveState().callSid = call.sid;
+    } catch (error) {
+      if (!(error instanceof TwilioApiError)) throw error;
+      // Twilio refused the call (or could not be reached): the notification fails with its reason.
+      await this.core.finish("error", error.message);
+    }
+  }
+
+  /** Applies one status callback, unless it is a duplicate or older than what was applied. */
+  async twilioStatus(update: TwilioStatusUpdate): Promise<void> {
+    const state = this.core.liveState();
+    if (update.callSid !== state.callSid) return;
+    const rank = twilioStatusRank(update.callStatus);
+    const stale = update.sequenceNumber !== null && state.statusSequence !== null && update.sequenceNumber <= state.statusSequence;
+    if (stale || rank <= state.statusRank) return;
+    state.statusRank = rank;
+    if (update.sequenceNumber !== null) state.statusSequence = update.sequenceNumber;
+
+    if (update.callStatus === "ringing") {
+      await this.core.markRinging();
+      return;
+    }
+    if (update.callStatus === "in-progress") {
+      await this.answered(answeredByOf(update.answeredBy));
+      return;
+    }
+    if (update.callStatus === "completed") {
+      // Only an answered call completes; its in-progress callback may still be on its way.
+      if (!(await this.answered(answeredByOf(update.answeredBy)))) return;
+      await this.core.finish(this.completedReason());
+      return;
+    }
+    const neverConnected = NEVER_CONNECTED[update.callStatus];
+    if (neverConnected) {
+      const sip = update.sipResponseCode === null ? "" : ` (SIP ${update.sipResponseCode})`;
+      await this.core.finish(neverConnected.endedReason, neverConnected.errorMessage && `${neverConnected.errorMessage}${sip}`);
+    }
+  }
+
+  /** Takes the Media Stream WebSocket Twilio opened to this call. */
+  async acceptMediaStream(): Promise<Response> {
+    if (this.released) return new Response("The call has ended", { status: 410 });
+    if (this.bridge.hasStream) return new Response("The call already has a media stream", { status: 409 });
+    // An object restarted since `begin` has no model session: open one, with what was said so far.
+    if (!this.engineRequested) this.connectEngine((await this.core.transcript()).map(({ role, text }) => ({ role, text })));
+    const { 0: client, 1: server } = new WebSocketPair();
+    server.accept();
+    this.bridge.attachTwilio(server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** The only step: the media watchdog. Caller audio since the last check means the line is alive. */
+  async runStep(): Promise<void> {
+    const frames = this.bridge.callerFrames;
+    if (!this.released && frames > this.framesAtLastSilenceCheck) {
+      this.framesAtLastSilenceCheck = frames;
+      this.core.schedule(SILENCE_CHECK, this.bridge.lastCallerFrameAtMs + SILENCE_TIMEOUT_MS);
+      return;
+    }
+    await this.endCall("silence-timed-out");
+  }
+
+  async hangUp(): Promise<void> {
+    const callSid = this.core.liveState().callSid;
+    this.release();
+    if (callSid === null) return;
+    try {
+      await this.twilio.hangUp(callSid);
+    } catch (error) {
+      // The call still ends on our side; Twilio's time limit ends it on the line at the latest.
+      console.error(`[echo] could not hang up Twilio call ${callSid}`, error);
+    }
+  }
+
+  async extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {
+    if (!transcript.some((turn) => turn.role === "customer")) return { value: null, error: null };
+    return extractCallResult({ openai: { ...this.config.openai, apiKey: this.config.live.openaiApiKey }, instructions: this.params.prompt, transcript, outputSchema });
+  }
+
+  /** The call is over: the model session and Twilio's stream are closed. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.bridge.close();
+    const engine = this.engine;
+    this.engine = null;
+    engine?.close();
+  }
+
+  private async answered(answeredBy: AnsweredBy): Promise<boolean> {
+    if (!(await this.core.markAnswered(answeredBy))) return false;
+    const state = this.core.liveState();
+    if (state.answeredBy === null) {
+      state.answeredBy = answeredBy;
+      this.core.schedule(SILENCE_CHECK, Date.now() + SILENCE_TIMEOUT_MS);
+    }
+    return true;
+  }
+
+  /** The stream can start before Twilio's in-progress callback arrives: either one answers the call. */
+  private async streamStarted(): Promise<void> {
+    if (!(await this.answered(this.core.liveState().answeredBy ?? "human"))) return;
+    this.core.schedule(SILENCE_CHECK, Date.now() + SILENCE_TIMEOUT_MS);
+  }
+
+  private completedReason(): EndedReason {
+    const state = this.core.liveState();
+    if (state.agentEnded || this.agentEndRequested) return "assistant-ended-call";
+    return state.answeredBy === "machine_end_beep" ? "voicemail" : "customer-ended-call";
+  }
+
+  private async endCall(endedReason: EndedReason, errorMessage: string | null = null): Promise<void> {
+    if (endedReason === "assistant-ended-call") this.core.liveState().agentEnded = true;
+    await this.hangUp();
+    await this.core.finish(endedReason, errorMessage);
+  }
+
+  private connectEngine(history: EngineSessionConfig["history"]): void {
+    const engine = createOpenAIRealtimeEngine({ ...this.config.openai, apiKey: this.config.live.openaiApiKey });
+    this.engine = engine;
+    this.engineRequested = true;
+    const session: EngineSessionConfig = { instructions: sessionInstructions(this.params), voice: this.liveParams.voice, language: this.liveParams.language, history };
+    engine.connect(session, (event) => this.onEngineEvent(engine, event)).then(
+      () => {
+        if (engine === this.engine) this.bridge.useEngine(engine);
+      },
+      (error: unknown) => {
+        if (engine === this.engine) this.engineLost(errorText(error));
+      },
+    );
+  }
+
+  private onEngineEvent(engine: VoiceEngine, event: EngineEvent): void {
+    if (engine !== this.engine) return;
+    if (event.type === "closed") this.engineLost(event.error ?? "the model closed the session");
+    else this.bridge.onEngineEvent(event);
+  }
+
+  /** One reconnect, with the conversation so far; after that the agent cannot speak, so the call ends. */
+  private engineLost(reason: string): void {
+    this.engine = null;
+    this.bridge.engineLost();
+    if (this.reconnectsLeft > 0) {
+      this.reconnectsLeft -= 1;
+      void this.reconnect();
+      return;
+    }
+    void this.core.run(() => this.endCall("error", `The voice model session was lost and could not be restored: ${reason}`));
+  }
+
+  private async reconnect(): Promise<void> {
+    const transcript = await this.core.run(() => this.core.transcript());
+    if (transcript === undefined || this.released) return;
+    this.connectEngine(transcript.map(({ role, text }) => ({ role, text })));
+  }
+}

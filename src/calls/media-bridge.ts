@@ -1,0 +1,285 @@
+import { z } from "zod";
+import type { TurnRole } from "./call-session";
+import type { EngineEvent, VoiceEngine } from "./engine";
+
+/**
+ * The live call's audio path: Twilio's bidirectional Media Stream (a WebSocket Twilio opens to us)
+ * on one side, a VoiceEngine on the other. Audio passes through untouched both ways — base64
+ * G.711 μ-law 8 kHz is what both speak. The bridge also tracks what the caller has actually heard,
+ * with Twilio marks, for barge-in (truncate to the heard audio) and for hanging up only once the
+ * goodbye has played. It knows no engine in particular and nothing of the call's lifecycle: what
+ * matters to the call goes out through `MediaBridgeEvents`.
+ */
+
+export interface MediaBridgeEvents {
+  /** Checks the `<Parameter>`s of Twilio's `start`; a stream that fails is closed and ignored. */
+  authorize(customParameters: Record<string, string>): boolean;
+  /** Twilio's stream started and passed `authorize`: the callee is on the line. */
+  streamStarted(): void;
+  /** A final transcript of one turn. */
+  turn(role: TurnRole, text: string): void;
+  /** The agent called end_call (its goodbye may still be playing). */
+  endRequested(): void;
+  /** The goodbye after end_call has played (or the wait for it ran out): hang up now. */
+  goodbyePlayed(): void;
+  /** Twilio's stream is over: its `stop`, or the socket closed. */
+  streamEnded(): void;
+}
+
+/** A mark sent after a chunk of agent audio: when Twilio echoes it, the chunk has played. */
+interface PendingMark {
+  sequence: number;
+  engine: VoiceEngine;
+  itemId: string;
+  contentIndex: number;
+  /** The item's audio sent up to the end of this chunk, in bytes (μ-law: 8 bytes a millisecond). */
+  itemBytes: number;
+}
+
+const MULAW_BYTES_PER_MS = 8;
+/** How long to wait for the goodbye to finish playing before hanging up anyway. */
+const GOODBYE_PLAYBACK_CAP_MS = 15_000;
+
+// Rare messages from Twilio, validated; `media` (50 a second) is read by hand.
+const StartMessageSchema = z.object({
+  event: z.literal("start"),
+  start: z.object({
+    streamSid: z.string().min(1),
+    callSid: z.string().min(1),
+    customParameters: z.record(z.string(), z.string()).optional(),
+  }),
+});
+const MarkMessageSchema = z.object({ event: z.literal("mark"), mark: z.object({ name: z.string() }) });
+
+/** Bytes of audio in a base64 payload, without decoding it. */
+function base64ByteLength(payload: string): number {
+  const padding = payload.endsWith("==") ? 2 : payload.endsWith("=") ? 1 : 0;
+  return (payload.length / 4) * 3 - padding;
+}
+
+export class MediaBridge {
+  private twilio: WebSocket | null = null;
+  private streamSid: string | null = null;
+  /** `{"event":"media","streamSid":"…","media":{"payload":` — built once per stream. */
+  private mediaPrefix = "";
+  private markPrefix = "";
+  private clearMessage = "";
+  private closed = false;
+
+  /** Null while the engine connects (or reconnects): caller audio waits in `callerBacklog`. */
+  private engine: VoiceEngine | null = null;
+  private callerBacklog: string[] = [];
+  /** Twilio's stream started before the engine was ready: greet as soon as it is. */
+  private greetingPending = false;
+  /** The engine was lost mid-response: the new one picks up the conversation by speaking. */
+  private responseCutOff = false;
+  /** Agent audio of a response has been sent since its last `response_done`. */
+  private responseActive = false;
+
+  private markSequence = 0;
+  private pendingMarks: PendingMark[] = [];
+  /** Audio of the item being sent so far. */
+  private sending: { itemId: string; contentIndex: number; bytes: number } | null = null;
+  /** The last mark Twilio echoed: audio up to there has played. */
+  private played: PendingMark | null = null;
+  /** Audio of an interrupted item still in flight from the engine is dropped. */
+  private interruptedItemId: string | null = null;
+
+  private goodbye: { timer: ReturnType<typeof setTimeout> } | null = null;
+
+  /** Caller frames received: the silence watchdog checks that it moves. */
+  callerFrames = 0;
+  lastCallerFrameAtMs = 0;
+
+  constructor(private readonly events: MediaBridgeEvents) {}
+
+  /** A Media Stream socket is attached (a call has one). */
+  get hasStream(): boolean {
+    return this.twilio !== null;
+  }
+
+  /** Takes Twilio's Media Stream socket (already accepted); see `hasStream`. */
+  attachTwilio(socket: WebSocket): void {
+    this.twilio = socket;
+    socket.addEventListener("message", (event) => this.onTwilioMessage(socket, event.data));
+    socket.addEventListener("close", () => this.onTwilioGone(socket));
+    socket.addEventListener("error", () => this.onTwilioGone(socket));
+  }
+
+  /** The engine is connected: greet if the caller is already there, then send the audio that waited. */
+  useEngine(engine: VoiceEngine): void {
+    if (this.closed) return;
+    this.engine = engine;
+    if (this.greetingPending || this.responseCutOff) engine.respond();
+    this.greetingPending = false;
+    this.responseCutOff = false;
+    for (const payload of this.callerBacklog) engine.appendCallerAudio(payload);
+    this.callerBacklog = [];
+  }
+
+  /** The engine is gone: caller audio waits for the next one; a response it was giving is cut off. */
+  engineLost(): void {
+    this.engine = null;
+    this.responseCutOff = this.responseActive;
+    this.responseActive = false;
+    this.sending = null;
+    // A goodbye under way has all the audio it will get: hang up once that has played.
+    this.hangUpIfGoodbyePlayed();
+  }
+
+  onEngineEvent(event: EngineEvent): void {
+    if (this.closed) return;
+    switch (event.type) {
+      case "agent_audio":
+        return this.sendAgentAudio(event.payload, event.itemId, event.contentIndex);
+      case "agent_transcript":
+        return this.events.turn("agent", event.text);
+      case "caller_transcript":
+        return this.events.turn("customer", event.text);
+      case "caller_started_speaking":
+        return this.bargeIn();
+      case "response_done":
+        this.responseActive = false;
+        return this.hangUpIfGoodbyePlayed();
+      case "end_call_requested":
+        this.engine?.completeToolCall(event.toolCallId, JSON.stringify({ status: "hanging up once the goodbye has played" }));
+        this.events.endRequested();
+        this.goodbye ??= { timer: setTimeout(() => this.hangUpAfterGoodbye(), GOODBYE_PLAYBACK_CAP_MS) };
+        return this.hangUpIfGoodbyePlayed();
+      case "closed":
+        // The driver owns the engine's life; it calls engineLost.
+        return;
+    }
+  }
+
+  /** Ends the bridge: Twilio's socket is closed, nothing more is sent or reported. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.goodbye) clearTimeout(this.goodbye.timer);
+    this.goodbye = null;
+    this.engine = null;
+    this.callerBacklog = [];
+    const socket = this.twilio;
+    if (socket && socket.readyState === WebSocket.OPEN) socket.close(1000, "call ended");
+  }
+
+  private onTwilioMessage(socket: WebSocket, data: string | ArrayBuffer): void {
+    if (this.closed || socket !== this.twilio || typeof data !== "string") return;
+    let message: { event?: unknown; media?: { payload?: unknown } };
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    switch (message.event) {
+      case "media": {
+        if (this.streamSid === null) return;
+        const payload = message.media?.payload;
+        if (typeof payload !== "string") return;
+        this.callerFrames += 1;
+        this.lastCallerFrameAtMs = Date.now();
+        if (this.engine) this.engine.appendCallerAudio(payload);
+        else this.callerBacklog.push(payload);
+        return;
+      }
+      case "mark":
+        return this.onMarkPlayed(message);
+      case "start":
+        return this.onStart(socket, message);
+      case "stop":
+        if (this.streamSid !== null) this.endStream();
+        return;
+      // "connected" (first, before start) and "dtmf" carry nothing the call needs.
+    }
+  }
+
+  private onStart(socket: WebSocket, message: unknown): void {
+    if (this.streamSid !== null) return;
+    const parsed = StartMessageSchema.safeParse(message);
+    if (!parsed.success || !this.events.authorize(parsed.data.start.customParameters ?? {})) {
+      console.warn("[echo] refused a media stream whose start did not match the call");
+      this.twilio = null;
+      socket.close(1008, "stream not authorized");
+      return;
+    }
+    const { streamSid } = parsed.data.start;
+    this.streamSid = streamSid;
+    const sid = JSON.stringify(streamSid);
+    this.mediaPrefix = `{"event":"media","streamSid":${sid},"media":{"payload":`;
+    this.markPrefix = `{"event":"mark","streamSid":${sid},"mark":{"name":"`;
+    this.clearMessage = `{"event":"clear","streamSid":${sid}}`;
+    this.lastCallerFrameAtMs = Date.now();
+    // The greeting first: every moment before it is dead air for the callee.
+    if (this.engine) this.engine.respond();
+    else this.greetingPending = true;
+    this.events.streamStarted();
+  }
+
+  private sendAgentAudio(payload: string, itemId: string, contentIndex: number): void {
+    const socket = this.twilio;
+    if (!socket || this.streamSid === null || !this.engine || itemId === this.interruptedItemId) return;
+    this.responseActive = true;
+    let sending = this.sending;
+    if (!sending || sending.itemId !== itemId || sending.contentIndex !== contentIndex) {
+      sending = this.sending = { itemId, contentIndex, bytes: 0 };
+    }
+    sending.bytes += base64ByteLength(payload);
+    socket.send(`${this.mediaPrefix}${JSON.stringify(payload)}}}`);
+    const sequence = ++this.markSequence;
+    socket.send(`${this.markPrefix}${sequence}"}}`);
+    this.pendingMarks.push({ sequence, engine: this.engine, itemId, contentIndex, itemBytes: sending.bytes });
+  }
+
+  /** Twilio plays marks in order: an echoed mark means every chunk up to it has played. */
+  private onMarkPlayed(message: unknown): void {
+    const parsed = MarkMessageSchema.safeParse(message);
+    if (!parsed.success) return;
+    const sequence = Number(parsed.data.mark.name);
+    // Marks of audio dropped by `clear` come back too; they are no longer pending and mean nothing.
+    while (this.pendingMarks.length > 0 && this.pendingMarks[0]!.sequence <= sequence) this.played = this.pendingMarks.shift()!;
+    this.hangUpIfGoodbyePlayed();
+  }
+
+  /**
+   * The caller talks over the agent: drop what Twilio has not played yet, and tell the engine how
+   * much of the item the caller heard — by the marks Twilio echoed, so never more than was sent.
+   */
+  private bargeIn(): void {
+    const unplayed = this.pendingMarks[0];
+    if (!unplayed || !this.twilio) return;
+    this.twilio.send(this.clearMessage);
+    const played = this.played;
+    const heardBytes = played && played.itemId === unplayed.itemId && played.contentIndex === unplayed.contentIndex ? played.itemBytes : 0;
+    // An item of an engine lost since exists only as text in the current one.
+    const engine = this.engine;
+    if (engine && unplayed.engine === engine) engine.truncate(unplayed.itemId, unplayed.contentIndex, Math.floor(heardBytes / MULAW_BYTES_PER_MS));
+    this.interruptedItemId = unplayed.itemId;
+    this.pendingMarks = [];
+    this.sending = null;
+    this.hangUpIfGoodbyePlayed();
+  }
+
+  private hangUpIfGoodbyePlayed(): void {
+    if (this.goodbye && !this.responseActive && this.pendingMarks.length === 0) this.hangUpAfterGoodbye();
+  }
+
+  private hangUpAfterGoodbye(): void {
+    if (!this.goodbye) return;
+    clearTimeout(this.goodbye.timer);
+    this.goodbye = null;
+    this.events.goodbyePlayed();
+  }
+
+  private onTwilioGone(socket: WebSocket): void {
+    if (socket !== this.twilio || this.closed) return;
+    // A socket that closed before its stream started leaves nothing behind.
+    if (this.streamSid === null) this.twilio = null;
+    else this.endStream();
+  }
+
+  private endStream(): void {
+    this.close();
+    this.events.streamEnded();
+  }
+}

@@ -1,0 +1,547 @@
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { createAgent, createCustomer, QUICKSTART_AGENT, quickstartCustomer, storedEvents } from "../fixtures";
+import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
+import { api, inbox, signup, uniqueName, type Account } from "../helpers";
+
+/**
+ * Live calls end to end, inside workerd: our Worker dials the fake Twilio, the test plays Twilio's
+ * side (signed status callbacks and the Media Stream, test/fakes/twilio-peer.ts), the fake OpenAI
+ * Realtime holds the conversation as its script says and the fake Chat Completions extracts the
+ * result. What is checked is what people and peers see: API bodies, webhooks, and the protocol
+ * messages the fakes and the peer recorded.
+ */
+
+const WAIT = { timeout: 15_000, interval: 20 };
+const FRAME_BYTES = 160;
+/** A μ-law byte that is not one of the two silences: the fake's VAD hears speech. */
+const SPEECH = 0x10;
+
+interface RealtimeScript {
+  responses?: string[];
+  audio_deltas?: number;
+  audio_bytes_per_delta?: number;
+  caller_turns?: string[];
+  end_call_after_turn?: number | null;
+  drop_after_events?: number | null;
+  drop_sessions?: number | null;
+}
+
+interface RealtimeSession {
+  id: string;
+  instructions: string;
+  client_events: Array<Record<string, any>>;
+  server_events: string[];
+  sent_audio: Array<{ item_id: string; bytes: number; sha256: string }>;
+  errors: unknown[];
+  closed: { by: string; code: number; reason: string } | null;
+}
+
+async function realtimeSessions(marker: string): Promise<RealtimeSession[]> {
+  return (await fetch(`https://api.openai.com/_fake/realtime/sessions?match=${encodeURIComponent(marker)}`)).json();
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+interface LiveCall {
+  account: Account;
+  /** In the agent's prompt, so the fake Realtime session of this call is found (and scripted) by it. */
+  marker: string;
+  notificationId: string;
+  created: { status: number; body: any };
+  inboxName: string;
+}
+
+/** A notification through the API, with the model's script for its call and a webhook for its events. */
+async function placeLiveCall(script: RealtimeScript, options: { phone?: string; idempotencyKey?: string } = {}): Promise<LiveCall> {
+  const account = await signup();
+  const marker = `live-${crypto.randomUUID()}`;
+  const scripted = await fetch("https://api.openai.com/_fake/realtime/script", { method: "POST", body: JSON.stringify({ match: marker, ...script }) });
+  expect(scripted.status).toBe(200);
+  const agent = await createAgent(account, { ...QUICKSTART_AGENT, system_prompt: `${QUICKSTART_AGENT.system_prompt} (${marker})` });
+  const customer = await createCustomer(account, quickstartCustomer(options.phone ?? "+14155552671"));
+  const inboxName = uniqueName("live");
+  const webhook = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, {
+    key: account.key,
+    body: { url: `http://receiver.test/${inboxName}`, events: ["call.started", "call.ended", "call.summary"] },
+  });
+  expect(webhook.status).toBe(201);
+  const created = await api("POST", "/api/v1/notifications", {
+    key: account.key,
+    body: { customer_id: customer.id, agent_id: agent.id, variables: { appointment_time: "Thursday March 20th at 2:00 PM", doctor_name: "Dr. Patel" } },
+    headers: options.idempotencyKey ? { "Idempotency-Key": options.idempotencyKey } : {},
+  });
+  return { account, marker, notificationId: created.body?.notification?.id, created, inboxName };
+}
+
+async function getNotification(call: LiveCall) {
+  const res = await api("GET", `/api/v1/notifications/${call.notificationId}`, { key: call.account.key });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+async function waitUntilEnded(call: LiveCall) {
+  return vi.waitFor(async () => {
+    const body = await getNotification(call);
+    expect(body.status).not.toBe("in_progress");
+    return body;
+  }, WAIT);
+}
+
+/** Ringing, then answered by a person: what Twilio reports before the stream connects. */
+async function answer(twilioCall: FakeTwilioCall) {
+  for (const status of ["initiated", "ringing"]) expect((await reportCallStatus(twilioCall, status)).status).toBe(204);
+  expect((await reportCallStatus(twilioCall, "in-progress", { AnsweredBy: "human" })).status).toBe(204);
+}
+
+/** Webhook bodies of a call, once all `expected` events have arrived, in the order they were emitted. */
+async function webhooks(call: LiveCall, expected: string[]) {
+  return vi.waitFor(async () => {
+    const bodies = (await inbox(call.inboxName)).map((request) => JSON.parse(request.body));
+    expect(bodies.map((body) => body.event_name).sort()).toEqual([...expected].sort());
+    return expected.map((name) => bodies.find((body) => body.event_name === name));
+  }, WAIT);
+}
+
+/**
+ * The caller's audio, silent until `say` writes speech into it: the peer reads each 20 ms frame
+ * from this buffer as it sends it, so speech written just past the frames sent is heard next.
+ */
+function callerLine(): Uint8Array {
+  return new Uint8Array(8000 * 60).fill(MULAW_SILENCE);
+}
+
+function say(peer: MediaStreamPeer, line: Uint8Array, frames = 6): void {
+  const next = peer.sent.filter((message) => message.event === "media").length;
+  line.fill(SPEECH, next * FRAME_BYTES, (next + frames) * FRAME_BYTES);
+}
+
+async function twilioUpdates(notificationId: string) {
+  return (await twilioCallFor(notificationId)).updates.map((update) => update.params);
+}
+
+describe("a live call", () => {
+  it("greets first, hears the caller, ends with end_call, hangs up Twilio, and delivers the extracted result", async () => {
+    const call = await placeLiveCall({
+      responses: ["Hi, is this John? Does Thursday at 2 PM still work?", "Wonderful, see you then. Goodbye!"],
+      caller_turns: ["Yes, that works for me."],
+      end_call_after_turn: 1,
+    });
+    expect(call.created.status).toBe(201);
+    expect(call.created.body).toMatchObject({ notification: { status: "in_progress", call_status: "queued", simulated: false }, call: { status: "queued" } });
+
+    // What Twilio was asked to do: dial the customer and connect the call to our Media Stream.
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect(twilioCall.params).toMatchObject({
+      To: "+14155552671",
+      From: "+14155550000",
+      StatusCallback: `https://echo.test/twilio/status/${call.notificationId}`,
+      Timeout: "30",
+      TimeLimit: "190",
+    });
+    const twiml = String(twilioCall.params.Twiml);
+    expect(twiml).toContain(`<Stream url="wss://echo.test/twilio/media/${call.notificationId}">`);
+    expect(twiml).toContain(`<Parameter name="notification_id" value="${call.notificationId}"/>`);
+    expect(twiml).toMatch(/<Parameter name="stream_token" value="[0-9a-f]{64}"\/>/);
+
+    await answer(twilioCall);
+    expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "in-progress", answered_by: "human" });
+
+    const line = callerLine();
+    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    // The greeting is the first thing on the line, the model's audio untouched, each chunk marked.
+    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    const [session] = await realtimeSessions(call.marker);
+    expect(peer.received[0]!.event).toBe("media");
+    const greeting = peer.received.slice(0, 6);
+    expect(greeting.map((message) => message.event)).toEqual(["media", "mark", "media", "mark", "media", "mark"]);
+    const outboundHashes = await Promise.all(peer.receivedOf("media").map((message) => sha256Hex(message.media!.payload)));
+    expect(outboundHashes).toEqual(session!.sent_audio.map((audio) => audio.sha256));
+    expect(peer.receivedOf("media").every((message) => message.streamSid === peer.streamSid)).toBe(true);
+
+    // The caller answers; the model's reply calls end_call, and once the goodbye has played we hang up.
+    say(peer, line);
+    await peer.closed;
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({
+      status: "completed",
+      call_status: "completed",
+      ended_reason: "assistant-ended-call",
+      answered_by: "human",
+      call_result: { confirmed: true, reschedule_request: null },
+      error_message: null,
+      simulated: false,
+    });
+    expect(n.transcript.map((turn: { role: string; text: string }) => [turn.role, turn.text])).toEqual([
+      ["agent", "Hi, is this John? Does Thursday at 2 PM still work?"],
+      ["customer", "Yes, that works for me."],
+      ["agent", "Wonderful, see you then. Goodbye!"],
+    ]);
+    expect(n.duration_seconds).toBeGreaterThan(0);
+    // Hung up only after the goodbye played: every mark came back before the stream closed.
+    expect(peer.marks).toHaveLength(6);
+    expect(peer.marks.every((mark) => !mark.cleared)).toBe(true);
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+
+    // Every caller frame reached the model, in order, untouched.
+    const [ended] = await realtimeSessions(call.marker);
+    const appended = ended!.client_events.filter((event) => event.type === "input_audio_buffer.append").map((event) => event.sha256);
+    const callerHashes = await Promise.all(peer.sent.filter((message) => message.event === "media").map((message) => sha256Hex((message.media as { payload: string }).payload)));
+    expect(appended.length).toBeGreaterThan(11);
+    expect(appended).toEqual(callerHashes.slice(0, appended.length));
+    expect(ended!.closed).toMatchObject({ by: "client" });
+    expect(ended!.errors).toEqual([]);
+
+    const [started, endedEvent, summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
+    expect(started.data).toEqual({ status: "in_progress", simulated: false });
+    expect(endedEvent.data).toEqual({ status: "completed", ended_reason: "assistant-ended-call", simulated: false });
+    expect(summary.data).toMatchObject({
+      analysis: { confirmed: true, reschedule_request: null },
+      transcript: "AI: Hi, is this John? Does Thursday at 2 PM still work?\nCustomer: Yes, that works for me.\nAI: Wonderful, see you then. Goodbye!",
+      ended_reason: "assistant-ended-call",
+      duration_seconds: n.duration_seconds,
+      simulated: false,
+    });
+
+    // Twilio's own end of the call, arriving afterwards, changes nothing.
+    expect((await reportCallStatus(twilioCall, "completed", { CallDuration: "4" })).status).toBe(204);
+    expect(await getNotification(call)).toEqual(n);
+    expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
+  });
+
+  it("barge-in: clears Twilio's buffer and truncates the agent's item to the audio the caller heard", async () => {
+    // Five seconds of greeting, all sent at once: the caller talks over it well before its end.
+    const call = await placeLiveCall({ responses: ["This is a long greeting that the caller will talk over.", "Sorry, go ahead."], audio_deltas: 250 });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const line = callerLine();
+    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    await vi.waitFor(() => expect(peer.receivedOf("media").length).toBe(250), WAIT);
+    await vi.waitFor(() => expect(peer.marks.length).toBeGreaterThanOrEqual(5), WAIT);
+
+    say(peer, line);
+    await vi.waitFor(() => expect(peer.receivedOf("clear")).toHaveLength(1), WAIT);
+    const [session] = await vi.waitFor(async () => {
+      const sessions = await realtimeSessions(call.marker);
+      expect(sessions[0]!.client_events.some((event) => event.type === "conversation.item.truncate")).toBe(true);
+      return sessions;
+    }, WAIT);
+    const truncate = session!.client_events.find((event) => event.type === "conversation.item.truncate")!;
+    const greetingItem = session!.sent_audio[0]!.item_id;
+    expect(truncate).toMatchObject({ item_id: greetingItem, content_index: 0 });
+    // Exactly the audio up to a mark the caller had played back (20 ms a chunk) — never more than
+    // they heard when the clear arrived, nor than was sent.
+    const playedMarks = peer.marks.filter((mark) => !mark.cleared).map((mark) => mark.heardMs);
+    expect(playedMarks).toContain(truncate.audio_end_ms);
+    expect(truncate.audio_end_ms).toBeGreaterThan(0);
+    expect(truncate.audio_end_ms).toBeLessThanOrEqual(peer.clears[0]!);
+    expect(truncate.audio_end_ms).toBeLessThan(5000);
+    expect(session!.errors).toEqual([]);
+    // The unplayed audio's marks came back with the clear.
+    expect(peer.marks.some((mark) => mark.cleared)).toBe(true);
+
+    peer.stop();
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", answered_by: "human" });
+    expect(n.transcript[0]).toMatchObject({ role: "agent" });
+  });
+});
+
+describe("calls that never connect", () => {
+  it.each([
+    ["busy", {}, { status: "failed", call_status: "busy", ended_reason: "customer-busy", error_message: null }],
+    ["no-answer", {}, { status: "failed", call_status: "no-answer", ended_reason: "customer-did-not-answer", error_message: null }],
+    ["failed", { SipResponseCode: "404" }, { status: "failed", call_status: "failed", ended_reason: "error", error_message: "Twilio could not connect the call (SIP 404)" }],
+    ["canceled", {}, { status: "canceled", call_status: "canceled", ended_reason: "canceled", error_message: null }],
+  ])("Twilio reports %s: the notification ends that way with only call.ended", async (twilioStatus, extra, expected) => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "initiated")).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "ringing")).status).toBe(204);
+    expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "ringing" });
+    expect((await reportCallStatus(twilioCall, twilioStatus, extra)).status).toBe(204);
+
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ ...expected, answered_at: null, answered_by: null, transcript: [], call_result: null, duration_seconds: 0 });
+    expect(n.started_at).not.toBeNull();
+    const [ended] = await webhooks(call, ["call.ended"]);
+    expect(ended.data).toEqual({ status: expected.status, ended_reason: expected.ended_reason, simulated: false });
+    // The model session opened for the call is closed, and nothing was hung up: Twilio ended it.
+    await vi.waitFor(async () => expect((await realtimeSessions(call.marker))[0]!.closed).toMatchObject({ by: "client" }), WAIT);
+    expect(await twilioUpdates(call.notificationId)).toEqual([]);
+  });
+
+  it.each([
+    ["+15005550001", /^Twilio error 21217: Phone number does not appear to be valid$/],
+    ["+15005550009", /^Could not reach Twilio \(POST /],
+  ])("Twilio refusing the call to %s: a 201 with the notification failed and Twilio's message, never a 500", async (phone, message) => {
+    const key = uniqueName("idem");
+    const call = await placeLiveCall({}, { phone, idempotencyKey: key });
+    expect(call.created.status).toBe(201);
+    expect(call.created.body).toMatchObject({
+      notification: { status: "failed", call_status: "failed", ended_reason: "error", error_message: expect.stringMatching(message), answered_at: null, transcript: [] },
+      call: { status: "failed" },
+    });
+    expect(await getNotification(call)).toEqual(call.created.body.notification);
+    const [ended] = await webhooks(call, ["call.ended"]);
+    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", simulated: false });
+    await vi.waitFor(async () => expect((await realtimeSessions(call.marker))[0]?.closed ?? { by: "client" }).toMatchObject({ by: "client" }), WAIT);
+
+    // A replay says the same and dials nothing.
+    const replay = await api("POST", "/api/v1/notifications", {
+      key: call.account.key,
+      headers: { "Idempotency-Key": key },
+      body: { customer_id: call.created.body.notification.customer_id, agent_id: call.created.body.notification.agent_id, variables: { appointment_time: "Thursday March 20th at 2:00 PM", doctor_name: "Dr. Patel" } },
+    });
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body).toEqual(call.created.body);
+  });
+});
+
+describe("status callbacks out of order", () => {
+  it("completed before in-progress: the call ends completed once, and the late callbacks change nothing", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "ringing", { SequenceNumber: "1" })).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "completed", { SequenceNumber: "3", AnsweredBy: "human", CallDuration: "7" })).status).toBe(204);
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", call_status: "completed", ended_reason: "customer-ended-call", answered_by: "human" });
+
+    expect((await reportCallStatus(twilioCall, "in-progress", { SequenceNumber: "2", AnsweredBy: "human" })).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "ringing", { SequenceNumber: "1" })).status).toBe(204);
+    expect(await getNotification(call)).toEqual(n);
+    expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
+  });
+
+  it("duplicates and stale callbacks never move a call backwards", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "ringing", { SequenceNumber: "1" })).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "in-progress", { SequenceNumber: "2", AnsweredBy: "human" })).status).toBe(204);
+    const answered = await getNotification(call);
+    expect(answered).toMatchObject({ status: "in_progress", call_status: "in-progress", answered_by: "human" });
+
+    // The same callback again, a stale ringing, and an initiated that lost its way.
+    expect((await reportCallStatus(twilioCall, "in-progress", { SequenceNumber: "2", AnsweredBy: "machine_start" })).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "ringing", { SequenceNumber: "1" })).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "initiated", { SequenceNumber: "0" })).status).toBe(204);
+    // A newer callback with an earlier status is no step back either.
+    expect((await reportCallStatus(twilioCall, "ringing", { SequenceNumber: "5" })).status).toBe(204);
+    expect(await getNotification(call)).toEqual(answered);
+    expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.started"]);
+
+    expect((await reportCallStatus(twilioCall, "completed", { SequenceNumber: "6", CallDuration: "3" })).status).toBe(204);
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", answered_at: answered.answered_at });
+  });
+
+  it("an answering machine (AnsweredBy machine_*) makes the call a voicemail", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "in-progress", { AnsweredBy: "machine_end_beep" })).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "completed", { AnsweredBy: "machine_end_beep", CallDuration: "9" })).status).toBe(204);
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", call_result: null });
+  });
+});
+
+describe("the media stream", () => {
+  it("refuses a stream whose start does not carry the call's stream token", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    const url = `wss://echo.test/twilio/media/${call.notificationId}`;
+    const response = await exports.default.fetch(new Request(url.replace(/^wss/, "https"), { headers: { Upgrade: "websocket", "X-Twilio-Signature": await twilioSignature(url) } }));
+    expect(response.status).toBe(101);
+    const socket = response.webSocket!;
+    const closed = new Promise<CloseEvent>((resolve) => socket.addEventListener("close", resolve));
+    socket.accept();
+    socket.send(JSON.stringify({ event: "connected", protocol: "Call", version: "1.0.0" }));
+    socket.send(
+      JSON.stringify({
+        event: "start",
+        sequenceNumber: "1",
+        streamSid: "MZ00000000000000000000000000000000",
+        start: { streamSid: "MZ00000000000000000000000000000000", callSid: twilioCall.sid, accountSid: twilioCall.account_sid, tracks: ["inbound"], customParameters: { notification_id: call.notificationId, stream_token: "0".repeat(64) }, mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 } },
+      }),
+    );
+    expect((await closed).code).toBe(1008);
+    expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "queued", answered_at: null });
+    // The real stream still gets through.
+    await answer(twilioCall);
+    const peer = await MediaStreamPeer.connect(twilioCall);
+    await vi.waitFor(() => expect(peer.receivedOf("media").length).toBeGreaterThan(0), WAIT);
+    peer.stop();
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "customer-ended-call" });
+  });
+
+  it("the watchdog ends a call whose stream sends no audio: silence-timed-out, and Twilio is hung up", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    // A stream that starts and then carries nothing.
+    const url = `wss://echo.test/twilio/media/${call.notificationId}`;
+    const response = await exports.default.fetch(new Request(url.replace(/^wss/, "https"), { headers: { Upgrade: "websocket", "X-Twilio-Signature": await twilioSignature(url) } }));
+    const socket = response.webSocket!;
+    const closed = new Promise<CloseEvent>((resolve) => socket.addEventListener("close", resolve));
+    const received: string[] = [];
+    socket.addEventListener("message", (event) => {
+      received.push(JSON.parse(String(event.data)).event);
+    });
+    socket.accept();
+    const streamToken = /name="stream_token" value="([0-9a-f]+)"/.exec(String(twilioCall.params.Twiml))![1]!;
+    socket.send(
+      JSON.stringify({
+        event: "start",
+        sequenceNumber: "1",
+        streamSid: "MZ11111111111111111111111111111111",
+        start: { streamSid: "MZ11111111111111111111111111111111", callSid: twilioCall.sid, accountSid: twilioCall.account_sid, tracks: ["inbound"], customParameters: { notification_id: call.notificationId, stream_token: streamToken }, mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 } },
+      }),
+    );
+    // The stream is live: the greeting comes.
+    await vi.waitFor(() => expect(received).toContain("media"), WAIT);
+
+    const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(call.notificationId));
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", call_status: "completed", ended_reason: "silence-timed-out", answered_by: "human" });
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+    expect((await closed).code).toBe(1000);
+    const [, ended] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
+    expect(ended.data).toEqual({ status: "completed", ended_reason: "silence-timed-out", simulated: false });
+  });
+
+  it("a caller who keeps talking keeps the watchdog away", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const peer = await MediaStreamPeer.connect(twilioCall);
+    // Caller audio has come through the call object (the model got it).
+    await vi.waitFor(async () => expect((await realtimeSessions(call.marker))[0]!.client_events.some((event) => event.type === "input_audio_buffer.append")).toBe(true), WAIT);
+    const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(call.notificationId));
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "in-progress" });
+    peer.stop();
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "customer-ended-call" });
+  });
+});
+
+describe("a crashed call object", () => {
+  it("still ends the call from what it stored: the watchdog hangs up and keeps the transcript", async () => {
+    const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."] });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const line = callerLine();
+    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    say(peer, line);
+    // The caller's turn is transcribed and the model has answered it: three turns are stored.
+    const stub = () => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(call.notificationId));
+    await vi.waitFor(async () => expect((await runInDurableObject(stub(), (_, state) => state.storage.list({ prefix: "turn:" }))).size).toBe(3), WAIT);
+
+    // The object crashes: its sockets go with it, what it stored stays (a stub from before is broken).
+    await abortAllDurableObjects();
+    await peer.closed;
+    expect(await runDurableObjectAlarm(stub())).toBe(true);
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "silence-timed-out", answered_by: "human", call_result: { confirmed: true, reschedule_request: null } });
+    expect(n.transcript.map((turn: { role: string; text: string }) => [turn.role, turn.text])).toEqual([
+      ["agent", "Hi John, this is Acme."],
+      ["customer", "Yes, that works for me."],
+      ["agent", "Hi John, this is Acme."],
+    ]);
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+  });
+});
+
+describe("the model session", () => {
+  it("dropped mid-call, it is reconnected with the conversation so far and the call goes on", async () => {
+    // The first session closes (1011) right after the greeting's response.done: its 16th event.
+    const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."], end_call_after_turn: 1, drop_after_events: 16, drop_sessions: 1 });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const line = callerLine();
+    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    const sessions = await vi.waitFor(async () => {
+      const all = await realtimeSessions(call.marker);
+      expect(all).toHaveLength(2);
+      expect(all[1]!.server_events).toContain("session.updated");
+      return all;
+    }, WAIT);
+    expect(sessions[0]!.closed).toMatchObject({ by: "server", code: 1011 });
+    // The new session was given the greeting as the assistant's earlier turn.
+    expect(sessions[1]!.client_events.filter((event) => event.type === "conversation.item.create").map((event) => event.item)).toEqual([
+      { type: "message", role: "assistant", content: [{ type: "output_text", text: "Hi John, this is Acme." }] },
+    ]);
+    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+
+    say(peer, line);
+    await peer.closed;
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call", call_result: { confirmed: true, reschedule_request: null }, error_message: null });
+    expect(n.transcript.map((turn: { role: string }) => turn.role)).toEqual(["agent", "customer", "agent"]);
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+  });
+
+  it("dropped again after the reconnect: Twilio is hung up and the call ends in error with the partial transcript", async () => {
+    // Every session drops at its 16th event: the first after the greeting, the second mid-reply.
+    const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."], drop_after_events: 16 });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const line = callerLine();
+    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    await vi.waitFor(async () => expect((await realtimeSessions(call.marker))[1]?.server_events).toContain("session.updated"), WAIT);
+
+    say(peer, line);
+    await peer.closed;
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "failed", call_status: "failed", ended_reason: "error", answered_by: "human" });
+    expect(n.error_message).toMatch(/^The voice model session was lost and could not be restored: /);
+    expect(n.transcript.map((turn: { role: string; text: string }) => [turn.role, turn.text])).toEqual([
+      ["agent", "Hi John, this is Acme."],
+      ["customer", "Yes, that works for me."],
+    ]);
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+    const [, ended, summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
+    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", simulated: false });
+    expect(summary.data.transcript).toBe("AI: Hi John, this is Acme.\nCustomer: Yes, that works for me.");
+  });
+});
+
+describe("the call result", () => {
+  it("an extraction that fails the schema twice: call_result null and error_message says why", async () => {
+    const call = await placeLiveCall({ responses: ["Hi John, this is Acme.", "Thanks, goodbye!"], caller_turns: ["Yes. [extract-invalid]"], end_call_after_turn: 1 });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const line = callerLine();
+    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    say(peer, line);
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call", call_result: null });
+    expect(n.error_message).toMatch(/does not satisfy the agent's output_schema \(2 attempts\)/);
+    const requests = await (await fetch(`https://api.openai.com/_fake/chat/requests?match=${call.marker}`)).json();
+    expect(requests).toHaveLength(2);
+    const [, , summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
+    expect(summary.data.analysis).toBeNull();
+  });
+});
+
+describe("cancel", () => {
+  it("cancels a ringing live call: Twilio is told to hang up and the call is never answered", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "ringing")).status).toBe(204);
+    const res = await api("POST", `/api/v1/notifications/${call.notificationId}/cancel`, { key: call.account.key });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: "canceled", call_status: "canceled", ended_reason: "canceled", answered_at: null });
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+    // Twilio's canceled callback and a late in-progress change nothing.
+    expect((await reportCallStatus(twilioCall, "in-progress", { AnsweredBy: "human" })).status).toBe(204);
+    expect((await reportCallStatus(twilioCall, "canceled")).status).toBe(204);
+    expect(await getNotification(call)).toEqual(res.body);
+    expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.ended"]);
+  });
+});
