@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
 import { notifications, type TranscriptTurn } from "../db/schema";
@@ -8,7 +8,7 @@ import { nowIso } from "../lib/ids";
 import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
 import { LiveCallDriver, newLiveCallState, type LiveCallParams, type LiveCallState } from "./live-call";
 import { SimulatorDriver } from "./simulator";
-import type { TwilioStatusUpdate } from "./twilio";
+import type { TwilioMachineDetection, TwilioStatusUpdate } from "./twilio";
 
 /**
  * One call, one Durable Object (named by the notification id). The lifecycle core here owns the
@@ -60,6 +60,8 @@ export interface CallCore {
   markRinging(): Promise<boolean>;
   /** False as for markRinging; otherwise emits call.started. */
   markAnswered(answeredBy: AnsweredBy): Promise<boolean>;
+  /** Who answered, learned after the answer (machine detection); false as for markRinging. */
+  markAnsweredBy(answeredBy: AnsweredBy): Promise<boolean>;
   addTurn(role: TurnRole, text: string): void;
   finish(endedReason: EndedReason, errorMessage?: string | null): Promise<boolean>;
   /** Runs the driver's `runStep(step)` at `atMs` (one pending step at a time). */
@@ -126,6 +128,11 @@ export class CallSession extends DurableObject<Bindings> {
   /** A live call's Twilio status callback (signature already checked by the route). */
   async twilioStatus(update: TwilioStatusUpdate): Promise<void> {
     await this.lifecycle.twilioStatus(update);
+  }
+
+  /** A live call's answering machine detection verdict (signature already checked by the route). */
+  async twilioMachineDetection(detection: TwilioMachineDetection): Promise<void> {
+    await this.lifecycle.twilioMachineDetection(detection);
   }
 
   /** Accepts the live call's Twilio Media Stream WebSocket (signature already checked by the route). */
@@ -202,6 +209,13 @@ class CallLifecycle implements CallCore {
       const record = this.record;
       // A callback after the end (or for a call this object never had) changes nothing.
       if (record?.live) await this.liveDriverFor(record).twilioStatus(update);
+    });
+  }
+
+  async twilioMachineDetection(detection: TwilioMachineDetection): Promise<void> {
+    await this.operation(async () => {
+      const record = this.record;
+      if (record?.live) await this.liveDriverFor(record).twilioMachineDetection(detection);
     });
   }
 
@@ -289,6 +303,25 @@ class CallLifecycle implements CallCore {
     record.deadlineMs = nowMs + params.maxDurationSeconds * 1000;
     await this.commit();
     await enqueue(this.env.WEBHOOK_QUEUE, event.deliveryIds);
+    return true;
+  }
+
+  async markAnsweredBy(answeredBy: AnsweredBy): Promise<boolean> {
+    const record = this.live();
+    if (record.answeredBy === answeredBy) return true;
+    const updatedAt = nowIso();
+    const updated = await this.db
+      .update(notifications)
+      .set({ answeredBy, updatedAt })
+      .where(and(eq(notifications.id, record.params.notificationId), eq(notifications.status, "in_progress")))
+      .returning({ id: notifications.id });
+    if (updated.length === 0) {
+      // Ended meanwhile, as in `transition`: the call stops here.
+      await this.clear();
+      return false;
+    }
+    record.answeredBy = answeredBy;
+    await this.commit();
     return true;
   }
 

@@ -6,7 +6,19 @@ import type { EngineEvent, EngineSessionConfig, VoiceEngine } from "./engine";
 import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
 import { createOpenAIRealtimeEngine } from "./openai-realtime";
-import { streamTwiml, twilioStatusCallbackUrl, twilioStatusRank, twilioStreamUrl, TwilioApiError, TwilioClient, type TwilioCallStatus, type TwilioStatusUpdate } from "./twilio";
+import {
+  streamTwiml,
+  twilioMachineDetectionCallbackUrl,
+  twilioStatusCallbackUrl,
+  twilioStatusRank,
+  twilioStreamUrl,
+  TwilioApiError,
+  TwilioClient,
+  type TwilioAnsweredBy,
+  type TwilioCallStatus,
+  type TwilioMachineDetection,
+  type TwilioStatusUpdate,
+} from "./twilio";
 
 /**
  * A real phone call: Twilio dials the callee and streams the call's audio to this Durable Object,
@@ -64,6 +76,9 @@ function answeredByOf(twilioAnsweredBy: string | null): AnsweredBy {
   return twilioAnsweredBy?.startsWith("machine_") ? "machine_end_beep" : "human";
 }
 
+/** Detection verdicts that mean no person is on the line; human and unknown leave the call with the person. */
+const MACHINE_VERDICTS: ReadonlySet<TwilioAnsweredBy> = new Set(["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"]);
+
 /** The model's instructions: the rendered prompt, plus how to open and what to do at a voicemail. */
 function sessionInstructions(params: CallParams): string {
   const parts = [params.prompt, `Open the call by saying: "${params.opening}"`];
@@ -106,7 +121,7 @@ export class LiveCallDriver implements CallDriver {
           this.core.liveState().agentEnded = true;
         });
       },
-      goodbyePlayed: () => void this.core.run(() => this.endCall("assistant-ended-call")),
+      goodbyePlayed: () => void this.core.run(() => this.endCall(this.completedReason())),
       streamEnded: () => void this.core.run(() => this.core.finish(this.completedReason())),
     });
   }
@@ -121,6 +136,7 @@ export class LiveCallDriver implements CallDriver {
         to: this.params.phoneE164,
         twiml: streamTwiml(twilioStreamUrl(publicBaseUrl, notificationId), { notification_id: notificationId, stream_token: this.liveParams.streamToken }),
         statusCallbackUrl: twilioStatusCallbackUrl(publicBaseUrl, notificationId),
+        machineDetectionCallbackUrl: twilioMachineDetectionCallbackUrl(publicBaseUrl, notificationId),
         timeoutSeconds: RING_TIMEOUT_SECONDS,
         timeLimitSeconds: Math.ceil(this.params.maxDurationSeconds) + TIME_LIMIT_GRACE_SECONDS,
       });
@@ -161,6 +177,20 @@ export class LiveCallDriver implements CallDriver {
       const sip = update.sipResponseCode === null ? "" : ` (SIP ${update.sipResponseCode})`;
       await this.core.finish(neverConnected.endedReason, neverConnected.errorMessage && `${neverConnected.errorMessage}${sip}`);
     }
+  }
+
+  /**
+   * Applies the answering machine detection verdict, which arrives after the answer while the agent
+   * is already speaking. A machine makes the call a voicemail (no extraction); the model, told what
+   * to do at a voicemail, leaves the agent's message.
+   */
+  async twilioMachineDetection(detection: TwilioMachineDetection): Promise<void> {
+    const state = this.core.liveState();
+    if (detection.callSid !== state.callSid || !MACHINE_VERDICTS.has(detection.answeredBy)) return;
+    // The verdict may beat the in-progress callback and the stream: it answers the call too.
+    if (!(await this.answered("machine_end_beep"))) return;
+    if (!(await this.core.markAnsweredBy("machine_end_beep"))) return;
+    state.answeredBy = "machine_end_beep";
   }
 
   /** Takes the Media Stream WebSocket Twilio opened to this call. */
@@ -229,10 +259,12 @@ export class LiveCallDriver implements CallDriver {
     this.core.schedule(SILENCE_CHECK, Date.now() + SILENCE_TIMEOUT_MS);
   }
 
+  /** A machine's call is a voicemail whoever hung up (the agent does, once its message is left). */
   private completedReason(): EndedReason {
     const state = this.core.liveState();
+    if (state.answeredBy === "machine_end_beep") return "voicemail";
     if (state.agentEnded || this.agentEndRequested) return "assistant-ended-call";
-    return state.answeredBy === "machine_end_beep" ? "voicemail" : "customer-ended-call";
+    return "customer-ended-call";
   }
 
   private async endCall(endedReason: EndedReason, errorMessage: string | null = null): Promise<void> {

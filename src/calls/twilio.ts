@@ -44,6 +44,8 @@ export interface CreateCallInput {
   to: string;
   twiml: string;
   statusCallbackUrl: string;
+  /** Where Twilio posts the answering machine detection verdict. */
+  machineDetectionCallbackUrl: string;
   /** How long to let it ring. */
   timeoutSeconds: number;
   /** The longest the call may last once answered. */
@@ -66,8 +68,12 @@ export class TwilioClient {
       StatusCallbackMethod: "POST",
       Timeout: String(input.timeoutSeconds),
       TimeLimit: String(input.timeLimitSeconds),
-      // Synchronous answering machine detection: the callbacks after the answer carry AnsweredBy.
+      // Asynchronous answering machine detection: synchronous detection would hold the TwiML (our
+      // stream, so the greeting) for seconds after the answer; this way the verdict follows on its own.
       MachineDetection: "Enable",
+      AsyncAmd: "true",
+      AsyncAmdStatusCallback: input.machineDetectionCallbackUrl,
+      AsyncAmdStatusCallbackMethod: "POST",
     });
     for (const event of STATUS_CALLBACK_EVENTS) form.append("StatusCallbackEvent", event);
     const call = await this.request("POST", "Calls.json", form);
@@ -126,6 +132,11 @@ export function twilioStatusCallbackUrl(publicBaseUrl: string, notificationId: s
   return `${publicBaseUrl}/twilio/status/${encodeURIComponent(notificationId)}`;
 }
 
+/** Where Twilio posts the asynchronous answering machine detection verdict (the URL it signs it with). */
+export function twilioMachineDetectionCallbackUrl(publicBaseUrl: string, notificationId: string): string {
+  return `${publicBaseUrl}/twilio/amd/${encodeURIComponent(notificationId)}`;
+}
+
 /** The Media Stream's WebSocket URL: the public origin's scheme turned into ws(s). */
 export function twilioStreamUrl(publicBaseUrl: string, notificationId: string): string {
   return `${publicBaseUrl.replace(/^http/, "ws")}/twilio/media/${encodeURIComponent(notificationId)}`;
@@ -158,6 +169,7 @@ export interface TwilioStatusUpdate {
   sipResponseCode: number | null;
 }
 
+const callSidField = z.string().regex(/^CA[0-9a-fA-F]{32}$/, "must be a Call SID");
 const optionalText = z
   .string()
   .optional()
@@ -171,7 +183,7 @@ const optionalCount = z
 
 /** The status callback's form fields we use; Twilio sends more (AccountSid, From, To, Timestamp, CallbackSource, …). */
 const StatusCallbackSchema = z.object({
-  CallSid: z.string().regex(/^CA[0-9a-fA-F]{32}$/, "must be a Call SID"),
+  CallSid: callSidField,
   CallStatus: z.enum(CALL_STATUSES),
   SequenceNumber: optionalCount,
   AnsweredBy: optionalText,
@@ -190,6 +202,33 @@ export function parseTwilioStatusCallback(form: Record<string, string>): TwilioS
     durationSeconds: fields.CallDuration,
     sipResponseCode: fields.SipResponseCode,
   };
+}
+
+/**
+ * AnsweredBy of answering machine detection: `Enable` reports machine_start, human, fax or unknown;
+ * `DetectMessageEnd` waits for the greeting's end and reports machine_end_beep, _silence or _other.
+ */
+const ANSWERED_BY = ["human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax", "unknown"] as const;
+export type TwilioAnsweredBy = (typeof ANSWERED_BY)[number];
+
+export interface TwilioMachineDetection {
+  callSid: string;
+  answeredBy: TwilioAnsweredBy;
+  /** How long detection took after the answer. */
+  detectionDurationMs: number | null;
+}
+
+/** The asynchronous detection callback's form: CallSid, AccountSid, AnsweredBy, MachineDetectionDuration (ms). */
+const MachineDetectionCallbackSchema = z.object({
+  CallSid: callSidField,
+  AnsweredBy: z.enum(ANSWERED_BY),
+  MachineDetectionDuration: optionalCount,
+});
+
+/** Validates an answering machine detection callback's form fields; throws a ZodError on anything else. */
+export function parseTwilioMachineDetectionCallback(form: Record<string, string>): TwilioMachineDetection {
+  const fields = MachineDetectionCallbackSchema.parse(form);
+  return { callSid: fields.CallSid, answeredBy: fields.AnsweredBy, detectionDurationMs: fields.MachineDetectionDuration };
 }
 
 /** Orders statuses so a late callback never moves a call backwards: queued/initiated < ringing < in-progress < ended. */

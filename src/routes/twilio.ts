@@ -1,6 +1,14 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { parseTwilioStatusCallback, twilioStatusCallbackUrl, twilioStreamUrl, type TwilioStatusUpdate } from "../calls/twilio";
+import {
+  parseTwilioMachineDetectionCallback,
+  parseTwilioStatusCallback,
+  twilioMachineDetectionCallbackUrl,
+  twilioStatusCallbackUrl,
+  twilioStreamUrl,
+  type TwilioMachineDetection,
+  type TwilioStatusUpdate,
+} from "../calls/twilio";
 import { validTwilioSignature } from "../calls/twilio-signature";
 import type { AppEnv } from "../context";
 import type { LiveCallConfig } from "../env";
@@ -8,9 +16,10 @@ import { ApiError } from "../errors";
 import { zodDetails } from "../lib/openapi";
 
 /**
- * What Twilio calls on this server during a live call: the status callbacks and the Media Stream's
- * WebSocket. Twilio is the only caller, so these stay out of the OpenAPI document; every request
- * must carry Twilio's X-Twilio-Signature for the URL we gave it, or it is refused and changes nothing.
+ * What Twilio calls on this server during a live call: the status callbacks, the answering machine
+ * detection verdict and the Media Stream's WebSocket. Twilio is the only caller, so these stay out of
+ * the OpenAPI document; every request must carry Twilio's X-Twilio-Signature for the URL we gave it,
+ * or it is refused and changes nothing.
  */
 export const twilioRoutes = new Hono<AppEnv>();
 
@@ -19,6 +28,11 @@ function liveConfig(c: Context<AppEnv>): LiveCallConfig {
   const live = c.get("config").live;
   if (!live) throw new ApiError(404, "route_not_found", `No route for ${c.req.method} ${c.req.path}`);
   return live;
+}
+
+/** Twilio posts application/x-www-form-urlencoded; these are the exact strings it signed. */
+async function twilioForm(c: Context<AppEnv>): Promise<Record<string, string>> {
+  return Object.fromEntries(new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())));
 }
 
 async function requireTwilioSignature(c: Context<AppEnv>, live: LiveCallConfig, signedUrl: string, params: Record<string, string>): Promise<void> {
@@ -30,8 +44,7 @@ async function requireTwilioSignature(c: Context<AppEnv>, live: LiveCallConfig, 
 twilioRoutes.post("/status/:notificationId", async (c) => {
   const live = liveConfig(c);
   const notificationId = c.req.param("notificationId");
-  // Twilio posts application/x-www-form-urlencoded; these are the exact strings it signed.
-  const form = Object.fromEntries(new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())));
+  const form = await twilioForm(c);
   await requireTwilioSignature(c, live, twilioStatusCallbackUrl(live.publicBaseUrl, notificationId), form);
   let update: TwilioStatusUpdate;
   try {
@@ -41,6 +54,22 @@ twilioRoutes.post("/status/:notificationId", async (c) => {
     throw ApiError.badRequest("Not a Twilio call status callback", zodDetails(error.issues));
   }
   await c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)).twilioStatus(update);
+  return c.body(null, 204);
+});
+
+twilioRoutes.post("/amd/:notificationId", async (c) => {
+  const live = liveConfig(c);
+  const notificationId = c.req.param("notificationId");
+  const form = await twilioForm(c);
+  await requireTwilioSignature(c, live, twilioMachineDetectionCallbackUrl(live.publicBaseUrl, notificationId), form);
+  let detection: TwilioMachineDetection;
+  try {
+    detection = parseTwilioMachineDetectionCallback(form);
+  } catch (error) {
+    if (!(error instanceof z.ZodError)) throw error;
+    throw ApiError.badRequest("Not a Twilio answering machine detection callback", zodDetails(error.issues));
+  }
+  await c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)).twilioMachineDetection(detection);
   return c.body(null, 204);
 });
 

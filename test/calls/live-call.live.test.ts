@@ -2,7 +2,7 @@ import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } fro
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { createAgent, createCustomer, QUICKSTART_AGENT, quickstartCustomer, storedEvents } from "../fixtures";
-import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
+import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
 import { api, inbox, signup, uniqueName, type Account } from "../helpers";
 
 /**
@@ -57,12 +57,16 @@ interface LiveCall {
 }
 
 /** A notification through the API, with the model's script for its call and a webhook for its events. */
-async function placeLiveCall(script: RealtimeScript, options: { phone?: string; idempotencyKey?: string } = {}): Promise<LiveCall> {
+async function placeLiveCall(script: RealtimeScript, options: { phone?: string; idempotencyKey?: string; voicemailMessage?: string } = {}): Promise<LiveCall> {
   const account = await signup();
   const marker = `live-${crypto.randomUUID()}`;
   const scripted = await fetch("https://api.openai.com/_fake/realtime/script", { method: "POST", body: JSON.stringify({ match: marker, ...script }) });
   expect(scripted.status).toBe(200);
-  const agent = await createAgent(account, { ...QUICKSTART_AGENT, system_prompt: `${QUICKSTART_AGENT.system_prompt} (${marker})` });
+  const agent = await createAgent(account, {
+    ...QUICKSTART_AGENT,
+    system_prompt: `${QUICKSTART_AGENT.system_prompt} (${marker})`,
+    ...(options.voicemailMessage ? { voicemail_message: options.voicemailMessage } : {}),
+  });
   const customer = await createCustomer(account, quickstartCustomer(options.phone ?? "+14155552671"));
   const inboxName = uniqueName("live");
   const webhook = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, {
@@ -142,6 +146,11 @@ describe("a live call", () => {
       StatusCallback: `https://echo.test/twilio/status/${call.notificationId}`,
       Timeout: "30",
       TimeLimit: "190",
+      // Machine detection in the background, so the stream (and the greeting) starts at the answer.
+      MachineDetection: "Enable",
+      AsyncAmd: "true",
+      AsyncAmdStatusCallback: `https://echo.test/twilio/amd/${call.notificationId}`,
+      AsyncAmdStatusCallbackMethod: "POST",
     });
     const twiml = String(twilioCall.params.Twiml);
     expect(twiml).toContain(`<Stream url="wss://echo.test/twilio/media/${call.notificationId}">`);
@@ -345,6 +354,94 @@ describe("status callbacks out of order", () => {
     expect((await reportCallStatus(twilioCall, "in-progress", { AnsweredBy: "machine_end_beep" })).status).toBe(204);
     expect((await reportCallStatus(twilioCall, "completed", { AnsweredBy: "machine_end_beep", CallDuration: "9" })).status).toBe(204);
     expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", call_result: null });
+  });
+});
+
+describe("asynchronous answering machine detection", () => {
+  /** Answered (the verdict is not known yet), the stream up and the greeting played. */
+  async function answeredWithGreeting(twilioCall: FakeTwilioCall) {
+    expect((await reportCallStatus(twilioCall, "in-progress")).status).toBe(204);
+    const line = callerLine();
+    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    return { peer, line };
+  }
+
+  it("a machine verdict (machine_end_beep) makes the call a voicemail: the agent leaves its message, no extraction", async () => {
+    const voicemailMessage = "Hi John, this is Acme Inc about your appointment on Thursday. Please call us back.";
+    const call = await placeLiveCall(
+      { responses: ["Hi, is this John?", voicemailMessage], caller_turns: ["You have reached John. Please leave a message after the beep."], end_call_after_turn: 1 },
+      { voicemailMessage },
+    );
+    const twilioCall = await twilioCallFor(call.notificationId);
+    const { peer, line } = await answeredWithGreeting(twilioCall);
+    expect(await getNotification(call)).toMatchObject({ status: "in_progress", answered_by: "human" });
+
+    expect((await reportMachineDetection(twilioCall, "machine_end_beep")).status).toBe(204);
+    expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "in-progress", answered_by: "machine_end_beep" });
+    // The model was told what to do at a voicemail; the greeting ends, it leaves the message and ends the call.
+    const [session] = await realtimeSessions(call.marker);
+    expect(session!.instructions).toContain(`say only: "${voicemailMessage}"`);
+    say(peer, line);
+    await peer.closed;
+
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", call_status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", call_result: null, error_message: null });
+    expect(n.transcript.map((turn: { role: string; text: string }) => [turn.role, turn.text])).toEqual([
+      ["agent", "Hi, is this John?"],
+      ["customer", "You have reached John. Please leave a message after the beep."],
+      ["agent", voicemailMessage],
+    ]);
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+    const extractions = await (await fetch(`https://api.openai.com/_fake/chat/requests?match=${call.marker}`)).json();
+    expect(extractions).toEqual([]);
+    const [started, ended, summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
+    expect(started.data).toEqual({ status: "in_progress", simulated: false });
+    expect(ended.data).toEqual({ status: "completed", ended_reason: "voicemail", simulated: false });
+    expect(summary.data).toMatchObject({ analysis: null, ended_reason: "voicemail", transcript: expect.stringContaining(`AI: ${voicemailMessage}`) });
+  });
+
+  it("a verdict ahead of the in-progress callback answers the call as a machine; the late callback changes nothing", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "ringing")).status).toBe(204);
+    expect((await reportMachineDetection(twilioCall, "machine_start")).status).toBe(204);
+    const answered = await getNotification(call);
+    expect(answered).toMatchObject({ status: "in_progress", call_status: "in-progress", answered_by: "machine_end_beep" });
+    expect(answered.answered_at).not.toBeNull();
+
+    expect((await reportCallStatus(twilioCall, "in-progress")).status).toBe(204);
+    expect(await getNotification(call)).toEqual(answered);
+    // The machine hangs up: Twilio's completed ends the call.
+    expect((await reportCallStatus(twilioCall, "completed", { CallDuration: "20" })).status).toBe(204);
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", call_result: null });
+    expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
+  });
+
+  it.each(["human", "unknown"])("a %s verdict changes nothing: the person's call goes on and gets its result", async (answeredBy) => {
+    const call = await placeLiveCall({ responses: ["Hi, is this John?", "Great, see you then. Goodbye!"], caller_turns: ["Yes, that works for me."], end_call_after_turn: 1 });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    const { peer, line } = await answeredWithGreeting(twilioCall);
+    const before = await getNotification(call);
+
+    expect((await reportMachineDetection(twilioCall, answeredBy)).status).toBe(204);
+    expect(await getNotification(call)).toEqual(before);
+    say(peer, line);
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call", answered_by: "human", call_result: { confirmed: true, reschedule_request: null } });
+  });
+
+  it("a verdict for another CallSid changes nothing", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    const { peer } = await answeredWithGreeting(twilioCall);
+    const before = await getNotification(call);
+
+    const otherCallSid = `CA${"0".repeat(32)}`;
+    expect((await reportMachineDetection(twilioCall, "machine_end_beep", { callSid: otherCallSid })).status).toBe(204);
+    expect(await getNotification(call)).toEqual(before);
+    peer.stop();
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", answered_by: "human" });
   });
 });
 

@@ -8,7 +8,14 @@ const config = getConfig(env).live!.twilio;
 const client = new TwilioClient(config);
 
 function callInput(to: string): CreateCallInput {
-  return { to, twiml: "<Response><Hangup/></Response>", statusCallbackUrl: "https://echo.test/twilio/status/n1", timeoutSeconds: 30, timeLimitSeconds: 300 };
+  return {
+    to,
+    twiml: "<Response><Hangup/></Response>",
+    statusCallbackUrl: "https://echo.test/twilio/status/n1",
+    machineDetectionCallbackUrl: "https://echo.test/twilio/amd/n1",
+    timeoutSeconds: 30,
+    timeLimitSeconds: 300,
+  };
 }
 
 async function fakeCall(sid: string): Promise<FakeTwilioCall> {
@@ -27,7 +34,7 @@ async function twilioError(promise: Promise<unknown>): Promise<TwilioApiError> {
 }
 
 describe("TwilioClient against the fake Twilio", () => {
-  it("creates a call from the configured number with the TwiML, status callbacks, limits and machine detection", async () => {
+  it("creates a call from the configured number with the TwiML, status callbacks, limits and asynchronous machine detection", async () => {
     const created = await client.createCall(callInput("+14155552671"));
     expect(created).toEqual({ sid: expect.stringMatching(/^CA[0-9a-f]{32}$/), status: "queued" });
     const call = await fakeCall(created.sid);
@@ -41,8 +48,36 @@ describe("TwilioClient against the fake Twilio", () => {
       StatusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
       Timeout: "30",
       TimeLimit: "300",
+      // Asynchronous: the TwiML runs at the answer, the verdict is posted to its own callback.
       MachineDetection: "Enable",
+      AsyncAmd: "true",
+      AsyncAmdStatusCallback: "https://echo.test/twilio/amd/n1",
+      AsyncAmdStatusCallbackMethod: "POST",
     });
+    expect(call.warnings).toEqual([]);
+  });
+
+  it("the fake holds the machine detection parameters to Twilio's values, and AsyncAmd without a callback URL is only a warning", async () => {
+    const createCall = (form: Record<string, string>) =>
+      fetch(`https://api.twilio.com/2010-04-01/Accounts/${config.accountSid}/Calls.json`, {
+        method: "POST",
+        headers: { Authorization: `Basic ${btoa(`${config.authUser}:${config.authSecret}`)}` },
+        body: new URLSearchParams({ To: "+14155552671", From: "+14155550000", Twiml: "<Response><Hangup/></Response>", ...form }),
+      });
+    const invalidForms: Record<string, string>[] = [
+      { MachineDetection: "Yes" },
+      { MachineDetection: "Enable", AsyncAmd: "yes" },
+      { MachineDetection: "Enable", AsyncAmd: "true", AsyncAmdStatusCallback: "https://echo.test/twilio/amd/n1", AsyncAmdStatusCallbackMethod: "PUT" },
+    ];
+    for (const invalid of invalidForms) {
+      const refused = await createCall(invalid);
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ code: 21234 });
+    }
+    const withoutCallback = await createCall({ MachineDetection: "Enable", AsyncAmd: "true" });
+    expect(withoutCallback.status).toBe(201);
+    const call = await fakeCall(((await withoutCallback.json()) as { sid: string }).sid);
+    expect(call.warnings).toEqual([{ code: 21262, message: "No AMD status callback URL provided" }]);
   });
 
   it("turns Twilio's error body into a TwilioApiError with its code, message and link", async () => {

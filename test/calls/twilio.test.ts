@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { isFinalTwilioStatus, parseTwilioStatusCallback, streamTwiml, twilioStatusCallbackUrl, twilioStatusRank, twilioStreamUrl, type TwilioCallStatus } from "../../src/calls/twilio";
+import {
+  isFinalTwilioStatus,
+  parseTwilioMachineDetectionCallback,
+  parseTwilioStatusCallback,
+  streamTwiml,
+  twilioMachineDetectionCallbackUrl,
+  twilioStatusCallbackUrl,
+  twilioStatusRank,
+  twilioStreamUrl,
+  type TwilioCallStatus,
+} from "../../src/calls/twilio";
 
 const CALL_SID = "CA0123456789abcdef0123456789abcdef";
 
@@ -19,6 +29,7 @@ describe("streamTwiml", () => {
 describe("callback and stream URLs", () => {
   it("follow the public origin; the stream's scheme is its WebSocket counterpart", () => {
     expect(twilioStatusCallbackUrl("https://echo.example.com", "n1")).toBe("https://echo.example.com/twilio/status/n1");
+    expect(twilioMachineDetectionCallbackUrl("https://echo.example.com", "n1")).toBe("https://echo.example.com/twilio/amd/n1");
     expect(twilioStreamUrl("https://echo.example.com", "n1")).toBe("wss://echo.example.com/twilio/media/n1");
     expect(twilioStreamUrl("http://127.0.0.1:8787", "n1")).toBe("ws://127.0.0.1:8787/twilio/media/n1");
   });
@@ -57,6 +68,31 @@ describe("parseTwilioStatusCallback", () => {
     expect(() => parseTwilioStatusCallback({ CallSid: CALL_SID, CallStatus: "exploded" })).toThrow();
     expect(() => parseTwilioStatusCallback({ CallSid: "not-a-sid", CallStatus: "ringing" })).toThrow();
     expect(() => parseTwilioStatusCallback({ CallSid: CALL_SID, CallStatus: "ringing", SequenceNumber: "two" })).toThrow();
+  });
+});
+
+describe("parseTwilioMachineDetectionCallback", () => {
+  it("reads the verdict and how long detection took, ignoring AccountSid", () => {
+    expect(parseTwilioMachineDetectionCallback({ AccountSid: "AC00000000000000000000000000000000", CallSid: CALL_SID, AnsweredBy: "machine_end_beep", MachineDetectionDuration: "2400" })).toEqual({
+      callSid: CALL_SID,
+      answeredBy: "machine_end_beep",
+      detectionDurationMs: 2400,
+    });
+    expect(parseTwilioMachineDetectionCallback({ CallSid: CALL_SID, AnsweredBy: "unknown" })).toEqual({ callSid: CALL_SID, answeredBy: "unknown", detectionDurationMs: null });
+  });
+
+  it("accepts every AnsweredBy Twilio documents", () => {
+    for (const answeredBy of ["human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax", "unknown"]) {
+      expect(parseTwilioMachineDetectionCallback({ CallSid: CALL_SID, AnsweredBy: answeredBy }).answeredBy).toBe(answeredBy);
+    }
+  });
+
+  it("throws on anything that is not a detection verdict", () => {
+    expect(() => parseTwilioMachineDetectionCallback({ CallSid: CALL_SID })).toThrow();
+    expect(() => parseTwilioMachineDetectionCallback({ CallSid: CALL_SID, AnsweredBy: "robot" })).toThrow();
+    expect(() => parseTwilioMachineDetectionCallback({ CallSid: CALL_SID, CallStatus: "ringing" })).toThrow();
+    expect(() => parseTwilioMachineDetectionCallback({ CallSid: "not-a-sid", AnsweredBy: "human" })).toThrow();
+    expect(() => parseTwilioMachineDetectionCallback({ CallSid: CALL_SID, AnsweredBy: "human", MachineDetectionDuration: "fast" })).toThrow();
   });
 });
 

@@ -2,9 +2,9 @@ import { env, exports } from "cloudflare:workers";
 
 /**
  * What Twilio does toward our Worker during a live call, played from the test worker: signed status
- * callbacks, and the Media Streams client of a bidirectional `<Connect><Stream>` — `connected`,
- * `start`, a `media` frame every 20 ms, `stop`; outbound audio played in real time, marks echoed
- * when the audio before them has played, `clear` honoured. The calls themselves are the ones our
+ * callbacks and answering machine detection verdicts, and the Media Streams client of a bidirectional
+ * `<Connect><Stream>` — `connected`, `start`, a `media` frame every 20 ms, `stop`; outbound audio
+ * played in real time, marks echoed when the audio before them has played, `clear` honoured. The calls themselves are the ones our
  * Worker created on the fake Twilio REST API (test/fakes/twilio.mjs).
  *
  * The signature is computed here from Twilio's documented algorithm, independently of src/.
@@ -18,6 +18,8 @@ export interface FakeTwilioCall {
   status: string;
   /** The form our Worker sent to create the call (StatusCallbackEvent, sent repeatedly, is a list). */
   params: Record<string, string | string[]>;
+  /** Warnings Twilio logs for the request (e.g. 21262: AsyncAmd without an AsyncAmdStatusCallback). */
+  warnings: Array<{ code: number; message: string }>;
   /** Every update our Worker sent for this call (a hang-up is Status=completed). */
   updates: Array<{ params: Record<string, string | string[]>; received_at: number }>;
 }
@@ -67,12 +69,12 @@ export interface SignatureOption {
   signature?: string | null;
 }
 
-/** POSTs a status callback to our Worker, form-encoded and signed as Twilio does. */
-export async function sendStatusCallback(statusCallbackUrl: string, params: Record<string, string>, options: SignatureOption = {}): Promise<Response> {
-  const signature = options.signature === undefined ? await twilioSignature(statusCallbackUrl, params) : options.signature;
+/** POSTs a callback (status, machine detection) to our Worker, form-encoded and signed as Twilio does. */
+export async function sendTwilioCallback(callbackUrl: string, params: Record<string, string>, options: SignatureOption = {}): Promise<Response> {
+  const signature = options.signature === undefined ? await twilioSignature(callbackUrl, params) : options.signature;
   const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
   if (signature !== null) headers["X-Twilio-Signature"] = signature;
-  return exports.default.fetch(new Request(statusCallbackUrl, { method: "POST", headers, body: new URLSearchParams(params) }));
+  return exports.default.fetch(new Request(callbackUrl, { method: "POST", headers, body: new URLSearchParams(params) }));
 }
 
 const sequenceNumbers = new Map<string, number>();
@@ -101,7 +103,35 @@ export async function reportCallStatus(call: FakeTwilioCall, callStatus: string,
     ...extra,
   };
   await fetch(`${FAKE_TWILIO}/${call.sid}`, { method: "POST", body: new URLSearchParams(params) });
-  return sendStatusCallback(param(call, "StatusCallback"), params, options);
+  return sendTwilioCallback(param(call, "StatusCallback"), params, options);
+}
+
+export interface MachineDetectionOptions extends SignatureOption {
+  /** Report this CallSid instead of the call's own. */
+  callSid?: string;
+  /** MachineDetectionDuration, in ms. */
+  durationMs?: number;
+}
+
+/**
+ * The verdict of asynchronous answering machine detection, as Twilio posts it to the call's
+ * AsyncAmdStatusCallback: CallSid, AccountSid, AnsweredBy (human, machine_start, machine_end_beep,
+ * machine_end_silence, machine_end_other, fax, unknown) and MachineDetectionDuration. The fake's call
+ * resource gets the AnsweredBy too.
+ */
+export async function reportMachineDetection(call: FakeTwilioCall, answeredBy: string, options: MachineDetectionOptions = {}): Promise<Response> {
+  const callbackUrl = param(call, "AsyncAmdStatusCallback");
+  if (param(call, "AsyncAmd") !== "true" || !callbackUrl) throw new Error(`call ${call.sid} was not placed with asynchronous machine detection and a callback URL`);
+  // The peer plays the POST form only (Twilio's default method).
+  if ((param(call, "AsyncAmdStatusCallbackMethod") || "POST") !== "POST") throw new Error(`call ${call.sid} asked for its machine detection verdict by GET`);
+  const params: Record<string, string> = {
+    AccountSid: call.account_sid,
+    CallSid: options.callSid ?? call.sid,
+    AnsweredBy: answeredBy,
+    MachineDetectionDuration: String(options.durationMs ?? 2400),
+  };
+  if (options.callSid === undefined) await fetch(`${FAKE_TWILIO}/${call.sid}`, { method: "POST", body: new URLSearchParams({ AnsweredBy: answeredBy }) });
+  return sendTwilioCallback(callbackUrl, params, options);
 }
 
 /** μ-law silence; a caller who says nothing. */

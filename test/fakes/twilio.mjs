@@ -14,6 +14,12 @@
  * no To → 21201, no From → 21213, To not E.164 → 21211, From not the account's number → 21210,
  * an unknown StatusCallbackEvent → 21626, an unknown call → 404 20404.
  *
+ * Answering machine detection: MachineDetection Enable|DetectMessageEnd, AsyncAmd true|false,
+ * AsyncAmdStatusCallbackMethod GET|POST; any other value → 400 21234 (invalid Machine Detection
+ * configuration value). AsyncAmd=true without an AsyncAmdStatusCallback is no error: Twilio creates the
+ * call and logs warning 21262 (no AMD status callback URL; the verdict is only on the call resource),
+ * which the fake records in the call's `warnings`.
+ *
  * Magic `To` numbers (Twilio's own test-credential numbers, valid E.164 the API accepts for customers):
  *   +15005550001  400, code 21217: the number does not appear to be valid
  *   +15005550002  400, code 21214: the number cannot be reached
@@ -23,10 +29,12 @@
  *
  * For tests, on the same host:
  *   GET  /_fake/calls            every call created, in order: {sid, account_sid, status, params (the form
- *                                as sent, Twiml and StatusCallback included), updates: [{params, received_at}]}
+ *                                as sent, Twiml, StatusCallback and AsyncAmdStatusCallback included),
+ *                                warnings: [{code, message}], updates: [{params, received_at}]}
  *   POST /_fake/calls/{CallSid}  form CallStatus (and CallDuration, AnsweredBy): the call progresses the way
  *                                the status callback the peer sends says, so fetching it agrees; a call
- *                                that is over stays over.
+ *                                that is over stays over. AnsweredBy alone (the AMD verdict the peer sends)
+ *                                only sets the call's answered_by.
  */
 
 export const ACCOUNT_SID = "AC00000000000000000000000000000000";
@@ -36,11 +44,18 @@ export const OWNED_NUMBER = "+14155550000";
 
 const FINAL = new Set(["completed", "busy", "no-answer", "failed", "canceled"]);
 const CALLBACK_EVENTS = new Set(["initiated", "ringing", "answered", "completed"]);
+/** Allowed values of the answering machine detection parameters (absent is allowed too). */
+const AMD_VALUES = {
+  MachineDetection: new Set(["Enable", "DetectMessageEnd"]),
+  AsyncAmd: new Set(["true", "false"]),
+  AsyncAmdStatusCallbackMethod: new Set(["GET", "POST"]),
+};
 
 /**
  * @typedef {Record<string, string | string[]>} FormParams
  * @typedef {{
  *   sid: string, account_sid: string, status: string, params: FormParams,
+ *   warnings: Array<{ code: number, message: string }>,
  *   answered_by: string | null, duration: string | null,
  *   created_at: number, start_time: number | null, end_time: number | null,
  *   updates: Array<{ params: FormParams, received_at: number }>,
@@ -117,13 +132,21 @@ function createCall(params) {
   }
   const events = [params.StatusCallbackEvent ?? []].flat();
   if (events.some((event) => !CALLBACK_EVENTS.has(event))) return twilioError(400, 21626, "Invalid 'StatusCallbackEvent'");
+  for (const [name, allowed] of Object.entries(AMD_VALUES)) {
+    const value = single(params, name);
+    if (value !== undefined && !allowed.has(value)) return twilioError(400, 21234, `Invalid Machine Detection configuration value: ${name}=${value}`);
+  }
+  const warnings = [];
+  if (single(params, "AsyncAmd") === "true" && !single(params, "AsyncAmdStatusCallback")) {
+    warnings.push({ code: 21262, message: "No AMD status callback URL provided" });
+  }
   if (to === "+15005550001") return twilioError(400, 21217, "Phone number does not appear to be valid");
   if (to === "+15005550002") return twilioError(400, 21214, "'To' phone number cannot be reached");
   if (to === "+15005550009") throw new Error("fake Twilio: the connection dropped (magic To +15005550009)");
 
   const sid = `CA${randomHex(16)}`;
   /** @type {FakeCall} */
-  const call = { sid, account_sid: ACCOUNT_SID, status: "queued", params, answered_by: null, duration: null, created_at: Date.now(), start_time: null, end_time: null, updates: [] };
+  const call = { sid, account_sid: ACCOUNT_SID, status: "queued", params, warnings, answered_by: null, duration: null, created_at: Date.now(), start_time: null, end_time: null, updates: [] };
   calls.set(sid, call);
   return Response.json(callResource(call), { status: 201 });
 }
@@ -141,9 +164,10 @@ function updateCall(call, params) {
 function progressCall(sid, params) {
   const call = calls.get(sid);
   if (!call) return twilioError(404, 20404, `No fake call ${sid}`);
-  const status = single(params, "CallStatus") ?? "";
+  const status = single(params, "CallStatus");
   if (FINAL.has(call.status)) return Response.json(callResource(call));
   call.answered_by = single(params, "AnsweredBy") ?? call.answered_by;
+  if (status === undefined) return Response.json(callResource(call));
   if (FINAL.has(status)) end(call, status, single(params, "CallDuration"));
   else {
     call.status = status;

@@ -2,7 +2,7 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createAgent, createCustomer, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
-import { MediaStreamPeer, reportCallStatus, sendStatusCallback, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
+import { MediaStreamPeer, reportCallStatus, reportMachineDetection, sendTwilioCallback, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
 
 const PUBLIC_BASE_URL = "https://echo.test";
 
@@ -39,11 +39,11 @@ describe("POST /twilio/status/:notificationId", () => {
     const url = `${PUBLIC_BASE_URL}/twilio/status/${notificationId}`;
     const params = ringing(call);
 
-    await expectRefused(await sendStatusCallback(url, params, { signature: null }), 403, "invalid_twilio_signature");
-    await expectRefused(await sendStatusCallback(url, params, { signature: await twilioSignature(url, params, "not-the-auth-token") }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendTwilioCallback(url, params, { signature: null }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(url, params, "not-the-auth-token") }), 403, "invalid_twilio_signature");
     // Signed for another notification's callback URL, or for other parameters than the ones sent.
-    await expectRefused(await sendStatusCallback(url, params, { signature: await twilioSignature(`${PUBLIC_BASE_URL}/twilio/status/other`, params) }), 403, "invalid_twilio_signature");
-    await expectRefused(await sendStatusCallback(url, params, { signature: await twilioSignature(url, { ...params, CallStatus: "queued" }) }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(`${PUBLIC_BASE_URL}/twilio/status/other`, params) }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(url, { ...params, CallStatus: "queued" }) }), 403, "invalid_twilio_signature");
 
     expect(await notification(account, notificationId)).toEqual(before);
   });
@@ -53,10 +53,10 @@ describe("POST /twilio/status/:notificationId", () => {
     const before = await notification(account, notificationId);
     const url = `${PUBLIC_BASE_URL}/twilio/status/${notificationId}`;
 
-    const garbage = await sendStatusCallback(url, { hello: "world" });
+    const garbage = await sendTwilioCallback(url, { hello: "world" });
     expect(garbage.status).toBe(400);
     expect(await garbage.json()).toMatchObject({ statusCode: 400, code: "validation_error", details: expect.arrayContaining([expect.objectContaining({ path: "CallSid" })]) });
-    await expectRefused(await sendStatusCallback(url, { ...ringing(call), CallStatus: "exploded" }), 400, "validation_error");
+    await expectRefused(await sendTwilioCallback(url, { ...ringing(call), CallStatus: "exploded" }), 400, "validation_error");
 
     expect(await notification(account, notificationId)).toEqual(before);
   });
@@ -66,6 +66,53 @@ describe("POST /twilio/status/:notificationId", () => {
     const response = await reportCallStatus(call, "ringing");
     expect(response.status).toBe(204);
     expect(await notification(account, notificationId)).toMatchObject({ status: "in_progress", call_status: "ringing" });
+  });
+});
+
+describe("POST /twilio/amd/:notificationId (the answering machine detection verdict)", () => {
+  function machineVerdict(call: FakeTwilioCall): Record<string, string> {
+    return { AccountSid: call.account_sid, CallSid: call.sid, AnsweredBy: "machine_end_beep", MachineDetectionDuration: "2400" };
+  }
+
+  it("refuses a verdict without Twilio's signature, or with a wrong one, and changes nothing", async () => {
+    const { account, notificationId, call } = await placedCall();
+    expect((await reportCallStatus(call, "in-progress")).status).toBe(204);
+    const before = await notification(account, notificationId);
+    expect(before).toMatchObject({ call_status: "in-progress", answered_by: "human" });
+    const url = `${PUBLIC_BASE_URL}/twilio/amd/${notificationId}`;
+    const params = machineVerdict(call);
+
+    await expectRefused(await sendTwilioCallback(url, params, { signature: null }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(url, params, "not-the-auth-token") }), 403, "invalid_twilio_signature");
+    // Signed for the status callback URL, for another notification, or for another verdict.
+    await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(`${PUBLIC_BASE_URL}/twilio/status/${notificationId}`, params) }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(`${PUBLIC_BASE_URL}/twilio/amd/other`, params) }), 403, "invalid_twilio_signature");
+    await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(url, { ...params, AnsweredBy: "human" }) }), 403, "invalid_twilio_signature");
+    // Refused before anything else: an unsigned body that is no verdict at all is a 403 too.
+    await expectRefused(await sendTwilioCallback(url, { hello: "world" }, { signature: null }), 403, "invalid_twilio_signature");
+
+    expect(await notification(account, notificationId)).toEqual(before);
+  });
+
+  it("refuses a signed body that is not a detection verdict with a 400, and changes nothing", async () => {
+    const { account, notificationId, call } = await placedCall();
+    expect((await reportCallStatus(call, "in-progress")).status).toBe(204);
+    const before = await notification(account, notificationId);
+    const url = `${PUBLIC_BASE_URL}/twilio/amd/${notificationId}`;
+
+    const statusCallback = await sendTwilioCallback(url, ringing(call));
+    expect(statusCallback.status).toBe(400);
+    expect(await statusCallback.json()).toMatchObject({ statusCode: 400, code: "validation_error", details: expect.arrayContaining([expect.objectContaining({ path: "AnsweredBy" })]) });
+    await expectRefused(await sendTwilioCallback(url, { ...machineVerdict(call), AnsweredBy: "robot" }), 400, "validation_error");
+
+    expect(await notification(account, notificationId)).toEqual(before);
+  });
+
+  it("applies a signed verdict", async () => {
+    const { account, notificationId, call } = await placedCall();
+    expect((await reportCallStatus(call, "in-progress")).status).toBe(204);
+    expect((await reportMachineDetection(call, "machine_end_beep")).status).toBe(204);
+    expect(await notification(account, notificationId)).toMatchObject({ status: "in_progress", answered_by: "machine_end_beep" });
   });
 });
 
