@@ -1,0 +1,115 @@
+// @ts-check
+// The smallest Worker that does what a live call's audio path does — Twilio Media Stream in, one
+// Durable Object per call, an OpenAI Realtime socket out, frames relayed untouched both ways, a
+// mark per agent chunk, clear + truncate on barge-in — and nothing else (no storage, no D1, no
+// status handling). Measured with the same harness, it is the floor that workerd under
+// `wrangler dev` sets on this machine.
+
+const json = (/** @type {unknown} */ body, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+export default {
+  /** @param {Request} request @param {{ RELAY: DurableObjectNamespace; OPENAI_BASE_URL: string; OPENAI_API_KEY: string }} env */
+  async fetch(request, env) {
+    const { pathname } = new URL(request.url);
+    const media = /^\/twilio\/media\/([\w-]+)$/.exec(pathname);
+    if (media) return env.RELAY.get(env.RELAY.idFromName(media[1])).fetch(request);
+    if (pathname.startsWith("/twilio/status/")) return new Response(null, { status: 204 });
+    if (pathname === "/") return json({ name: "echo-bench-floor" });
+    return json({ error: "not found" }, 404);
+  },
+};
+
+export class Relay {
+  /** @param {DurableObjectState} _state @param {{ OPENAI_BASE_URL: string; OPENAI_API_KEY: string }} env */
+  constructor(_state, env) {
+    this.env = env;
+  }
+
+  /** @param {Request} request */
+  async fetch(request) {
+    const key = new URL(request.url).pathname.split("/").pop();
+    const pair = new WebSocketPair();
+    const twilio = pair[1];
+    twilio.accept();
+    /** @type {WebSocket | null} */
+    let model = null;
+    /** @type {string[]} */
+    const backlog = [];
+    let streamSid = "";
+    let greet = false;
+    let markCounter = 0;
+    /** @type {{ name: number; itemId: string; endMs: number }[]} */
+    let pending = [];
+    let item = { id: "", contentIndex: 0, sentMs: 0, playedMs: 0 };
+    let interruptedItemId = "";
+
+    const connectModel = async () => {
+      const response = await fetch(`${this.env.OPENAI_BASE_URL}/realtime?model=gpt-realtime`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${this.env.OPENAI_API_KEY}` } });
+      const socket = response.webSocket;
+      if (!socket) throw new Error(`model refused: ${response.status}`);
+      socket.accept();
+      socket.send(
+        JSON.stringify({
+          type: "session.update",
+          session: {
+            type: "realtime",
+            instructions: `Confirm the appointment. [bench call ${key}]`,
+            audio: {
+              input: { format: { type: "audio/pcmu" }, transcription: { model: "gpt-4o-mini-transcribe" }, turn_detection: { type: "server_vad", create_response: true, interrupt_response: true } },
+              output: { format: { type: "audio/pcmu" } },
+            },
+          },
+        }),
+      );
+      socket.addEventListener("message", (event) => {
+        if (typeof event.data !== "string") return;
+        const message = JSON.parse(event.data);
+        if (message.type === "session.updated" && !model) {
+          model = socket;
+          for (const audio of backlog.splice(0)) socket.send(`{"type":"input_audio_buffer.append","audio":${JSON.stringify(audio)}}`);
+          if (greet) socket.send('{"type":"response.create"}');
+        } else if (message.type === "response.output_audio.delta") {
+          if (!streamSid || message.item_id === interruptedItemId) return;
+          if (message.item_id !== item.id) item = { id: message.item_id, contentIndex: message.content_index, sentMs: 0, playedMs: 0 };
+          twilio.send(`{"event":"media","streamSid":"${streamSid}","media":{"payload":${JSON.stringify(message.delta)}}}`);
+          item.sentMs += ((message.delta.length / 4) * 3) / 8;
+          const name = ++markCounter;
+          twilio.send(`{"event":"mark","streamSid":"${streamSid}","mark":{"name":"${name}"}}`);
+          pending.push({ name, itemId: item.id, endMs: item.sentMs });
+        } else if (message.type === "input_audio_buffer.speech_started") {
+          if (pending.length === 0) return;
+          twilio.send(`{"event":"clear","streamSid":"${streamSid}"}`);
+          const unplayed = pending[0];
+          socket.send(JSON.stringify({ type: "conversation.item.truncate", item_id: unplayed.itemId, content_index: item.contentIndex, audio_end_ms: Math.floor(unplayed.itemId === item.id ? item.playedMs : 0) }));
+          interruptedItemId = unplayed.itemId;
+          pending = [];
+        }
+      });
+    };
+    connectModel().catch((error) => twilio.close(1011, String(error).slice(0, 100)));
+
+    twilio.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") return;
+      const message = JSON.parse(event.data);
+      if (message.event === "media") {
+        if (model) model.send(`{"type":"input_audio_buffer.append","audio":${JSON.stringify(message.media.payload)}}`);
+        else backlog.push(message.media.payload);
+      } else if (message.event === "mark") {
+        const name = Number(message.mark.name);
+        while (pending.length > 0 && pending[0].name <= name) {
+          const played = /** @type {{ name: number; itemId: string; endMs: number }} */ (pending.shift());
+          if (played.itemId === item.id) item.playedMs = played.endMs;
+        }
+      } else if (message.event === "start") {
+        streamSid = message.start.streamSid;
+        if (model) model.send('{"type":"response.create"}');
+        else greet = true;
+      } else if (message.event === "stop") {
+        model?.close(1000);
+        twilio.close(1000);
+      }
+    });
+    twilio.addEventListener("close", () => model?.close(1000));
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+}
