@@ -191,6 +191,8 @@ export class LiveCallDriver implements CallDriver {
     if (!(await this.answered("machine_end_beep"))) return;
     if (!(await this.core.markAnsweredBy("machine_end_beep"))) return;
     state.answeredBy = "machine_end_beep";
+    // An agent without a voicemail_message leaves none: hang up rather than talk to the machine.
+    if (this.params.voicemailMessage === null) await this.endCall("voicemail");
   }
 
   /** Takes the Media Stream WebSocket Twilio opened to this call. */

@@ -401,8 +401,23 @@ describe("asynchronous answering machine detection", () => {
     expect(summary.data).toMatchObject({ analysis: null, ended_reason: "voicemail", transcript: expect.stringContaining(`AI: ${voicemailMessage}`) });
   });
 
+  it("without a voicemail_message, a machine verdict hangs up at once: voicemail, nothing left on the machine", async () => {
+    const call = await placeLiveCall({ responses: ["Hi, is this John?"] });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    const { peer } = await answeredWithGreeting(twilioCall);
+
+    expect((await reportMachineDetection(twilioCall, "machine_end_beep")).status).toBe(204);
+    await peer.closed;
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", call_status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", call_result: null });
+    expect(n.transcript.map((turn: { role: string; text: string }) => [turn.role, turn.text])).toEqual([["agent", "Hi, is this John?"]]);
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+    const [session] = await realtimeSessions(call.marker);
+    expect(session!.closed).not.toBeNull();
+  });
+
   it("a verdict ahead of the in-progress callback answers the call as a machine; the late callback changes nothing", async () => {
-    const call = await placeLiveCall({});
+    const call = await placeLiveCall({}, { voicemailMessage: "Please call Acme Inc back." });
     const twilioCall = await twilioCallFor(call.notificationId);
     expect((await reportCallStatus(twilioCall, "ringing")).status).toBe(204);
     expect((await reportMachineDetection(twilioCall, "machine_start")).status).toBe(204);
