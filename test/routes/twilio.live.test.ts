@@ -112,7 +112,8 @@ describe("POST /twilio/amd/:notificationId (the answering machine detection verd
     const { account, notificationId, call } = await placedCall();
     expect((await reportCallStatus(call, "in-progress")).status).toBe(204);
     expect((await reportMachineDetection(call, "machine_end_beep")).status).toBe(204);
-    expect(await notification(account, notificationId)).toMatchObject({ status: "in_progress", answered_by: "machine_end_beep" });
+    // The agent has no voicemail_message, so the machine is hung up on at once.
+    expect(await notification(account, notificationId)).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep" });
   });
 });
 
