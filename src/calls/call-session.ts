@@ -220,6 +220,10 @@ class CallLifecycle implements CallCore {
   }
 
   async acceptMediaStream(): Promise<Response> {
+    // The stream is the greeting's path: the driver that placed the call takes it at once instead of
+    // queueing behind a status callback's D1 writes. Only an object restarted since then (no driver
+    // in memory) reads its record first.
+    if (this.liveDriver) return this.liveDriver.acceptMediaStream();
     return this.operation(async () => {
       const record = this.record;
       if (!record?.live) return new Response("No live call is in progress here", { status: 404 });
