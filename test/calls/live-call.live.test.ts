@@ -119,6 +119,19 @@ function callerLine(): Uint8Array {
   return new Uint8Array(8000 * 60).fill(MULAW_SILENCE);
 }
 
+/** Twilio's Media Stream connected, with a silent caller line that `say` can fill. */
+async function streamUp(twilioCall: FakeTwilioCall): Promise<{ peer: MediaStreamPeer; line: Uint8Array }> {
+  const line = callerLine();
+  return { peer: await MediaStreamPeer.connect(twilioCall, { callerAudio: line }), line };
+}
+
+/** The stream up and the greeting played to its end (its three chunks' marks echoed). */
+async function greeted(twilioCall: FakeTwilioCall): Promise<{ peer: MediaStreamPeer; line: Uint8Array }> {
+  const stream = await streamUp(twilioCall);
+  await vi.waitFor(() => expect(stream.peer.marks).toHaveLength(3), WAIT);
+  return stream;
+}
+
 function say(peer: MediaStreamPeer, line: Uint8Array, frames = 6): void {
   const next = peer.sent.filter((message) => message.event === "media").length;
   line.fill(SPEECH, next * FRAME_BYTES, (next + frames) * FRAME_BYTES);
@@ -160,8 +173,7 @@ describe("a live call", () => {
     await answer(twilioCall);
     expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "in-progress", answered_by: "human" });
 
-    const line = callerLine();
-    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    const { peer, line } = await streamUp(twilioCall);
     // The greeting is the first thing on the line, the model's audio untouched, each chunk marked.
     await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
     const [session] = await realtimeSessions(call.marker);
@@ -227,8 +239,7 @@ describe("a live call", () => {
     const call = await placeLiveCall({ responses: ["This is a long greeting that the caller will talk over.", "Sorry, go ahead."], audio_deltas: 250 });
     const twilioCall = await twilioCallFor(call.notificationId);
     await answer(twilioCall);
-    const line = callerLine();
-    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    const { peer, line } = await streamUp(twilioCall);
     await vi.waitFor(() => expect(peer.receivedOf("media").length).toBe(250), WAIT);
     await vi.waitFor(() => expect(peer.marks.length).toBeGreaterThanOrEqual(5), WAIT);
 
@@ -361,10 +372,7 @@ describe("asynchronous answering machine detection", () => {
   /** Answered (the verdict is not known yet), the stream up and the greeting played. */
   async function answeredWithGreeting(twilioCall: FakeTwilioCall) {
     expect((await reportCallStatus(twilioCall, "in-progress")).status).toBe(204);
-    const line = callerLine();
-    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
-    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
-    return { peer, line };
+    return greeted(twilioCall);
   }
 
   it("a machine verdict (machine_end_beep) makes the call a voicemail: the agent leaves its message, no extraction", async () => {
@@ -545,9 +553,7 @@ describe("a crashed call object", () => {
     const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."] });
     const twilioCall = await twilioCallFor(call.notificationId);
     await answer(twilioCall);
-    const line = callerLine();
-    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
-    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    const { peer, line } = await greeted(twilioCall);
     say(peer, line);
     // The caller's turn is transcribed and the model has answered it: three turns are stored.
     const stub = () => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(call.notificationId));
@@ -574,8 +580,7 @@ describe("the model session", () => {
     const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."], end_call_after_turn: 1, drop_after_events: 16, drop_sessions: 1 });
     const twilioCall = await twilioCallFor(call.notificationId);
     await answer(twilioCall);
-    const line = callerLine();
-    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    const { peer, line } = await streamUp(twilioCall);
     const sessions = await vi.waitFor(async () => {
       const all = await realtimeSessions(call.marker);
       expect(all).toHaveLength(2);
@@ -602,8 +607,7 @@ describe("the model session", () => {
     const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."], drop_after_events: 16 });
     const twilioCall = await twilioCallFor(call.notificationId);
     await answer(twilioCall);
-    const line = callerLine();
-    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
+    const { peer, line } = await streamUp(twilioCall);
     await vi.waitFor(async () => expect((await realtimeSessions(call.marker))[1]?.server_events).toContain("session.updated"), WAIT);
 
     say(peer, line);
@@ -627,9 +631,7 @@ describe("the call result", () => {
     const call = await placeLiveCall({ responses: ["Hi John, this is Acme.", "Thanks, goodbye!"], caller_turns: ["Yes. [extract-invalid]"], end_call_after_turn: 1 });
     const twilioCall = await twilioCallFor(call.notificationId);
     await answer(twilioCall);
-    const line = callerLine();
-    const peer = await MediaStreamPeer.connect(twilioCall, { callerAudio: line });
-    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    const { peer, line } = await greeted(twilioCall);
     say(peer, line);
     const n = await waitUntilEnded(call);
     expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call", call_result: null });
