@@ -96,7 +96,6 @@ interface CallRecord {
   params: CallParams;
   callStatus: LiveCallStatus;
   ringingAt: string | null;
-  answeredAt: string | null;
   answeredAtMs: number | null;
   answeredBy: AnsweredBy | null;
   turnCount: number;
@@ -184,7 +183,6 @@ class CallLifecycle implements CallCore {
         params,
         callStatus: "queued",
         ringingAt: null,
-        answeredAt: null,
         answeredAtMs: null,
         answeredBy: null,
         turnCount: 0,
@@ -251,7 +249,7 @@ class CallLifecycle implements CallCore {
       const next = record.next;
       if (next === null || record.deadlineMs <= next.atMs) {
         await driver.hangUp();
-        await this.finish(record.answeredAt ? "exceeded-max-duration" : "customer-did-not-answer");
+        await this.finish(record.answeredAtMs !== null ? "exceeded-max-duration" : "customer-did-not-answer");
         return;
       }
       await driver.runStep(next.step);
@@ -301,7 +299,6 @@ class CallLifecycle implements CallCore {
     if (!(await this.transition([update, ...event.statements], "in-progress"))) return false;
     record.callStatus = "in-progress";
     record.ringingAt ??= answeredAt;
-    record.answeredAt = answeredAt;
     record.answeredAtMs = nowMs;
     record.answeredBy = answeredBy;
     record.deadlineMs = nowMs + params.maxDurationSeconds * 1000;

@@ -200,7 +200,7 @@ export class LiveCallDriver implements CallDriver {
     if (this.released) return new Response("The call has ended", { status: 410 });
     if (this.bridge.hasStream) return new Response("The call already has a media stream", { status: 409 });
     // An object restarted since `begin` has no model session: open one, with what was said so far.
-    if (!this.engineRequested) this.connectEngine((await this.core.transcript()).map(({ role, text }) => ({ role, text })));
+    if (!this.engineRequested) this.connectEngine(await this.core.transcript());
     const { 0: client, 1: server } = new WebSocketPair();
     server.accept();
     this.bridge.attachTwilio(server);
@@ -270,12 +270,13 @@ export class LiveCallDriver implements CallDriver {
   }
 
   private async endCall(endedReason: EndedReason, errorMessage: string | null = null): Promise<void> {
-    if (endedReason === "assistant-ended-call") this.core.liveState().agentEnded = true;
     await this.hangUp();
     await this.core.finish(endedReason, errorMessage);
   }
 
-  private connectEngine(history: EngineSessionConfig["history"]): void {
+  /** Opens a model session, restoring `turns` (the conversation so far; none for a new call). */
+  private connectEngine(turns: TranscriptTurn[]): void {
+    const history = turns.map(({ role, text }) => ({ role, text }));
     const engine = createOpenAIRealtimeEngine({ ...this.config.openai, apiKey: this.config.live.openaiApiKey });
     this.engine = engine;
     this.engineRequested = true;
@@ -311,6 +312,6 @@ export class LiveCallDriver implements CallDriver {
   private async reconnect(): Promise<void> {
     const transcript = await this.core.run(() => this.core.transcript());
     if (transcript === undefined || this.released) return;
-    this.connectEngine(transcript.map(({ role, text }) => ({ role, text })));
+    this.connectEngine(transcript);
   }
 }

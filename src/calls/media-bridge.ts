@@ -40,7 +40,7 @@ const MULAW_BYTES_PER_MS = 8;
 /** How long to wait for the goodbye to finish playing before hanging up anyway. */
 const GOODBYE_PLAYBACK_CAP_MS = 15_000;
 
-// Rare messages from Twilio, validated; `media` (50 a second) is read by hand.
+// `start`, once a stream, is validated; `media` (50 a second) and `mark` (one per agent chunk) are read by hand.
 const StartMessageSchema = z.object({
   event: z.literal("start"),
   start: z.object({
@@ -49,7 +49,6 @@ const StartMessageSchema = z.object({
     customParameters: z.record(z.string(), z.string()).optional(),
   }),
 });
-const MarkMessageSchema = z.object({ event: z.literal("mark"), mark: z.object({ name: z.string() }) });
 
 /** Bytes of audio in a base64 payload, without decoding it. */
 function base64ByteLength(payload: string): number {
@@ -89,6 +88,7 @@ export class MediaBridge {
 
   /** Caller frames received: the silence watchdog checks that it moves. */
   callerFrames = 0;
+  /** When the latest of `callerFrames` arrived (meaningless while there are none). */
   lastCallerFrameAtMs = 0;
 
   constructor(private readonly events: MediaBridgeEvents) {}
@@ -166,7 +166,7 @@ export class MediaBridge {
 
   private onTwilioMessage(socket: WebSocket, data: string | ArrayBuffer): void {
     if (this.closed || socket !== this.twilio || typeof data !== "string") return;
-    let message: { event?: unknown; media?: { payload?: unknown } };
+    let message: { event?: unknown; media?: { payload?: unknown }; mark?: { name?: unknown } };
     try {
       message = JSON.parse(data);
     } catch {
@@ -183,8 +183,11 @@ export class MediaBridge {
         else this.callerBacklog.push(payload);
         return;
       }
-      case "mark":
-        return this.onMarkPlayed(message);
+      case "mark": {
+        const name = message.mark?.name;
+        if (typeof name === "string") this.onMarkPlayed(Number(name));
+        return;
+      }
       case "start":
         return this.onStart(socket, message);
       case "stop":
@@ -209,7 +212,6 @@ export class MediaBridge {
     this.mediaPrefix = `{"event":"media","streamSid":${sid},"media":{"payload":`;
     this.markPrefix = `{"event":"mark","streamSid":${sid},"mark":{"name":"`;
     this.clearMessage = `{"event":"clear","streamSid":${sid}}`;
-    this.lastCallerFrameAtMs = Date.now();
     // The greeting first: every moment before it is dead air for the callee.
     if (this.engine) this.engine.respond();
     else this.greetingPending = true;
@@ -232,10 +234,7 @@ export class MediaBridge {
   }
 
   /** Twilio plays marks in order: an echoed mark means every chunk up to it has played. */
-  private onMarkPlayed(message: unknown): void {
-    const parsed = MarkMessageSchema.safeParse(message);
-    if (!parsed.success) return;
-    const sequence = Number(parsed.data.mark.name);
+  private onMarkPlayed(sequence: number): void {
     // Marks of audio dropped by `clear` come back too; they are no longer pending and mean nothing.
     while (this.pendingMarks.length > 0 && this.pendingMarks[0]!.sequence <= sequence) this.played = this.pendingMarks.shift()!;
     this.hangUpIfGoodbyePlayed();
