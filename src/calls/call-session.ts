@@ -62,6 +62,8 @@ export interface CallCore {
   markAnswered(answeredBy: AnsweredBy): Promise<boolean>;
   /** Who answered, learned after the answer (machine detection); false as for markRinging. */
   markAnsweredBy(answeredBy: AnsweredBy): Promise<boolean>;
+  /** Who answered, once the call is answered; null before. */
+  answeredBy(): AnsweredBy | null;
   addTurn(role: TurnRole, text: string): void;
   finish(endedReason: EndedReason, errorMessage?: string | null): Promise<boolean>;
   /** Runs the driver's `runStep(step)` at `atMs` (one pending step at a time). */
@@ -373,6 +375,10 @@ class CallLifecycle implements CallCore {
       console.error("[echo] a call event could not be applied", error);
       return undefined;
     }
+  }
+
+  answeredBy(): AnsweredBy | null {
+    return this.live().answeredBy;
   }
 
   liveState(): LiveCallState {

@@ -43,13 +43,12 @@ export interface LiveCallState {
   statusSequence: number | null;
   /** twilioStatusRank of the latest status applied: a callback never moves the call backwards. */
   statusRank: number;
-  answeredBy: AnsweredBy | null;
   /** The agent ended the call (end_call), so its end is assistant-ended-call. */
   agentEnded: boolean;
 }
 
 export function newLiveCallState(): LiveCallState {
-  return { callSid: null, statusSequence: null, statusRank: twilioStatusRank("queued"), answeredBy: null, agentEnded: false };
+  return { callSid: null, statusSequence: null, statusRank: twilioStatusRank("queued"), agentEnded: false };
 }
 
 /** How long Twilio lets the phone ring. */
@@ -190,7 +189,6 @@ export class LiveCallDriver implements CallDriver {
     // The verdict may beat the in-progress callback and the stream: it answers the call too.
     if (!(await this.answered("machine_end_beep"))) return;
     if (!(await this.core.markAnsweredBy("machine_end_beep"))) return;
-    state.answeredBy = "machine_end_beep";
     // An agent without a voicemail_message leaves none: hang up rather than talk to the machine.
     if (this.params.voicemailMessage === null) await this.endCall("voicemail");
   }
@@ -246,26 +244,22 @@ export class LiveCallDriver implements CallDriver {
   }
 
   private async answered(answeredBy: AnsweredBy): Promise<boolean> {
+    const firstAnswer = this.core.answeredBy() === null;
     if (!(await this.core.markAnswered(answeredBy))) return false;
-    const state = this.core.liveState();
-    if (state.answeredBy === null) {
-      state.answeredBy = answeredBy;
-      this.core.schedule(SILENCE_CHECK, Date.now() + SILENCE_TIMEOUT_MS);
-    }
+    if (firstAnswer) this.core.schedule(SILENCE_CHECK, Date.now() + SILENCE_TIMEOUT_MS);
     return true;
   }
 
   /** The stream can start before Twilio's in-progress callback arrives: either one answers the call. */
   private async streamStarted(): Promise<void> {
-    if (!(await this.answered(this.core.liveState().answeredBy ?? "human"))) return;
+    if (!(await this.answered(this.core.answeredBy() ?? "human"))) return;
     this.core.schedule(SILENCE_CHECK, Date.now() + SILENCE_TIMEOUT_MS);
   }
 
   /** A machine's call is a voicemail whoever hung up (the agent does, once its message is left). */
   private completedReason(): EndedReason {
-    const state = this.core.liveState();
-    if (state.answeredBy === "machine_end_beep") return "voicemail";
-    if (state.agentEnded || this.agentEndRequested) return "assistant-ended-call";
+    if (this.core.answeredBy() === "machine_end_beep") return "voicemail";
+    if (this.core.liveState().agentEnded || this.agentEndRequested) return "assistant-ended-call";
     return "customer-ended-call";
   }
 
