@@ -153,13 +153,21 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** The stored response for this key, or null; the same key with another body is a 409. */
-async function storedResponse(db: Database, projectId: string, key: string, requestHash: string): Promise<CreatedNotification | null> {
-  const [row] = await db
+function unexpiredKeyQuery(db: Database, projectId: string, key: string) {
+  return db
     .select()
     .from(idempotencyKeys)
     .where(and(eq(idempotencyKeys.projectId, projectId), eq(idempotencyKeys.key, key), gt(idempotencyKeys.expiresAt, nowIso())))
     .limit(1);
+}
+
+/** The stored response for this key, or null; the same key with another body is a 409. */
+async function storedResponse(db: Database, projectId: string, key: string, requestHash: string): Promise<CreatedNotification | null> {
+  const [row] = await unexpiredKeyQuery(db, projectId, key);
+  return replayOf(row, requestHash);
+}
+
+function replayOf(row: typeof idempotencyKeys.$inferSelect | undefined, requestHash: string): CreatedNotification | null {
   if (!row) return null;
   if (row.requestHash !== requestHash) throw ApiError.conflict("This Idempotency-Key was already used with a different request body", "idempotency_key_reused");
   return JSON.parse(row.responseBody) as CreatedNotification;
@@ -180,34 +188,43 @@ interface CallPlan {
 
 /** Every check that refuses a notification, in the documented order; nothing is written here. */
 async function planCall(db: Database, auth: AuthContext, body: CreateNotificationBody): Promise<CallPlan> {
-  const [customer] = await db
-    .select()
-    .from(customers)
-    .where(and(eq(customers.id, body.customer_id), eq(customers.projectId, auth.projectId)))
-    .limit(1);
+  // Every read in one D1 round trip; the checks below still refuse in the documented order.
+  const lookups = [
+    db
+      .select()
+      .from(customers)
+      .where(and(eq(customers.id, body.customer_id), eq(customers.projectId, auth.projectId)))
+      .limit(1),
+    // Only used once the customer is known to be in the project.
+    db
+      .select()
+      .from(customerPhones)
+      .where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))
+      .limit(1),
+    db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1),
+  ] as const;
+  const [[customer], [phone], [business], [agent]] =
+    body.agent_id === undefined
+      ? [...(await db.batch(lookups)), []]
+      : await db.batch([
+          ...lookups,
+          db
+            .select()
+            .from(agents)
+            .where(and(eq(agents.id, body.agent_id), eq(agents.businessId, auth.businessId)))
+            .limit(1),
+        ]);
   if (!customer) throw ApiError.notFound("Customer");
 
-  let agent: typeof agents.$inferSelect | undefined;
   if (body.agent_id !== undefined) {
-    [agent] = await db
-      .select()
-      .from(agents)
-      .where(and(eq(agents.id, body.agent_id), eq(agents.businessId, auth.businessId)))
-      .limit(1);
     if (!agent) throw ApiError.notFound("Agent");
     if (agent.status === "disabled") throw ApiError.unprocessable("The agent is disabled and cannot be used for new notifications", "agent_disabled");
   }
 
-  const [phone] = await db
-    .select()
-    .from(customerPhones)
-    .where(and(eq(customerPhones.customerId, customer.id), eq(customerPhones.isPrimary, true)))
-    .limit(1);
   if (!phone) throw ApiError.unprocessable("The customer has no active phone number to call", "no_active_phone");
   if (phone.status === "opted_out") throw ApiError.unprocessable("The customer's phone number has opted out of calls", "phone_opted_out");
   if (phone.status !== "active") throw ApiError.unprocessable("The customer's primary phone number is marked invalid", "no_active_phone");
 
-  const [business] = await db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1);
   if (!business) throw ApiError.notFound("Business");
   const values = promptValues({
     business: { name: business.name, summary: business.summary, industry: business.industry },
@@ -301,8 +318,11 @@ export const notificationRoutes = createRouter()
     const key = c.req.valid("header")["idempotency-key"];
     const requestHash = await sha256Hex(canonicalJson(body));
     if (key !== undefined) {
-      await db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.projectId, auth.projectId), eq(idempotencyKeys.key, key), lte(idempotencyKeys.expiresAt, nowIso())));
-      const stored = await storedResponse(db, auth.projectId, key, requestHash);
+      const [, [keyRow]] = await db.batch([
+        db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.projectId, auth.projectId), eq(idempotencyKeys.key, key), lte(idempotencyKeys.expiresAt, nowIso()))),
+        unexpiredKeyQuery(db, auth.projectId, key),
+      ]);
+      const stored = replayOf(keyRow, requestHash);
       if (stored) {
         c.header("Idempotent-Replayed", "true");
         return c.json(stored, 201);
