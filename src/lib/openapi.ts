@@ -56,9 +56,10 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
   return { required: true, content: { "application/json": { schema } } };
 }
 
-export const apiKeySecurity: Array<Record<string, string[]>> = [{ ApiKey: [] }, { Bearer: [] }];
+/** A PATCH body's refinement: `.refine(atLeastOneField, "provide at least one field")`. */
+export const atLeastOneField = (body: Record<string, unknown>) => Object.values(body).some((value) => value !== undefined);
 
-export const UuidSchema = z.uuid({ message: "must be a UUID" });
+export const apiKeySecurity: Array<Record<string, string[]>> = [{ ApiKey: [] }, { Bearer: [] }];
 
 export function IdParam<Name extends string>(name: Name) {
   const shape = { [name]: z.string().openapi({ param: { name, in: "path" }, example: "0193b1c2-7e4a-7c1e-9d5a-2f1e4c3b2a10" }) } as Record<Name, z.ZodString>;

@@ -4,7 +4,7 @@ import { agents } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { checkOutputSchema } from "../lib/json-schema";
-import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
 
 const OutputSchemaField = z
@@ -64,7 +64,7 @@ const UpdateAgentBody = z
     voicemail_message: agentFields.voicemail_message.optional(),
     max_duration_seconds: agentFields.max_duration_seconds.optional(),
   })
-  .refine((body) => Object.values(body).some((value) => value !== undefined), "provide at least one field")
+  .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateAgentRequest");
 
 const AgentSchema = z

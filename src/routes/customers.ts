@@ -4,7 +4,7 @@ import type { Database } from "../db/client";
 import { customerPhones, customers } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
-import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
 import { parseE164 } from "../lib/phone";
 
@@ -28,8 +28,6 @@ const customerFields = {
   first_name: z.string().trim().min(1, "is required").max(100),
   last_name: z.string().trim().min(1, "is required").max(100),
 };
-
-const atLeastOneField = (body: Record<string, unknown>) => Object.values(body).some((value) => value !== undefined);
 
 const CreateCustomerBody = z
   .object({ ...customerFields, phone: E164Field, metadata: MetadataField.default({}) })
@@ -127,23 +125,27 @@ function phonesQuery(db: Database, projectId: string, customerId: string) {
     .orderBy(...phoneOrder);
 }
 
-async function findCustomer(db: Database, projectId: string, id: string): Promise<CustomerRow> {
-  const [row] = await db
+/** Batched with the reads that depend on it, so a request makes one round trip to D1; check it with `found`. */
+function customerQuery(db: Database, projectId: string, id: string) {
+  return db
     .select()
     .from(customers)
     .where(and(eq(customers.id, id), eq(customers.projectId, projectId)))
     .limit(1);
+}
+
+function found(rows: CustomerRow[]): CustomerRow {
+  const [row] = rows;
   if (!row) throw ApiError.notFound("Customer");
   return row;
 }
 
-async function assertExternalIdFree(db: Database, projectId: string, externalId: string, exceptId?: string): Promise<void> {
-  const [taken] = await db
+function externalIdTakenQuery(db: Database, projectId: string, externalId: string, exceptId?: string) {
+  return db
     .select({ id: customers.id })
     .from(customers)
     .where(and(eq(customers.projectId, projectId), eq(customers.externalId, externalId), exceptId ? ne(customers.id, exceptId) : undefined))
     .limit(1);
-  if (taken) throw customerExists(externalId);
 }
 
 const customerExists = (externalId: string) => ApiError.conflict(`A customer with external_id "${externalId}" already exists in this project`, "customer_exists");
@@ -237,7 +239,8 @@ export const customerRoutes = createRouter()
   .openapi(createCustomerRoute, async (c) => {
     const { auth, db } = c.var;
     const body = c.req.valid("json");
-    await assertExternalIdFree(db, auth.projectId, body.external_id);
+    const [taken] = await externalIdTakenQuery(db, auth.projectId, body.external_id);
+    if (taken) throw customerExists(body.external_id);
     const now = nowIso();
     const customer: CustomerRow = {
       id: uuidv7(),
@@ -291,14 +294,19 @@ export const customerRoutes = createRouter()
   })
   .openapi(getCustomerRoute, async (c) => {
     const { auth, db } = c.var;
-    const customer = await findCustomer(db, auth.projectId, c.req.valid("param").id);
-    return c.json(customerBody(customer, await phonesQuery(db, auth.projectId, customer.id)), 200);
+    const id = c.req.valid("param").id;
+    const [rows, phones] = await db.batch([customerQuery(db, auth.projectId, id), phonesQuery(db, auth.projectId, id)]);
+    return c.json(customerBody(found(rows), phones), 200);
   })
   .openapi(updateCustomerRoute, async (c) => {
     const { auth, db } = c.var;
     const body = c.req.valid("json");
-    const customer = await findCustomer(db, auth.projectId, c.req.valid("param").id);
-    if (body.external_id !== undefined) await assertExternalIdFree(db, auth.projectId, body.external_id, customer.id);
+    const id = c.req.valid("param").id;
+    if (body.external_id !== undefined) {
+      const [rows, [taken]] = await db.batch([customerQuery(db, auth.projectId, id), externalIdTakenQuery(db, auth.projectId, body.external_id, id)]);
+      found(rows);
+      if (taken) throw customerExists(body.external_id);
+    }
     let updated: CustomerRow[];
     let phones: PhoneRow[];
     try {
@@ -306,15 +314,15 @@ export const customerRoutes = createRouter()
         db
           .update(customers)
           .set({ externalId: body.external_id, firstName: body.first_name, lastName: body.last_name, metadata: body.metadata, updatedAt: nowIso() })
-          .where(and(eq(customers.id, customer.id), eq(customers.projectId, auth.projectId)))
+          .where(and(eq(customers.id, id), eq(customers.projectId, auth.projectId)))
           .returning(),
-        phonesQuery(db, auth.projectId, customer.id),
+        phonesQuery(db, auth.projectId, id),
       ]);
     } catch (err) {
       if (body.external_id !== undefined && violatesUnique(err, EXTERNAL_ID_INDEX)) throw customerExists(body.external_id);
       throw err;
     }
-    // Deleted between the lookup and the update.
+    // Not in the project, or deleted between the lookup and the update.
     const [row] = updated;
     if (!row) throw ApiError.notFound("Customer");
     return c.json(customerBody(row, phones), 200);
@@ -336,12 +344,16 @@ export const customerRoutes = createRouter()
   .openapi(addPhoneRoute, async (c) => {
     const { auth, db } = c.var;
     const body = c.req.valid("json");
-    const customer = await findCustomer(db, auth.projectId, c.req.valid("param").id);
-    const [duplicate] = await db
-      .select({ id: customerPhones.id })
-      .from(customerPhones)
-      .where(and(eq(customerPhones.customerId, customer.id), eq(customerPhones.value, body.value)))
-      .limit(1);
+    const id = c.req.valid("param").id;
+    const [rows, [duplicate]] = await db.batch([
+      customerQuery(db, auth.projectId, id),
+      db
+        .select({ id: customerPhones.id })
+        .from(customerPhones)
+        .where(and(eq(customerPhones.customerId, id), eq(customerPhones.value, body.value)))
+        .limit(1),
+    ]);
+    const customer = found(rows);
     if (duplicate) throw phoneExists(body.value);
     const now = nowIso();
     const phone: PhoneRow = { id: uuidv7(), customerId: customer.id, projectId: auth.projectId, value: body.value, isPrimary: body.is_primary, status: "active", createdAt: now, updatedAt: now };
@@ -368,12 +380,15 @@ export const customerRoutes = createRouter()
     const { auth, db } = c.var;
     const body = c.req.valid("json");
     const params = c.req.valid("param");
-    const customer = await findCustomer(db, auth.projectId, params.id);
-    const [phone] = await db
-      .select()
-      .from(customerPhones)
-      .where(and(eq(customerPhones.id, params.phoneId), eq(customerPhones.customerId, customer.id), eq(customerPhones.projectId, auth.projectId)))
-      .limit(1);
+    const [rows, [phone]] = await db.batch([
+      customerQuery(db, auth.projectId, params.id),
+      db
+        .select()
+        .from(customerPhones)
+        .where(and(eq(customerPhones.id, params.phoneId), eq(customerPhones.customerId, params.id), eq(customerPhones.projectId, auth.projectId)))
+        .limit(1),
+    ]);
+    const customer = found(rows);
     if (!phone) throw ApiError.notFound("Phone");
     if (body.is_primary === false && phone.isPrimary) {
       throw ApiError.unprocessable("A customer always has a primary phone: make another phone primary instead", "primary_phone_required");
