@@ -5,10 +5,10 @@ import type { Database } from "../db/client";
 import { events, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
-import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
 import { attemptDelivery, leaseMs, type AttemptRow, type DeliveryMessage } from "../webhooks/deliver";
-import { enqueueDeliveries, EVENT_NAMES } from "../webhooks/emit";
+import { enqueueDeliveries, envelope, EVENT_NAMES } from "../webhooks/emit";
 import { generateSigningSecret, PREVIOUS_SECRET_GRACE_MS } from "../webhooks/sign";
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from "../webhooks/url-guard";
 import { findAccessibleProject } from "./projects";
@@ -43,7 +43,7 @@ const UpdateWebhookBody = z
     status: WebhookStatus.optional().openapi({ description: "`active` re-enables a disabled endpoint and resets its failure count and streak" }),
     events: EventsField.optional(),
   })
-  .refine((body) => Object.values(body).some((value) => value !== undefined), "provide at least one field")
+  .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateWebhookRequest");
 
 const WebhookSchema = z
@@ -434,15 +434,8 @@ export const webhookRoutes = createRouter()
     assertEnabled(endpoint);
     const eventId = uuidv7();
     const now = nowIso();
-    // The same envelope as every event (src/webhooks/emit.ts), for this endpoint only.
-    const payload = JSON.stringify({
-      event_id: eventId,
-      event_name: TEST_EVENT_NAME,
-      created_at: now,
-      customer_id: null,
-      notification_id: null,
-      data: { message: "This is a test event from Echo" },
-    });
+    // The same envelope as every event, for this endpoint only.
+    const payload = envelope(eventId, { eventName: TEST_EVENT_NAME, customerId: null, notificationId: null, data: { message: "This is a test event from Echo" } }, now);
     const delivery: DeliveryRow = {
       id: uuidv7(),
       webhookEndpointId: endpoint.id,

@@ -25,7 +25,8 @@ export interface PreparedEvent {
   deliveryIds: string[];
 }
 
-export function envelope(eventId: string, input: EventInput, createdAt: string): string {
+/** The body every delivery carries; `webhook.test` (not an EventName) uses it too. */
+export function envelope(eventId: string, input: Pick<EventInput, "notificationId" | "customerId" | "data"> & { eventName: string }, createdAt: string): string {
   return JSON.stringify({
     event_id: eventId,
     event_name: input.eventName,
