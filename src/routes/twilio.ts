@@ -6,8 +6,6 @@ import {
   twilioMachineDetectionCallbackUrl,
   twilioStatusCallbackUrl,
   twilioStreamUrl,
-  type TwilioMachineDetection,
-  type TwilioStatusUpdate,
 } from "../calls/twilio";
 import { validTwilioSignature } from "../calls/twilio-signature";
 import type { AppEnv } from "../context";
@@ -41,37 +39,46 @@ async function requireTwilioSignature(c: Context<AppEnv>, live: LiveCallConfig, 
   }
 }
 
-twilioRoutes.post("/status/:notificationId", async (c) => {
-  const live = liveConfig(c);
-  const notificationId = c.req.param("notificationId");
-  const form = await twilioForm(c);
-  await requireTwilioSignature(c, live, twilioStatusCallbackUrl(live.publicBaseUrl, notificationId), form);
-  let update: TwilioStatusUpdate;
-  try {
-    update = parseTwilioStatusCallback(form);
-  } catch (error) {
-    if (!(error instanceof z.ZodError)) throw error;
-    throw ApiError.badRequest("Not a Twilio call status callback", zodDetails(error.issues));
-  }
-  await c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)).twilioStatus(update);
-  return c.body(null, 204);
-});
+type CallSessionStub = ReturnType<AppEnv["Bindings"]["CALL_SESSION"]["get"]>;
 
-twilioRoutes.post("/amd/:notificationId", async (c) => {
-  const live = liveConfig(c);
-  const notificationId = c.req.param("notificationId");
-  const form = await twilioForm(c);
-  await requireTwilioSignature(c, live, twilioMachineDetectionCallbackUrl(live.publicBaseUrl, notificationId), form);
-  let detection: TwilioMachineDetection;
-  try {
-    detection = parseTwilioMachineDetectionCallback(form);
-  } catch (error) {
-    if (!(error instanceof z.ZodError)) throw error;
-    throw ApiError.badRequest("Not a Twilio answering machine detection callback", zodDetails(error.issues));
-  }
-  await c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)).twilioMachineDetection(detection);
-  return c.body(null, 204);
-});
+/**
+ * A form Twilio posts about a call: signed for `signedUrl`, parsed by `parse` (which throws a ZodError
+ * on a form that is not `what`: a 400), then handed to the call's Durable Object.
+ */
+function formCallback<T>(
+  signedUrl: (publicBaseUrl: string, notificationId: string) => string,
+  parse: (form: Record<string, string>) => T,
+  what: string,
+  deliver: (session: CallSessionStub, value: T) => Promise<unknown>,
+) {
+  return async (c: Context<AppEnv, "/:notificationId">) => {
+    const live = liveConfig(c);
+    const notificationId = c.req.param("notificationId");
+    const form = await twilioForm(c);
+    await requireTwilioSignature(c, live, signedUrl(live.publicBaseUrl, notificationId), form);
+    let value: T;
+    try {
+      value = parse(form);
+    } catch (error) {
+      if (!(error instanceof z.ZodError)) throw error;
+      throw ApiError.badRequest(`Not a Twilio ${what}`, zodDetails(error.issues));
+    }
+    await deliver(c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)), value);
+    return c.body(null, 204);
+  };
+}
+
+twilioRoutes.post(
+  "/status/:notificationId",
+  formCallback(twilioStatusCallbackUrl, parseTwilioStatusCallback, "call status callback", (session, update) => session.twilioStatus(update)),
+);
+
+twilioRoutes.post(
+  "/amd/:notificationId",
+  formCallback(twilioMachineDetectionCallbackUrl, parseTwilioMachineDetectionCallback, "answering machine detection callback", (session, detection) =>
+    session.twilioMachineDetection(detection),
+  ),
+);
 
 twilioRoutes.get("/media/:notificationId", async (c) => {
   const live = liveConfig(c);
