@@ -1,7 +1,7 @@
 // @ts-check
 // The smallest Worker that does what a live call's audio path does — Twilio Media Stream in, one
 // Durable Object per call, an OpenAI Realtime socket out, frames relayed untouched both ways, a
-// mark per agent chunk, clear + truncate on barge-in — and nothing else (no storage, no D1, no
+// mark every 100 ms of agent audio and at the end of a response (as ours), clear + truncate on barge-in — and nothing else (no storage, no D1, no
 // status handling). Measured with the same harness, it is the floor that workerd under
 // `wrangler dev` sets on this machine.
 
@@ -40,8 +40,16 @@ export class Relay {
     let markCounter = 0;
     /** @type {{ name: number; itemId: string; endMs: number }[]} */
     let pending = [];
-    let item = { id: "", contentIndex: 0, sentMs: 0, playedMs: 0 };
+    let item = { id: "", contentIndex: 0, sentMs: 0, markedMs: 0, playedMs: 0 };
     let interruptedItemId = "";
+
+    const markSentAudio = () => {
+      if (item.sentMs === item.markedMs) return;
+      const name = ++markCounter;
+      twilio.send(`{"event":"mark","streamSid":"${streamSid}","mark":{"name":"${name}"}}`);
+      pending.push({ name, itemId: item.id, endMs: item.sentMs });
+      item.markedMs = item.sentMs;
+    };
 
     const connectModel = async () => {
       const response = await fetch(`${this.env.OPENAI_BASE_URL}/realtime?model=gpt-realtime`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${this.env.OPENAI_API_KEY}` } });
@@ -70,16 +78,19 @@ export class Relay {
           if (greet) socket.send('{"type":"response.create"}');
         } else if (message.type === "response.output_audio.delta") {
           if (!streamSid || message.item_id === interruptedItemId) return;
-          if (message.item_id !== item.id) item = { id: message.item_id, contentIndex: message.content_index, sentMs: 0, playedMs: 0 };
+          if (message.item_id !== item.id) {
+            markSentAudio();
+            item = { id: message.item_id, contentIndex: message.content_index, sentMs: 0, markedMs: 0, playedMs: 0 };
+          }
           twilio.send(`{"event":"media","streamSid":"${streamSid}","media":{"payload":${JSON.stringify(message.delta)}}}`);
           item.sentMs += ((message.delta.length / 4) * 3) / 8;
-          const name = ++markCounter;
-          twilio.send(`{"event":"mark","streamSid":"${streamSid}","mark":{"name":"${name}"}}`);
-          pending.push({ name, itemId: item.id, endMs: item.sentMs });
+          if (item.sentMs - item.markedMs >= 100) markSentAudio();
+        } else if (message.type === "response.done") {
+          markSentAudio();
         } else if (message.type === "input_audio_buffer.speech_started") {
-          if (pending.length === 0) return;
+          const unplayed = pending[0] ?? (item.sentMs > item.markedMs ? { itemId: item.id } : null);
+          if (!unplayed) return;
           twilio.send(`{"event":"clear","streamSid":"${streamSid}"}`);
-          const unplayed = pending[0];
           socket.send(JSON.stringify({ type: "conversation.item.truncate", item_id: unplayed.itemId, content_index: item.contentIndex, audio_end_ms: Math.floor(unplayed.itemId === item.id ? item.playedMs : 0) }));
           interruptedItemId = unplayed.itemId;
           pending = [];

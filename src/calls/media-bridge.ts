@@ -26,21 +26,36 @@ export interface MediaBridgeEvents {
   streamEnded(): void;
 }
 
-/** A mark sent after a chunk of agent audio: when Twilio echoes it, the chunk has played. */
+/** A mark sent after agent audio: when Twilio echoes it, the audio before it has played. */
 interface PendingMark {
   sequence: number;
   engine: VoiceEngine;
   itemId: string;
   contentIndex: number;
-  /** The item's audio sent up to the end of this chunk, in bytes (μ-law: 8 bytes a millisecond). */
+  /** The item's audio sent up to this mark, in bytes (μ-law: 8 bytes a millisecond). */
   itemBytes: number;
 }
 
+/** The agent audio item being sent: how much of it went out, and how much of that a mark follows. */
+interface SendingItem {
+  engine: VoiceEngine;
+  itemId: string;
+  contentIndex: number;
+  bytes: number;
+  markedBytes: number;
+}
+
 const MULAW_BYTES_PER_MS = 8;
+/**
+ * A mark goes after every 100 ms of agent audio and at the end of each item, not after every
+ * delta: each mark is two more messages on the relay (ours and Twilio's echo), and 100 ms is finer
+ * than anyone can tell where they stopped listening.
+ */
+const MARK_EVERY_BYTES = 100 * MULAW_BYTES_PER_MS;
 /** How long to wait for the goodbye to finish playing before hanging up anyway. */
 const GOODBYE_PLAYBACK_CAP_MS = 15_000;
 
-// `start`, once a stream, is validated; `media` (50 a second) and `mark` (one per agent chunk) are read by hand.
+// `start`, once a stream, is validated; `media` (50 a second) and `mark` (ten a second) are read by hand.
 const StartMessageSchema = z.object({
   event: z.literal("start"),
   start: z.object({
@@ -77,8 +92,8 @@ export class MediaBridge {
 
   private markSequence = 0;
   private pendingMarks: PendingMark[] = [];
-  /** Audio of the item being sent so far. */
-  private sending: { itemId: string; contentIndex: number; bytes: number } | null = null;
+  /** The item being sent; null between items. */
+  private sending: SendingItem | null = null;
   /** The last mark Twilio echoed: audio up to there has played. */
   private played: PendingMark | null = null;
   /** Audio of an interrupted item still in flight from the engine is dropped. */
@@ -122,6 +137,7 @@ export class MediaBridge {
     this.engine = null;
     this.responseCutOff = this.responseActive;
     this.responseActive = false;
+    this.markSentAudio();
     this.sending = null;
     // A goodbye under way has all the audio it will get: hang up once that has played.
     this.hangUpIfGoodbyePlayed();
@@ -140,6 +156,7 @@ export class MediaBridge {
         return this.bargeIn();
       case "response_done":
         this.responseActive = false;
+        this.markSentAudio();
         return this.hangUpIfGoodbyePlayed();
       case "end_call_requested":
         this.engine?.completeToolCall(event.toolCallId, JSON.stringify({ status: "hanging up once the goodbye has played" }));
@@ -224,16 +241,25 @@ export class MediaBridge {
     this.responseActive = true;
     let sending = this.sending;
     if (!sending || sending.itemId !== itemId || sending.contentIndex !== contentIndex) {
-      sending = this.sending = { itemId, contentIndex, bytes: 0 };
+      this.markSentAudio();
+      sending = this.sending = { engine: this.engine, itemId, contentIndex, bytes: 0, markedBytes: 0 };
     }
     sending.bytes += base64ByteLength(payload);
     socket.send(`${this.mediaPrefix}${JSON.stringify(payload)}}}`);
-    const sequence = ++this.markSequence;
-    socket.send(`${this.markPrefix}${sequence}"}}`);
-    this.pendingMarks.push({ sequence, engine: this.engine, itemId, contentIndex, itemBytes: sending.bytes });
+    if (sending.bytes - sending.markedBytes >= MARK_EVERY_BYTES) this.markSentAudio();
   }
 
-  /** Twilio plays marks in order: an echoed mark means every chunk up to it has played. */
+  /** Sends a mark after the agent audio that has none yet, so that its playback is known. */
+  private markSentAudio(): void {
+    const sending = this.sending;
+    if (!sending || sending.bytes === sending.markedBytes || !this.twilio) return;
+    const sequence = ++this.markSequence;
+    this.twilio.send(`${this.markPrefix}${sequence}"}}`);
+    sending.markedBytes = sending.bytes;
+    this.pendingMarks.push({ sequence, engine: sending.engine, itemId: sending.itemId, contentIndex: sending.contentIndex, itemBytes: sending.bytes });
+  }
+
+  /** Twilio plays marks in order: an echoed mark means all audio before it has played. */
   private onMarkPlayed(sequence: number): void {
     // Marks of audio dropped by `clear` come back too; they are no longer pending and mean nothing.
     while (this.pendingMarks.length > 0 && this.pendingMarks[0]!.sequence <= sequence) this.played = this.pendingMarks.shift()!;
@@ -245,7 +271,9 @@ export class MediaBridge {
    * much of the item the caller heard — by the marks Twilio echoed, so never more than was sent.
    */
   private bargeIn(): void {
-    const unplayed = this.pendingMarks[0];
+    // Audio sent after the last mark may still be playing too.
+    const sending = this.sending;
+    const unplayed = this.pendingMarks[0] ?? (sending && sending.bytes > sending.markedBytes ? sending : null);
     if (!unplayed || !this.twilio) return;
     this.twilio.send(this.clearMessage);
     const played = this.played;

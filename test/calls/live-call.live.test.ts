@@ -125,10 +125,10 @@ async function streamUp(twilioCall: FakeTwilioCall): Promise<{ peer: MediaStream
   return { peer: await MediaStreamPeer.connect(twilioCall, { callerAudio: line }), line };
 }
 
-/** The stream up and the greeting played to its end (its three chunks' marks echoed). */
+/** The stream up and the greeting played to its end (the mark after its three chunks echoed). */
 async function greeted(twilioCall: FakeTwilioCall): Promise<{ peer: MediaStreamPeer; line: Uint8Array }> {
   const stream = await streamUp(twilioCall);
-  await vi.waitFor(() => expect(stream.peer.marks).toHaveLength(3), WAIT);
+  await vi.waitFor(() => expect(stream.peer.marks).toHaveLength(1), WAIT);
   return stream;
 }
 
@@ -174,12 +174,14 @@ describe("a live call", () => {
     expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "in-progress", answered_by: "human" });
 
     const { peer, line } = await streamUp(twilioCall);
-    // The greeting is the first thing on the line, the model's audio untouched, each chunk marked.
-    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    // The greeting is the first thing on the line, the model's audio untouched; its 60 ms of audio
+    // are marked once, at the end of the item.
+    await vi.waitFor(() => expect(peer.marks).toHaveLength(1), WAIT);
     const [session] = await realtimeSessions(call.marker);
     expect(peer.received[0]!.event).toBe("media");
-    const greeting = peer.received.slice(0, 6);
-    expect(greeting.map((message) => message.event)).toEqual(["media", "mark", "media", "mark", "media", "mark"]);
+    const greeting = peer.received.slice(0, 4);
+    expect(greeting.map((message) => message.event)).toEqual(["media", "media", "media", "mark"]);
+    expect(peer.marks[0]!.heardMs).toBe(60);
     const outboundHashes = await Promise.all(peer.receivedOf("media").map((message) => sha256Hex(message.media!.payload)));
     expect(outboundHashes).toEqual(session!.sent_audio.map((audio) => audio.sha256));
     expect(peer.receivedOf("media").every((message) => message.streamSid === peer.streamSid)).toBe(true);
@@ -203,8 +205,9 @@ describe("a live call", () => {
       ["agent", "Wonderful, see you then. Goodbye!"],
     ]);
     expect(n.duration_seconds).toBeGreaterThan(0);
-    // Hung up only after the goodbye played: every mark came back before the stream closed.
-    expect(peer.marks).toHaveLength(6);
+    // Hung up only after the goodbye played: its mark came back before the stream closed.
+    expect(peer.marks).toHaveLength(2);
+    expect(peer.marks[1]!.heardMs).toBe(120);
     expect(peer.marks.every((mark) => !mark.cleared)).toBe(true);
     expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
 
@@ -253,9 +256,10 @@ describe("a live call", () => {
     const truncate = session!.client_events.find((event) => event.type === "conversation.item.truncate")!;
     const greetingItem = session!.sent_audio[0]!.item_id;
     expect(truncate).toMatchObject({ item_id: greetingItem, content_index: 0 });
-    // Exactly the audio up to a mark the caller had played back (20 ms a chunk) — never more than
-    // they heard when the clear arrived, nor than was sent.
+    // Exactly the audio up to a mark the caller had played back (a mark every 100 ms) — never more
+    // than they heard when the clear arrived, nor than was sent.
     const playedMarks = peer.marks.filter((mark) => !mark.cleared).map((mark) => mark.heardMs);
+    expect(playedMarks.every((heardMs, index) => heardMs === (index + 1) * 100)).toBe(true);
     expect(playedMarks).toContain(truncate.audio_end_ms);
     expect(truncate.audio_end_ms).toBeGreaterThan(0);
     expect(truncate.audio_end_ms).toBeLessThanOrEqual(peer.clears[0]!);
@@ -592,7 +596,7 @@ describe("the model session", () => {
     expect(sessions[1]!.client_events.filter((event) => event.type === "conversation.item.create").map((event) => event.item)).toEqual([
       { type: "message", role: "assistant", content: [{ type: "output_text", text: "Hi John, this is Acme." }] },
     ]);
-    await vi.waitFor(() => expect(peer.marks).toHaveLength(3), WAIT);
+    await vi.waitFor(() => expect(peer.marks).toHaveLength(1), WAIT);
 
     say(peer, line);
     await peer.closed;
