@@ -158,6 +158,8 @@ export class CallSession extends DurableObject<Bindings> {
 /** The driver-agnostic core; kept off the object's RPC surface. */
 class CallLifecycle implements CallCore {
   private record: CallRecord | null = null;
+  /** `record` is what storage holds (false at first, and after an operation failed half-way). */
+  private recordLoaded = false;
   /** Turns added during the current operation, written with the record in one put. */
   private pendingTurns: Record<string, TranscriptTurn> = {};
   private readonly db: Database;
@@ -414,11 +416,20 @@ class CallLifecycle implements CallCore {
    */
   private async operation<T>(body: () => Promise<T>): Promise<T> {
     const result = this.operations.then(async () => {
-      this.record = (await this.ctx.storage.get<CallRecord>(RECORD_KEY)) ?? null;
+      if (!this.recordLoaded) {
+        this.record = (await this.ctx.storage.get<CallRecord>(RECORD_KEY)) ?? null;
+        this.recordLoaded = true;
+      }
       this.pendingTurns = {};
-      const value = await body();
-      if (this.record) await this.commit();
-      return value;
+      try {
+        const value = await body();
+        if (this.record) await this.commit();
+        return value;
+      } catch (error) {
+        // What the failed operation changed in memory was never stored: the next one starts from storage.
+        this.recordLoaded = false;
+        throw error;
+      }
     });
     this.operations = result.catch(() => undefined);
     return result;
@@ -429,12 +440,16 @@ class CallLifecycle implements CallCore {
     return this.record;
   }
 
-  /** Writes the record and the new turns atomically, then sets the alarm. */
+  /**
+   * Writes the record and the new turns atomically, then sets the alarm. Unconfirmed: the stored
+   * record is there for an object that restarts, and a live call's audio must not wait (behind the
+   * output gate) for it to reach disk.
+   */
   private async commit(): Promise<void> {
     const record = this.live();
-    await this.ctx.storage.put<unknown>({ [RECORD_KEY]: record, ...this.pendingTurns });
+    await this.ctx.storage.put<unknown>({ [RECORD_KEY]: record, ...this.pendingTurns }, { allowUnconfirmed: true });
     this.pendingTurns = {};
-    await this.ctx.storage.setAlarm(Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs));
+    await this.ctx.storage.setAlarm(Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs), { allowUnconfirmed: true });
   }
 
   async transcript(): Promise<TranscriptTurn[]> {
