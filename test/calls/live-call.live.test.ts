@@ -22,6 +22,7 @@ interface RealtimeScript {
   responses?: string[];
   audio_deltas?: number;
   audio_bytes_per_delta?: number;
+  delta_interval_ms?: number;
   caller_turns?: string[];
   end_call_after_turn?: number | null;
   drop_after_events?: number | null;
@@ -272,6 +273,33 @@ describe("a live call", () => {
     const n = await waitUntilEnded(call);
     expect(n).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", answered_by: "human" });
     expect(n.transcript[0]).toMatchObject({ role: "agent" });
+  });
+
+  it("barge-in before the first mark: the audio sent so far is cleared and the item truncated to 0 ms heard", async () => {
+    // The greeting trickles in (20 ms every 400 ms): the caller cuts in while less than a mark's worth has been sent.
+    const call = await placeLiveCall({ responses: ["A slow greeting.", "Sorry, go ahead."], audio_deltas: 10, delta_interval_ms: 400 });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const { peer, line } = await streamUp(twilioCall);
+    await vi.waitFor(() => expect(peer.receivedOf("media").length).toBeGreaterThanOrEqual(1), WAIT);
+
+    say(peer, line);
+    await vi.waitFor(() => expect(peer.receivedOf("clear")).toHaveLength(1), WAIT);
+    const truncate = await vi.waitFor(async () => {
+      const [session] = await realtimeSessions(call.marker);
+      const sent = session!.client_events.find((event) => event.type === "conversation.item.truncate");
+      expect(sent).toBeDefined();
+      return { ...sent!, greetingItem: session!.sent_audio[0]!.item_id };
+    }, WAIT);
+    expect(truncate).toMatchObject({ item_id: truncate.greetingItem, content_index: 0, audio_end_ms: 0 });
+    // Before the clear, the greeting's first chunks went out with no mark after them.
+    const beforeClear = peer.received.slice(0, peer.received.findIndex((message) => message.event === "clear"));
+    expect(beforeClear.filter((message) => message.event === "mark")).toEqual([]);
+    expect(beforeClear.filter((message) => message.event === "media").length).toBeGreaterThanOrEqual(1);
+    expect(beforeClear.filter((message) => message.event === "media").length).toBeLessThan(5);
+
+    peer.stop();
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "customer-ended-call" });
   });
 });
 
