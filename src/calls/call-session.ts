@@ -158,7 +158,7 @@ export class CallSession extends DurableObject<Bindings> {
 /** The driver-agnostic core; kept off the object's RPC surface. */
 class CallLifecycle implements CallCore {
   private record: CallRecord | null = null;
-  /** `record` is what storage holds (false at first, and after an operation failed half-way). */
+  /** `record` mirrors storage: false until it is read, and again after an operation failed half-way. */
   private recordLoaded = false;
   /** Turns added during the current operation, written with the record in one put. */
   private pendingTurns: Record<string, TranscriptTurn> = {};
