@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import type { Config } from "../env";
 import type { Database } from "../db/client";
 import { events, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
@@ -7,7 +7,7 @@ import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
-import { attemptDelivery, leaseMs, type AttemptRow, type DeliveryMessage } from "../webhooks/deliver";
+import { attemptDelivery, deliveryEvent, isLeaseFree, leaseMs, type AttemptRow } from "../webhooks/deliver";
 import { enqueueDeliveries, envelope, EVENT_NAMES } from "../webhooks/emit";
 import { generateSigningSecret, PREVIOUS_SECRET_GRACE_MS } from "../webhooks/sign";
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from "../webhooks/url-guard";
@@ -186,7 +186,7 @@ async function findDelivery(db: Database, endpoint: EndpointRow, deliveryId: str
   const [row] = await db
     .select({ delivery: webhookDeliveries, payload: events.payload })
     .from(webhookDeliveries)
-    .innerJoin(events, and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId)))
+    .innerJoin(events, deliveryEvent)
     .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookEndpointId, endpoint.id), eq(webhookDeliveries.projectId, endpoint.projectId)))
     .limit(1);
   if (!row) throw ApiError.notFound("Webhook delivery");
@@ -315,15 +315,6 @@ const retryDeliveryRoute = createRoute({
   request: { params: DeliveryParams },
   responses: { 202: jsonContent(DeliverySchema, "The delivery, pending again"), ...errorResponses(401, 404, 409, 422) },
 });
-
-/** Queues a delivery's next attempt; never throws (see enqueueDeliveries). */
-async function sendLater(queue: Queue<DeliveryMessage>, deliveryId: string, delaySeconds: number): Promise<void> {
-  try {
-    await queue.send({ deliveryId }, { delaySeconds });
-  } catch (error) {
-    console.error(`[echo] could not queue the retry of webhook delivery ${deliveryId}; the sweeper will send it`, error);
-  }
-}
 
 export const webhookRoutes = createRouter()
   .openapi(createWebhookRoute, async (c) => {
@@ -457,7 +448,7 @@ export const webhookRoutes = createRouter()
     ]);
     const result = await attemptDelivery(db, config.webhooks, { delivery, endpoint, payload }, "manual");
     // A failed send only delays the retry: the sweeper finds the delivery once it is overdue.
-    if (result.retryInSeconds !== null) await sendLater(c.env.WEBHOOK_QUEUE, delivery.id, result.retryInSeconds);
+    if (result.retryInSeconds !== null) await enqueueDeliveries(c.env.WEBHOOK_QUEUE, [delivery.id], { delaySeconds: result.retryInSeconds });
     return c.json({ ...deliveryBody(result.delivery, payload), attempts: [attemptBody(result.attempt)] }, 200);
   })
   .openapi(listDeliveriesRoute, async (c) => {
@@ -470,7 +461,7 @@ export const webhookRoutes = createRouter()
     const rows = await db
       .select({ id: webhookDeliveries.id, delivery: webhookDeliveries, payload: events.payload })
       .from(webhookDeliveries)
-      .innerJoin(events, and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId)))
+      .innerJoin(events, deliveryEvent)
       .where(
         and(
           eq(webhookDeliveries.webhookEndpointId, endpoint.id),
@@ -510,7 +501,7 @@ export const webhookRoutes = createRouter()
         and(
           eq(webhookDeliveries.id, delivery.id),
           eq(webhookDeliveries.projectId, project.id),
-          or(isNull(webhookDeliveries.leaseUntil), lte(webhookDeliveries.leaseUntil, now)),
+          isLeaseFree(now),
         ),
       )
       .returning();

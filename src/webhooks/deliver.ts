@@ -50,7 +50,20 @@ export const LEASE_MARGIN_MS = 20_000;
  * sweeper, brings it back when it is due).
  */
 export const DUE_TOLERANCE_MS = 1_000;
-const ACTIVE_STATUSES = ["pending", "retrying"] as const;
+
+/**
+ * The outbox's rules, shared by the consumer, the sweeper and the API: a delivery is sent while
+ * active, once due, and only by whoever holds no expired lease on it.
+ */
+export const isActiveDelivery = () => inArray(webhookDeliveries.status, ["pending", "retrying"]);
+/** Due at `atIso` (a delivery without a time is due at once). */
+export const isDueBy = (atIso: string) => or(isNull(webhookDeliveries.nextRetryAt), lte(webhookDeliveries.nextRetryAt, atIso));
+/** No attempt holds the delivery at `atIso`: never claimed, or the claim has run out. */
+export const isLeaseFree = (atIso: string) => or(isNull(webhookDeliveries.leaseUntil), lte(webhookDeliveries.leaseUntil, atIso));
+/** A delivery's event (the stored bytes), in the same project. */
+export const deliveryEvent = and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId));
+/** A delivery's endpoint, in the same project. */
+const deliveryEndpoint = and(eq(webhookEndpoints.id, webhookDeliveries.webhookEndpointId), eq(webhookEndpoints.projectId, webhookDeliveries.projectId));
 /** Cloudflare Queues refuses a longer `delaySeconds` (12 h). */
 const MAX_QUEUE_DELAY_SECONDS = 43_200;
 const JITTER = 0.2;
@@ -123,9 +136,9 @@ export async function claimDelivery(db: Database, deliveryId: string, leaseForMs
       .where(
         and(
           eq(webhookDeliveries.id, deliveryId),
-          inArray(webhookDeliveries.status, ACTIVE_STATUSES),
-          or(isNull(webhookDeliveries.nextRetryAt), lte(webhookDeliveries.nextRetryAt, new Date(now + DUE_TOLERANCE_MS).toISOString())),
-          or(isNull(webhookDeliveries.leaseUntil), lte(webhookDeliveries.leaseUntil, nowText)),
+          isActiveDelivery(),
+          isDueBy(new Date(now + DUE_TOLERANCE_MS).toISOString()),
+          isLeaseFree(nowText),
         ),
       )
       .returning(),
@@ -134,8 +147,8 @@ export async function claimDelivery(db: Database, deliveryId: string, leaseForMs
     db
       .select({ endpoint: webhookEndpoints, payload: events.payload })
       .from(webhookDeliveries)
-      .innerJoin(webhookEndpoints, and(eq(webhookEndpoints.id, webhookDeliveries.webhookEndpointId), eq(webhookEndpoints.projectId, webhookDeliveries.projectId)))
-      .innerJoin(events, and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId)))
+      .innerJoin(webhookEndpoints, deliveryEndpoint)
+      .innerJoin(events, deliveryEvent)
       .where(eq(webhookDeliveries.id, deliveryId))
       .limit(1),
   ]);
@@ -153,8 +166,8 @@ export async function loadDeliveryTarget(db: Database, deliveryId: string): Prom
   const [row] = await db
     .select({ delivery: webhookDeliveries, endpoint: webhookEndpoints, payload: events.payload })
     .from(webhookDeliveries)
-    .innerJoin(webhookEndpoints, and(eq(webhookEndpoints.id, webhookDeliveries.webhookEndpointId), eq(webhookEndpoints.projectId, webhookDeliveries.projectId)))
-    .innerJoin(events, and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId)))
+    .innerJoin(webhookEndpoints, deliveryEndpoint)
+    .innerJoin(events, deliveryEvent)
     .where(eq(webhookDeliveries.id, deliveryId))
     .limit(1);
   return row ?? null;

@@ -42,13 +42,23 @@ export function envelope(eventId: string, input: Pick<EventInput, "notificationI
  * change that caused the event, then calls `enqueueDeliveries`.
  */
 export async function prepareEvent(db: Database, input: EventInput): Promise<PreparedEvent> {
-  const eventId = uuidv7();
-  const createdAt = nowIso();
-  const payload = envelope(eventId, input, createdAt);
+  const [prepared] = await prepareEvents(db, input.projectId, [input]);
+  return prepared!;
+}
+
+/** `prepareEvent` for several events of one project, reading its endpoints once. */
+export async function prepareEvents(db: Database, projectId: string, inputs: Omit<EventInput, "projectId">[]): Promise<PreparedEvent[]> {
   const endpoints = await db
     .select({ id: webhookEndpoints.id, events: webhookEndpoints.events })
     .from(webhookEndpoints)
-    .where(and(eq(webhookEndpoints.projectId, input.projectId), eq(webhookEndpoints.status, "active")));
+    .where(and(eq(webhookEndpoints.projectId, projectId), eq(webhookEndpoints.status, "active")));
+  return inputs.map((input) => eventStatements(db, { ...input, projectId }, endpoints));
+}
+
+function eventStatements(db: Database, input: EventInput, endpoints: { id: string; events: string[] }[]): PreparedEvent {
+  const eventId = uuidv7();
+  const createdAt = nowIso();
+  const payload = envelope(eventId, input, createdAt);
   const subscribed = endpoints.filter((endpoint) => endpoint.events.includes(input.eventName));
 
   const statements: BatchItem<"sqlite">[] = [
@@ -89,13 +99,13 @@ export async function prepareEvent(db: Database, input: EventInput): Promise<Pre
  * deliveries are already stored, so a queue that refuses them (the platform failing) only delays
  * them — the outbox sweeper finds them once they are overdue. Returns how many the queue accepted.
  */
-export async function enqueueDeliveries(queue: Queue<DeliveryMessage>, deliveryIds: string[]): Promise<number> {
+export async function enqueueDeliveries(queue: Queue<DeliveryMessage>, deliveryIds: string[], options: { delaySeconds?: number } = {}): Promise<number> {
   let accepted = 0;
   // sendBatch takes at most 100 messages.
   for (let i = 0; i < deliveryIds.length; i += 100) {
     const chunk = deliveryIds.slice(i, i + 100);
     try {
-      await queue.sendBatch(chunk.map((deliveryId) => ({ body: { deliveryId } })));
+      await queue.sendBatch(chunk.map((deliveryId) => ({ body: { deliveryId } })), options);
       accepted += chunk.length;
     } catch (error) {
       console.error(`[echo] could not queue ${chunk.length} webhook deliveries; the sweeper will send them`, chunk, error);

@@ -1,7 +1,8 @@
-import { and, asc, inArray, isNull, lte, or } from "drizzle-orm";
+import { and, asc, inArray } from "drizzle-orm";
 import { createDb } from "../db/client";
 import { webhookDeliveries } from "../db/schema";
 import type { Bindings } from "../env";
+import { isActiveDelivery, isDueBy, isLeaseFree } from "./deliver";
 import { enqueueDeliveries } from "./emit";
 
 /**
@@ -38,9 +39,9 @@ export async function sweepOutbox(
     .from(webhookDeliveries)
     .where(
       and(
-        inArray(webhookDeliveries.status, ["pending", "retrying"]),
-        or(isNull(webhookDeliveries.nextRetryAt), lte(webhookDeliveries.nextRetryAt, new Date(now - SWEEP_GRACE_SECONDS * 1000).toISOString())),
-        or(isNull(webhookDeliveries.leaseUntil), lte(webhookDeliveries.leaseUntil, nowText)),
+        isActiveDelivery(),
+        isDueBy(new Date(now - SWEEP_GRACE_SECONDS * 1000).toISOString()),
+        isLeaseFree(nowText),
       ),
     )
     .orderBy(asc(webhookDeliveries.nextRetryAt))
