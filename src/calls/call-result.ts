@@ -1,9 +1,21 @@
 import { schemaArrayKeyword, schemaKeyword, schemaMapKeyword, Validator, type Schema } from "@cfworker/json-schema";
-import { OUTPUT_SCHEMA_DRAFT } from "../lib/json-schema";
+import type { TranscriptTurn } from "../db/schema";
+import { isObject, mergeSchemas, OUTPUT_SCHEMA_DRAFT } from "../lib/json-schema";
 
 /** `call_result` against an agent's `output_schema` (API.md: "keys not collected are null"). */
 
 type Json = Record<string, unknown>;
+
+/** A call's `call_result`, or null and why it could not be had. */
+export interface CallResult {
+  value: Record<string, unknown> | null;
+  error: string | null;
+}
+
+/** The transcript as the summary webhook and the extraction model read it: one "AI:" / "Customer:" line a turn. */
+export function transcriptText(turns: TranscriptTurn[]): string {
+  return turns.map((turn) => `${turn.role === "agent" ? "AI" : "Customer"}: ${turn.text}`).join("\n");
+}
 
 export interface CallResultValidation {
   valid: boolean;
@@ -19,10 +31,6 @@ export function validateCallResult(schema: Record<string, unknown>, value: unkno
   const leaves = result.errors.filter((e) => !APPLICATORS.has(e.keyword));
   const errors = (leaves.length > 0 ? leaves : result.errors).map((e) => `at ${e.instanceLocation.slice(1) || "/"}: ${e.error}`);
   return { valid: result.valid, errors: [...new Set(errors)] };
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 const escapeSegment = (segment: string) => segment.replace(/~/g, "~0").replace(/\//g, "~1");
@@ -88,17 +96,12 @@ function followWrapped(ref: string, wrapped: Set<string>): string {
   return `#/${rewritten.join("/")}`;
 }
 
-export interface SampledCallResult {
-  /** Null when the sample does not satisfy the schema (e.g. a `pattern` it cannot meet). */
-  value: Record<string, unknown> | null;
-  error: string | null;
-}
-
 /**
  * The simulator's `call_result`: what a cooperative customer would have given. Required keys get a
- * value that fits their schema, optional ones are null (not collected), booleans are true.
+ * value that fits their schema, optional ones are null (not collected), booleans are true. Null
+ * when the sample does not satisfy the schema (e.g. a `pattern` it cannot meet).
  */
-export function sampleCallResult(schema: Record<string, unknown>): SampledCallResult {
+export function sampleCallResult(schema: Record<string, unknown>): CallResult {
   const value = new Sampler(schema).sample(schema, "", 0, 0);
   const check = validateCallResult(schema, value);
   if (check.valid && isObject(value)) return { value, error: null };
@@ -120,7 +123,7 @@ class Sampler {
     if (branches) {
       const branch = branches.find((b) => isObject(b) && b.type !== "null") ?? branches[0];
       const { anyOf: _anyOf, oneOf: _oneOf, ...rest } = s;
-      return this.sample(merge(rest, isObject(branch) ? branch : {}), name, variant, depth + 1);
+      return this.sample(mergeSchemas(rest, isObject(branch) ? branch : {}), name, variant, depth + 1);
     }
     switch (typeOf(s)) {
       case "boolean":
@@ -147,11 +150,11 @@ class Sampler {
     if (typeof s.$ref === "string") {
       const { $ref, ...rest } = s;
       const target = this.resolve($ref);
-      s = merge(isObject(target) ? this.flatten(target, depth + 1) : {}, rest);
+      s = mergeSchemas(isObject(target) ? this.flatten(target, depth + 1) : {}, rest);
     }
     if (Array.isArray(s.allOf)) {
       const { allOf, ...rest } = s;
-      s = allOf.reduce<Json>((acc, part) => merge(acc, isObject(part) ? this.flatten(part, depth + 1) : {}), rest);
+      s = allOf.reduce<Json>((acc, part) => mergeSchemas(acc, isObject(part) ? this.flatten(part, depth + 1) : {}), rest);
     }
     return s;
   }
@@ -183,14 +186,6 @@ class Sampler {
     const count = typeof s.minItems === "number" ? s.minItems : 0;
     return Array.from({ length: count }, (_, i) => this.sample(prefix[i] ?? (isObject(s.items) ? s.items : {}), name, i, depth + 1));
   }
-}
-
-/** Later keys win, except that `properties` are combined and `required` lists are joined. */
-function merge(a: Json, b: Json): Json {
-  const out: Json = { ...a, ...b };
-  if (isObject(a.properties) && isObject(b.properties)) out.properties = { ...a.properties, ...b.properties };
-  if (Array.isArray(a.required) && Array.isArray(b.required)) out.required = [...new Set([...a.required, ...b.required])];
-  return out;
 }
 
 function typeOf(s: Json): string | undefined {

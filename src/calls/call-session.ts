@@ -5,8 +5,9 @@ import { createDb, type Database } from "../db/client";
 import { notifications, type TranscriptTurn } from "../db/schema";
 import { getConfig, type Bindings } from "../env";
 import { nowIso } from "../lib/ids";
-import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
+import { enqueueDeliveries, prepareEvent, prepareEvents, type EventInput } from "../webhooks/emit";
 import { LiveCallDriver, newLiveCallState, type LiveCallParams, type LiveCallState } from "./live-call";
+import { transcriptText, type CallResult } from "./call-result";
 import { SimulatorDriver } from "./simulator";
 import type { TwilioMachineDetection, TwilioStatusUpdate } from "./twilio";
 
@@ -80,18 +81,13 @@ export interface CallCore {
   liveState(): LiveCallState;
 }
 
-export interface ExtractedResult {
-  value: Record<string, unknown> | null;
-  error: string | null;
-}
-
 export interface CallDriver {
   begin(): void | Promise<void>;
   runStep(step: number): Promise<void>;
   /** Ends the call on the line (cancel, max duration); the core then finishes it. */
   hangUp(): Promise<void>;
-  /** `call_result` from a call a person answered; null value with a reason when it cannot be had. */
-  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): ExtractedResult | Promise<ExtractedResult>;
+  /** `call_result` from a call a person answered and spoke in; null value with a reason when it cannot be had. */
+  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): CallResult | Promise<CallResult>;
 }
 
 interface CallRecord {
@@ -307,7 +303,7 @@ class CallLifecycle implements CallCore {
     record.answeredBy = answeredBy;
     record.deadlineMs = nowMs + params.maxDurationSeconds * 1000;
     await this.commit();
-    await enqueue(this.env.WEBHOOK_QUEUE, event.deliveryIds);
+    await enqueueDeliveries(this.env.WEBHOOK_QUEUE, event.deliveryIds);
     return true;
   }
 
@@ -350,7 +346,8 @@ class CallLifecycle implements CallCore {
     const transcript = await this.transcript();
     const endedAtMs = Date.now();
     let callResult: Record<string, unknown> | null = null;
-    if (record.answeredBy === "human" && params.outputSchema) {
+    // Nothing to extract from a call the customer never spoke in.
+    if (record.answeredBy === "human" && params.outputSchema && transcript.some((turn) => turn.role === "customer")) {
       const extracted = await driver.extractResult(transcript, params.outputSchema);
       callResult = extracted.value;
       errorMessage ??= extracted.error;
@@ -540,23 +537,24 @@ const END_STATUS: Record<EndedReason, { status: "completed" | "failed" | "cancel
 export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEUE"], end: CallEnd, extra: BatchItem<"sqlite">[] = []): Promise<boolean> {
   const { target, endedReason } = end;
   const { status, callStatus } = END_STATUS[endedReason];
-  const base = { projectId: target.projectId, notificationId: target.notificationId, customerId: target.customerId };
-  const ended = await prepareEvent(db, { ...base, eventName: "call.ended", data: { status, ended_reason: endedReason, simulated: target.simulated } });
-  const summary = end.connected
-    ? await prepareEvent(db, {
-        ...base,
-        eventName: "call.summary",
-        data: {
-          analysis: end.callResult,
-          transcript: end.transcript.map((turn) => `${turn.role === "agent" ? "AI" : "Customer"}: ${turn.text}`).join("\n"),
-          started_at: end.startedAt,
-          ended_at: end.endedAt,
-          ended_reason: endedReason,
-          duration_seconds: end.durationSeconds,
-          simulated: target.simulated,
-        },
-      })
-    : null;
+  const about = { notificationId: target.notificationId, customerId: target.customerId };
+  const eventInputs: Omit<EventInput, "projectId">[] = [{ ...about, eventName: "call.ended", data: { status, ended_reason: endedReason, simulated: target.simulated } }];
+  if (end.connected) {
+    eventInputs.push({
+      ...about,
+      eventName: "call.summary",
+      data: {
+        analysis: end.callResult,
+        transcript: transcriptText(end.transcript),
+        started_at: end.startedAt,
+        ended_at: end.endedAt,
+        ended_reason: endedReason,
+        duration_seconds: end.durationSeconds,
+        simulated: target.simulated,
+      },
+    });
+  }
+  const prepared = await prepareEvents(db, target.projectId, eventInputs);
   const update = db
     .update(notifications)
     .set({
@@ -573,21 +571,12 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
     })
     .where(eq(notifications.id, target.notificationId));
   try {
-    await db.batch([update, ...ended.statements, ...(summary?.statements ?? []), ...extra]);
+    await db.batch([update, ...prepared.flatMap((event) => event.statements), ...extra]);
   } catch (error) {
     const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, target.notificationId));
     if (row && row.status !== "in_progress") return false;
     throw error;
   }
-  await enqueue(queue, [...ended.deliveryIds, ...(summary?.deliveryIds ?? [])]);
+  await enqueueDeliveries(queue, prepared.flatMap((event) => event.deliveryIds));
   return true;
-}
-
-/** The deliveries are stored as pending whatever happens here; a failed hand-off is not the call's failure. */
-async function enqueue(queue: Bindings["WEBHOOK_QUEUE"], deliveryIds: string[]): Promise<void> {
-  try {
-    await enqueueDeliveries(queue, deliveryIds);
-  } catch (error) {
-    console.error("[echo] could not queue webhook deliveries", deliveryIds, error);
-  }
 }

@@ -3,7 +3,8 @@ import OpenAI from "openai";
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import type { TranscriptTurn } from "../db/schema";
 import type { OpenAIConfig } from "../env";
-import { validateCallResult } from "./call-result";
+import { isObject, mergeSchemas } from "../lib/json-schema";
+import { transcriptText, validateCallResult, type CallResult } from "./call-result";
 
 /**
  * `call_result` of a live call: a chat completion with Structured Outputs (`response_format`
@@ -22,11 +23,6 @@ export interface ExtractionInput {
   outputSchema: Record<string, unknown>;
 }
 
-export interface ExtractionResult {
-  value: Record<string, unknown> | null;
-  error: string | null;
-}
-
 const SYSTEM_PROMPT = `You extract data from the transcript of a phone call that an AI agent made to a customer.
 The JSON schema of your answer describes what the agent was asked to collect; the agent's instructions follow.
 Fill each field only with what the customer actually said in the call. A field that was not collected,
@@ -37,14 +33,14 @@ A field described as JSON text holds its value written as JSON.`;
 const MAX_ATTEMPTS = 2;
 
 /** Never throws: every failure is a null value with a message saying why. */
-export async function extractCallResult(input: ExtractionInput): Promise<ExtractionResult> {
+export async function extractCallResult(input: ExtractionInput): Promise<CallResult> {
   try {
     const strict = new StrictOutputSchema(input.outputSchema);
     // The SDK itself retries rate limits, 5xx and timeouts; the call's end waits on this, so bounded.
     const client = new OpenAI({ apiKey: input.openai.apiKey, baseURL: input.openai.baseUrl, maxRetries: 2, timeout: 30_000 });
     const messages: ChatCompletionMessageParam[] = [
       { role: "system", content: `${SYSTEM_PROMPT}\n\nThe agent's instructions:\n${input.instructions}` },
-      { role: "user", content: input.transcript.map((turn) => `${turn.role === "agent" ? "AI" : "Customer"}: ${turn.text}`).join("\n") },
+      { role: "user", content: transcriptText(input.transcript) },
     ];
     let errors: string[] = [];
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
@@ -154,7 +150,7 @@ export class StrictOutputSchema {
       const { anyOf: _anyOf, oneOf: _oneOf, title, description, ...rest } = flat;
       // {A, anyOf: [B, C]} is anyOf: [A∧B, A∧C].
       const constrained = Object.keys(rest).some((key) => !ANNOTATIONS.has(key));
-      const branches = union.map((branch) => this.convert(constrained ? merge(rest, this.flatten(branch, true)) : branch));
+      const branches = union.map((branch) => this.convert(constrained ? mergeSchemas(rest, this.flatten(branch, true)) : branch));
       return { anyOf: branches, ...annotations(title, description) };
     }
     const types = typesOf(flat);
@@ -225,11 +221,11 @@ export class StrictOutputSchema {
     let out = node;
     if (typeof node.$ref === "string" && (inlineRef || hasSiblings(node))) {
       const { $ref: _ref, ...siblings } = node;
-      out = merge(this.flatten(this.target(node), true, seen), siblings);
+      out = mergeSchemas(this.flatten(this.target(node), true, seen), siblings);
     }
     if (Array.isArray(out.allOf)) {
       const { allOf, ...rest } = out;
-      out = allOf.reduce<Json>((merged, part) => merge(merged, this.flatten(part, true, seen)), rest);
+      out = allOf.reduce<Json>((merged, part) => mergeSchemas(merged, this.flatten(part, true, seen)), rest);
     }
     return out;
   }
@@ -288,20 +284,8 @@ export class StrictOutputSchema {
   }
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function hasSiblings(node: Json): boolean {
   return Object.keys(node).some((key) => key !== "$ref" && !ANNOTATIONS.has(key));
-}
-
-/** Later keys win, except that `properties` are combined and `required` lists joined. */
-function merge(a: Json, b: Json): Json {
-  const out: Json = { ...a, ...b };
-  if (isObject(a.properties) && isObject(b.properties)) out.properties = { ...a.properties, ...b.properties };
-  if (Array.isArray(a.required) && Array.isArray(b.required)) out.required = [...new Set([...a.required, ...b.required])];
-  return out;
 }
 
 /** The JSON types a schema allows: its `type`, else those of its enum/const values, else those its keywords constrain. */

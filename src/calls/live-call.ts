@@ -229,7 +229,6 @@ export class LiveCallDriver implements CallDriver {
   }
 
   async extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {
-    if (!transcript.some((turn) => turn.role === "customer")) return { value: null, error: null };
     return extractCallResult({ openai: { ...this.config.openai, apiKey: this.config.live.openaiApiKey }, instructions: this.params.prompt, transcript, outputSchema });
   }
 

@@ -33,8 +33,17 @@ export function checkOutputSchema(schema: unknown): ErrorDetail[] {
   return details.length > 0 ? details : refErrors(schema);
 }
 
-function isObject(value: unknown): value is SchemaObject {
+/** A JSON object (not null, not an array). */
+export function isObject(value: unknown): value is SchemaObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Two schemas as one: later keys win, except that `properties` are combined and `required` lists joined. */
+export function mergeSchemas(a: SchemaObject, b: SchemaObject): SchemaObject {
+  const out: SchemaObject = { ...a, ...b };
+  if (isObject(a.properties) && isObject(b.properties)) out.properties = { ...a.properties, ...b.properties };
+  if (Array.isArray(a.required) && Array.isArray(b.required)) out.required = [...new Set([...a.required, ...b.required])];
+  return out;
 }
 
 function toPath(segments: readonly string[]): string {
