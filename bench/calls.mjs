@@ -535,10 +535,8 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
       OPENAI_REALTIME_MODEL: REALTIME_MODEL,
       PUBLIC_BASE_URL: "http://127.0.0.1:{PORT}",
     },
-    onStarted: (server) => {
-      onCleanup(() => server.stop());
-      onExitKill(() => server.group.killNow());
-    },
+    onCleanup,
+    onExitKill,
   });
   log(`npm run dev ready at ${dev.baseUrl}`);
 
@@ -647,10 +645,8 @@ async function floorTarget({ root, benchDir, runDir, twilioPort, openaiPort, onC
     expectName: "echo-bench-floor",
     log,
     vars: { OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: `http://127.0.0.1:${openaiPort}/v1` },
-    onStarted: (server) => {
-      onCleanup(() => server.stop());
-      onExitKill(() => server.group.killNow());
-    },
+    onCleanup,
+    onExitKill,
   });
   log(`floor Worker ready at ${dev.baseUrl}`);
   const wsBase = dev.baseUrl.replace(/^http/, "ws");

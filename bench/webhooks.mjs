@@ -104,10 +104,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     runDir,
     log,
     vars: { WEBHOOK_RETRY_SCHEDULE: SHORT_SCHEDULE, SIMULATOR_TIME_SCALE: "0.01" },
-    onStarted: (started) => {
-      onCleanup(() => started.stop());
-      onExitKill(() => started.group.killNow());
-    },
+    onCleanup,
+    onExitKill,
   });
 
   const signup = await server.api("POST", "/auth/signup", {

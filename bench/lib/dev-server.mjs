@@ -9,13 +9,14 @@ import { ChildGroup, cpuSecondsByPid, freePort, listeningPorts, processTree } fr
 
 /**
  * `npm run dev` — or, with `config`, plain `wrangler dev -c <config>` (the benchmark's floor Worker).
- * @param {{ root: string; runDir: string; persistDir?: string; config?: string; expectName?: string; vars: Record<string, string>; log: (line: string) => void; onStarted: (server: DevServer) => void }} options
+ * @param {{ root: string; runDir: string; persistDir?: string; config?: string; expectName?: string; vars: Record<string, string>; log: (line: string) => void; onCleanup: import("../run.mjs").SuiteContext["onCleanup"]; onExitKill: import("../run.mjs").SuiteContext["onExitKill"] }} options
  *   `runDir` is this run's own directory (its log; the local database and Durable Object storage
  *   in `persistDir`, by default `runDir/persist`, removed when the server stops). `expectName` is
- *   the `name` the Worker's `GET /` answers with once it is up.
+ *   the `name` the Worker's `GET /` answers with once it is up. The server is stopped through the
+ *   suite's `onCleanup` (and killed through `onExitKill` if the process exits first).
  * @returns {Promise<DevServer>}
  */
-export async function startDevServer({ root, runDir, persistDir, config, expectName = "echo-edge", vars, log, onStarted }) {
+export async function startDevServer({ root, runDir, persistDir, config, expectName = "echo-edge", vars, log, onCleanup, onExitKill }) {
   const stateDir = persistDir ?? join(runDir, "persist");
   mkdirSync(stateDir, { recursive: true });
   const wrangler = join(dirname(createRequire(join(root, "package.json")).resolve("wrangler/package.json")), "bin", "wrangler.js");
@@ -43,7 +44,8 @@ export async function startDevServer({ root, runDir, persistDir, config, expectN
   const group = new ChildGroup(command, args, { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" }, logFile: createWriteStream(logPath) });
   const server = new DevServer(group, `http://127.0.0.1:${port}`, logPath, stateDir, expectName);
   // Registered before waiting, so that a failed or interrupted start-up still stops it.
-  onStarted(server);
+  onCleanup(() => server.stop());
+  onExitKill(() => server.group.killNow());
   log(`${config ? `wrangler dev -c ${config}` : "npm run dev"} on port ${port} (log: ${logPath})`);
   await server.waitReady();
   return server;
