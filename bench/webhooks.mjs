@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { startDevServer } from "./lib/dev-server.mjs";
+import { closeServer, listenLocal } from "./lib/net.mjs";
 import { fmt, markdownTable, summarize } from "./lib/stats.mjs";
 
 export const description = "N webhook events through the outbox and queue to a receiver failing 50 % of attempts: all delivered, duplicates, event → receipt latency; replay rate to a healthy receiver";
@@ -51,18 +52,16 @@ async function startReceiver(behaviour) {
       response.writeHead(200).end("ok");
     });
   });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(undefined)));
-  const address = server.address();
-  if (!address || typeof address === "string") throw new Error("the receiver has no port");
+  const port = await listenLocal(server);
   return {
-    url: `http://127.0.0.1:${address.port}/webhooks/echo`,
+    url: `http://127.0.0.1:${port}/webhooks/echo`,
     events,
     counts,
     reset() {
       events.clear();
       for (const name of /** @type {(keyof typeof counts)[]} */ (Object.keys(counts))) counts[name] = 0;
     },
-    close: () => new Promise((resolve) => server.close(() => resolve(undefined))),
+    close: () => closeServer(server),
   };
 }
 

@@ -19,6 +19,7 @@ import { createServer } from "node:http";
 import { performance } from "node:perf_hooks";
 import { WebSocketServer } from "ws";
 import { isSpeech, payloadBytes, payloadMs } from "../lib/audio.mjs";
+import { closeServer, listenLocal } from "../lib/net.mjs";
 
 /**
  * @typedef {object} ModelScenario
@@ -437,9 +438,7 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
     });
   });
 
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(undefined)));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  const port = await listenLocal(server);
   return {
     port,
     sessions,
@@ -449,7 +448,7 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
         session.socket.terminate();
       }
       server.closeAllConnections();
-      await new Promise((resolve) => server.close(() => resolve(undefined)));
+      await closeServer(server);
     },
   };
 }

@@ -17,6 +17,7 @@ import { createServer } from "node:http";
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
 import { FRAME_MS, payloadMs } from "../lib/audio.mjs";
+import { closeServer, listenLocal } from "../lib/net.mjs";
 
 const API_VERSION = "2010-04-01";
 const RINGING_AFTER_MS = 80;
@@ -392,9 +393,7 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
     return twilioError(res, 400, 21220, "Invalid call state for this request");
   });
   server.keepAliveTimeout = 30_000;
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(undefined)));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  const port = await listenLocal(server);
 
   return {
     port,
@@ -410,7 +409,7 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
         call.socket?.terminate();
       }
       server.closeAllConnections();
-      await new Promise((resolve) => server.close(() => resolve(undefined)));
+      await closeServer(server);
     },
   };
 }

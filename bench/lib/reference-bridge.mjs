@@ -9,6 +9,7 @@ import { createServer } from "node:http";
 import WebSocket, { WebSocketServer } from "ws";
 import { placeStreamCall } from "../fakes/twilio.mjs";
 import { payloadMs } from "./audio.mjs";
+import { closeServer, listenLocal } from "./net.mjs";
 
 /**
  * @param {{ twilioBaseUrl: string; accountSid: string; authToken: string; fromNumber: string; openaiBaseUrl: string; openaiKey: string; model: string }} config
@@ -31,9 +32,7 @@ export async function startReferenceBridge(config) {
     if (!id || !call) return socket.destroy();
     wss.handleUpgrade(req, socket, head, (twilio) => bridge(id, call, twilio));
   });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(undefined)));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  const port = await listenLocal(server);
 
   /** @param {string} id @param {{ instructions: string; model: WebSocket; modelReady: Promise<void> }} call @param {WebSocket} twilio */
   const bridge = async (id, call, twilio) => {
@@ -145,7 +144,7 @@ export async function startReferenceBridge(config) {
       for (const client of wss.clients) client.terminate();
       for (const call of calls.values()) call.model.terminate();
       server.closeAllConnections();
-      await new Promise((resolve) => server.close(() => resolve(undefined)));
+      await closeServer(server);
     },
   };
 }
