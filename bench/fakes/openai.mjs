@@ -86,7 +86,7 @@ function merge(target, patch) {
 }
 
 /** An object that satisfies a (strict) JSON Schema: the fake extraction model's answer. */
-export function exampleFor(/** @type {any} */ schema) {
+function exampleFor(/** @type {any} */ schema) {
   if (!isObject(schema)) return null;
   if (Array.isArray(schema.enum)) return schema.enum[0];
   if ("const" in schema) return schema.const;

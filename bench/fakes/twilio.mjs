@@ -70,7 +70,7 @@ const ANSWERED_AFTER_MS = 250;
  */
 
 /** Twilio's request signature: base64 HMAC-SHA1 over the URL followed by each key+value, keys sorted. */
-export function twilioSignature(/** @type {string} */ authToken, /** @type {string} */ url, /** @type {Record<string, string>} */ params) {
+function twilioSignature(/** @type {string} */ authToken, /** @type {string} */ url, /** @type {Record<string, string>} */ params) {
   const data = Object.keys(params)
     .sort()
     .reduce((text, key) => text + key + params[key], url);
@@ -95,7 +95,7 @@ function xmlAttributes(/** @type {string} */ text) {
 }
 
 /** The `<Connect><Stream>` of inline TwiML, or an error message. */
-export function parseStreamTwiml(/** @type {string} */ twiml) {
+function parseStreamTwiml(/** @type {string} */ twiml) {
   if (!/<Response[\s>]/.test(twiml)) return { error: "TwiML has no <Response>" };
   if (!/<Connect[\s>]/.test(twiml)) return { error: "TwiML has no <Connect>: only <Connect><Stream> is bidirectional" };
   const stream = /<Stream\b([^>]*?)\/?>/.exec(twiml);

@@ -51,7 +51,7 @@ export async function startDevServer({ root, runDir, persistDir, config, expectN
   return server;
 }
 
-export class DevServer {
+class DevServer {
   /** @param {ChildGroup} group @param {string} baseUrl @param {string} logPath @param {string} stateDir @param {string} expectName */
   constructor(group, baseUrl, logPath, stateDir, expectName) {
     this.stateDir = stateDir;

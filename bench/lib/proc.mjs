@@ -26,7 +26,7 @@ export function freePort() {
  * @param {number} pid
  * @returns {ProcInfo | null}
  */
-export function readProc(pid) {
+function readProc(pid) {
   let stat;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -92,11 +92,6 @@ export function listeningPorts(/** @type {number} */ pid) {
   return ports;
 }
 
-/** CPU seconds every core of the machine has been busy so far (all processes), from /proc/stat. */
-export function machineBusySeconds() {
-  return machineCpu().busy;
-}
-
 /** Busy and I/O-wait CPU seconds of the whole machine so far. */
 export function machineCpu() {
   const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
@@ -115,10 +110,10 @@ export async function waitForQuietMachine({ maxCores, timeoutMs, ownSeconds, log
   const deadline = Date.now() + timeoutMs;
   let warned = false;
   for (;;) {
-    const busyBefore = machineBusySeconds();
+    const busyBefore = machineCpu().busy;
     const ownBefore = ownSeconds();
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    const cores = Math.max(0, machineBusySeconds() - busyBefore - (ownSeconds() - ownBefore)) / 2;
+    const cores = Math.max(0, machineCpu().busy - busyBefore - (ownSeconds() - ownBefore)) / 2;
     if (cores <= maxCores) return cores;
     if (Date.now() > deadline) {
       log(`the machine is still busy (${cores.toFixed(2)} cores used by other processes); measuring anyway`);

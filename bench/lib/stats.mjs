@@ -6,7 +6,7 @@
  * @param {number[]} sorted ascending
  * @param {number} p 0..100
  */
-export function percentile(sorted, p) {
+function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
