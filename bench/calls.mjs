@@ -12,6 +12,7 @@ import { startDevServer } from "./lib/dev-server.mjs";
 import { machineCpu, waitForQuietMachine } from "./lib/proc.mjs";
 import { startReferenceBridge } from "./lib/reference-bridge.mjs";
 import { fmt, markdownTable, summarize } from "./lib/stats.mjs";
+import { sleep, waitUntil } from "./lib/wait.mjs";
 
 export const description = "N concurrent live calls (Twilio Media Streams ⇄ our Durable Object ⇄ OpenAI Realtime), relay latency, barge-in, greeting, frames lost, CPU";
 
@@ -322,9 +323,9 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     log(`${placed.length}/${n} notification(s) created in ${fmt(performance.now() - startedAt, 0)} ms`);
 
     // Wait for the calls to end on the line, then for each notification to reach its final state.
-    await waitFor(() => placed.every((rec) => rec.twilio?.endedAt != null), mediaDurationMs + 60_000, 250).catch(() =>
-      log(`${placed.filter((rec) => rec.twilio?.endedAt == null).length} call(s) never ended on the fake Twilio`),
-    );
+    if (!(await waitUntil(() => placed.every((rec) => rec.twilio?.endedAt != null), mediaDurationMs + 60_000, 250))) {
+      log(`${placed.filter((rec) => rec.twilio?.endedAt == null).length} call(s) never ended on the fake Twilio`);
+    }
     await twilio.settled();
     await target.finish(placed);
     clearInterval(cpuSampler);
@@ -581,7 +582,7 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
       else rec.createError = `${created.status} ${JSON.stringify(created.body)}`;
     },
     async finish(placed) {
-      await waitFor(
+      const final = await waitUntil(
         async () => {
           await inBatches(
             placed.filter((rec) => !finalStatuses.has(rec.notification?.status)),
@@ -592,7 +593,8 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
         },
         90_000,
         1000,
-      ).catch(() => log("some notifications did not reach a final state within 90 s"));
+      ).catch(() => false); // a failed status request ends the wait, as a timeout does
+      if (!final) log("some notifications did not reach a final state within 90 s");
     },
     cpu: () => dev.cpu(),
     reloads: () => dev.reloads,
@@ -694,17 +696,6 @@ function writeSamples(/** @type {string} */ path, /** @type {CallRecord[]} */ ro
 async function inBatches(items, size, task) {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(task));
 }
-
-/** @param {() => boolean | Promise<boolean>} condition @param {number} timeoutMs @param {number} everyMs */
-async function waitFor(condition, timeoutMs, everyMs) {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error("timed out");
-    await sleep(everyMs);
-  }
-}
-
-const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** @param {string[]} values */
 function countBy(values) {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { startDevServer } from "./lib/dev-server.mjs";
 import { closeServer, listenLocal } from "./lib/net.mjs";
 import { fmt, markdownTable, summarize } from "./lib/stats.mjs";
+import { sleep, waitUntil } from "./lib/wait.mjs";
 
 export const description = "N webhook events through the outbox and queue to a receiver failing 50 % of attempts: all delivered, duplicates, event → receipt latency; replay rate to a healthy receiver";
 
@@ -78,13 +79,6 @@ async function pool(count, concurrency, task) {
   );
 }
 
-/** @param {() => boolean} done @param {number} timeoutMs */
-async function waitUntil(done, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-  return done();
-}
-
 /** @param {import("./run.mjs").SuiteContext} context */
 export async function run({ root, benchDir, options, onCleanup, onExitKill, log }) {
   const eventCount = Number(options.events ?? 1000);
@@ -124,7 +118,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   let refused = 0;
   await Promise.all(
     Array.from({ length: eventCount }, async (_, index) => {
-      await new Promise((resolve) => setTimeout(resolve, (index * 1000) / eventsPerSecond));
+      await sleep((index * 1000) / eventsPerSecond);
       const res = await server.api("POST", "/api/v1/notifications", { key, body: { customer_id: customer.body.id, message: "Your order has shipped." } });
       if (res.status !== 201) refused++;
     }),
@@ -143,7 +137,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     notifications_created_per_second: (eventCount - refused) / createdIn,
   };
   // Late duplicates would arrive after the last first receipt: give them a moment.
-  await new Promise((resolve) => setTimeout(resolve, 3000));
+  await sleep(3000);
   phase1.duplicates = [...receiver.events.values()].reduce((sum, event) => sum + event.successes - 1, 0);
 
   // Phase 2: replay every delivery at once (manual retry) to a healthy receiver.
