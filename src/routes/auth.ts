@@ -3,7 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { generateApiKey } from "../auth/api-keys";
 import { DUMMY_PASSWORD_HASH, hashPassword, verifyPassword } from "../auth/password";
 import { bearerToken, signAccessToken, signRefreshToken, verifyToken, type TokenSubject } from "../auth/tokens";
-import type { Database } from "../db/client";
+import { violatesUnique, type Database } from "../db/client";
 import { apiKeys, businesses, projects, refreshTokens, users } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
@@ -96,12 +96,15 @@ async function issueTokens(db: Database, secret: string, user: UserRow, familyId
   return { accessToken, refreshToken: refresh.token, insert };
 }
 
+const emailTaken = () => ApiError.conflict("An account with this email already exists", "email_taken");
+
 export const authRoutes = createRouter()
   .openapi(signupRoute, async (c) => {
     const body = c.req.valid("json");
     const { db, config } = c.var;
+    // Checked first to spare a taken email the password hashing; the unique index still decides.
     const [existing] = await db.select({ id: users.id }).from(users).where(eq(users.email, body.email)).limit(1);
-    if (existing) throw ApiError.conflict("An account with this email already exists", "email_taken");
+    if (existing) throw emailTaken();
 
     const now = nowIso();
     const businessId = uuidv7();
@@ -120,8 +123,8 @@ export const authRoutes = createRouter()
         tokens.insert,
       ]);
     } catch (err) {
-      // Two signups racing for one email: the unique index decides.
-      if (String(err).includes("UNIQUE constraint failed: users.email")) throw ApiError.conflict("An account with this email already exists", "email_taken");
+      // Two signups racing for one email.
+      if (violatesUnique(err, "users.email")) throw emailTaken();
       throw err;
     }
     return c.json(

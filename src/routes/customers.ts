@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, gte, lt, lte, ne } from "drizzle-orm";
-import type { Database } from "../db/client";
+import { and, asc, desc, eq, gte, lt, lte } from "drizzle-orm";
+import { violatesUnique, type Database } from "../db/client";
 import { customerPhones, customers } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
@@ -140,24 +140,8 @@ function found(rows: CustomerRow[]): CustomerRow {
   return row;
 }
 
-function externalIdTakenQuery(db: Database, projectId: string, externalId: string, exceptId?: string) {
-  return db
-    .select({ id: customers.id })
-    .from(customers)
-    .where(and(eq(customers.projectId, projectId), eq(customers.externalId, externalId), exceptId ? ne(customers.id, exceptId) : undefined))
-    .limit(1);
-}
-
 const customerExists = (externalId: string) => ApiError.conflict(`A customer with external_id "${externalId}" already exists in this project`, "customer_exists");
 const phoneExists = (value: string) => ApiError.conflict(`The customer already has the phone ${value}`, "phone_exists");
-
-/** Whether a unique index refused the write; drizzle wraps single-query errors, so look at the causes too. */
-function violatesUnique(err: unknown, columns: string): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e.message.includes(`UNIQUE constraint failed: ${columns}`)) return true;
-  }
-  return false;
-}
 
 const EXTERNAL_ID_INDEX = "customers.project_id, customers.external_id";
 const PHONE_VALUE_INDEX = "customer_phones.customer_id, customer_phones.value";
@@ -239,8 +223,6 @@ export const customerRoutes = createRouter()
   .openapi(createCustomerRoute, async (c) => {
     const { auth, db } = c.var;
     const body = c.req.valid("json");
-    const [taken] = await externalIdTakenQuery(db, auth.projectId, body.external_id);
-    if (taken) throw customerExists(body.external_id);
     const now = nowIso();
     const customer: CustomerRow = {
       id: uuidv7(),
@@ -256,7 +238,7 @@ export const customerRoutes = createRouter()
     try {
       await db.batch([db.insert(customers).values(customer), db.insert(customerPhones).values(phone)]);
     } catch (err) {
-      // Two creates racing for one external_id: the unique index decides.
+      // The unique index decides whether the external_id is taken (also between racing creates).
       if (violatesUnique(err, EXTERNAL_ID_INDEX)) throw customerExists(body.external_id);
       throw err;
     }
@@ -302,11 +284,6 @@ export const customerRoutes = createRouter()
     const { auth, db } = c.var;
     const body = c.req.valid("json");
     const id = c.req.valid("param").id;
-    if (body.external_id !== undefined) {
-      const [rows, [taken]] = await db.batch([customerQuery(db, auth.projectId, id), externalIdTakenQuery(db, auth.projectId, body.external_id, id)]);
-      found(rows);
-      if (taken) throw customerExists(body.external_id);
-    }
     let updated: CustomerRow[];
     let phones: PhoneRow[];
     try {
@@ -319,10 +296,11 @@ export const customerRoutes = createRouter()
         phonesQuery(db, auth.projectId, id),
       ]);
     } catch (err) {
+      // Another customer of the project has the external_id (one not in the project updates nothing).
       if (body.external_id !== undefined && violatesUnique(err, EXTERNAL_ID_INDEX)) throw customerExists(body.external_id);
       throw err;
     }
-    // Not in the project, or deleted between the lookup and the update.
+    // Not in the project (or not at all).
     const [row] = updated;
     if (!row) throw ApiError.notFound("Customer");
     return c.json(customerBody(row, phones), 200);
