@@ -1,4 +1,7 @@
 import { z } from "@hono/zod-openapi";
+import { lt, type SQL } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import type { Context } from "hono";
 import { ApiError } from "../errors";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -13,16 +16,30 @@ export function encodeCursor(id: string): string {
   return btoa(id).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-export function decodeCursor(cursor: string | undefined): string | undefined {
+function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined || cursor === "") return undefined;
+  const invalid = () => ApiError.badRequest("Invalid cursor", [{ path: "cursor", message: "not a cursor returned by this API" }]);
   let id: string;
   try {
     id = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
   } catch {
-    throw ApiError.badRequest("Invalid cursor", [{ path: "cursor", message: "not a cursor returned by this API" }]);
+    throw invalid();
   }
-  if (!UUID.test(id)) throw ApiError.badRequest("Invalid cursor", [{ path: "cursor", message: "not a cursor returned by this API" }]);
+  if (!UUID.test(id)) throw invalid();
   return id;
+}
+
+/** The rows of the page after `cursor` (older ids: they sort by time); no condition on the first page. */
+export function afterCursor(id: SQLiteColumn, cursor: string | undefined): SQL | undefined {
+  const after = decodeCursor(cursor);
+  return after ? lt(id, after) : undefined;
+}
+
+/** The page of `limit + 1` rows newest first; the next page's cursor goes in X-Next-Cursor. */
+export function pageWithCursorHeader<T extends { id: string }>(c: Context, rows: T[], limit: number): T[] {
+  const page = paginate(rows, limit);
+  if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
+  return page.items;
 }
 
 /** Given `limit + 1` rows newest first, returns the page and the cursor of the next one. */

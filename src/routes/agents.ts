@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import { agents } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { checkOutputSchema } from "../lib/json-schema";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
-import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
 const OutputSchemaField = z
   .record(z.string(), z.unknown())
@@ -181,16 +181,14 @@ export const agentRoutes = createRouter()
   .openapi(listAgentsRoute, async (c) => {
     const { auth, db } = c.var;
     const { limit, cursor } = c.req.valid("query");
-    const after = decodeCursor(cursor);
     const rows = await db
       .select()
       .from(agents)
-      .where(and(eq(agents.businessId, auth.businessId), eq(agents.status, "active"), after ? lt(agents.id, after) : undefined))
+      .where(and(eq(agents.businessId, auth.businessId), eq(agents.status, "active"), afterCursor(agents.id, cursor)))
       .orderBy(desc(agents.id))
       .limit(limit + 1);
-    const page = paginate(rows, limit);
-    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
-    return c.json(page.items.map(agentBody), 200);
+    const items = pageWithCursorHeader(c, rows, limit);
+    return c.json(items.map(agentBody), 200);
   })
   .openapi(getAgentRoute, async (c) => {
     const { auth, db } = c.var;

@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import { generateApiKey } from "../auth/api-keys";
 import { apiKeys } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
-import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
 const ApiKeySchema = z
   .object({
@@ -89,16 +89,14 @@ export const apiKeyRoutes = createRouter()
   .openapi(listRouteDef, async (c) => {
     const { auth, db } = c.var;
     const { limit, cursor } = c.req.valid("query");
-    const after = decodeCursor(cursor);
     const rows = await db
       .select()
       .from(apiKeys)
-      .where(and(eq(apiKeys.projectId, auth.projectId), after ? lt(apiKeys.id, after) : undefined))
+      .where(and(eq(apiKeys.projectId, auth.projectId), afterCursor(apiKeys.id, cursor)))
       .orderBy(desc(apiKeys.id))
       .limit(limit + 1);
-    const page = paginate(rows, limit);
-    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
-    return c.json(page.items.map(apiKeyBody), 200);
+    const items = pageWithCursorHeader(c, rows, limit);
+    return c.json(items.map(apiKeyBody), 200);
   })
   .openapi(revokeRouteDef, async (c) => {
     const { auth, db } = c.var;

@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, gte, lt, lte } from "drizzle-orm";
+import { and, asc, desc, eq, gte, lte } from "drizzle-orm";
 import { violatesUnique, type Database } from "../db/client";
 import { customerPhones, customers } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
-import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 import { parseE164 } from "../lib/phone";
 
 const METADATA_MAX_BYTES = 16 * 1024;
@@ -247,16 +247,15 @@ export const customerRoutes = createRouter()
   .openapi(listCustomersRoute, async (c) => {
     const { auth, db } = c.var;
     const { limit, cursor, external_id } = c.req.valid("query");
-    const after = decodeCursor(cursor);
     const rows = await db
       .select()
       .from(customers)
-      .where(and(eq(customers.projectId, auth.projectId), external_id !== undefined ? eq(customers.externalId, external_id) : undefined, after ? lt(customers.id, after) : undefined))
+      .where(and(eq(customers.projectId, auth.projectId), external_id !== undefined ? eq(customers.externalId, external_id) : undefined, afterCursor(customers.id, cursor)))
       .orderBy(desc(customers.id))
       .limit(limit + 1);
-    const page = paginate(rows, limit);
-    const newest = page.items[0];
-    const oldest = page.items.at(-1);
+    const items = pageWithCursorHeader(c, rows, limit);
+    const newest = items[0];
+    const oldest = items.at(-1);
     const phonesByCustomer = new Map<string, PhoneRow[]>();
     if (newest && oldest) {
       // D1 binds at most 100 parameters, too few for `IN (…)` over a page of up to 200; a page is a
@@ -268,9 +267,8 @@ export const customerRoutes = createRouter()
         .orderBy(...phoneOrder);
       for (const phone of phones) phonesByCustomer.set(phone.customerId, [...(phonesByCustomer.get(phone.customerId) ?? []), phone]);
     }
-    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
     return c.json(
-      page.items.map((row) => customerBody(row, phonesByCustomer.get(row.id) ?? [])),
+      items.map((row) => customerBody(row, phonesByCustomer.get(row.id) ?? [])),
       200,
     );
   })

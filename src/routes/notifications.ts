@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq, gt, lt, lte } from "drizzle-orm";
+import { and, desc, eq, gt, lte } from "drizzle-orm";
 import type { AuthContext } from "../context";
 import { neverConnected, persistCallEnd, type CallParams } from "../calls/call-session";
 import { locationHintForPhone } from "../calls/location";
@@ -11,7 +11,7 @@ import { ApiError } from "../errors";
 import { sha256Hex } from "../lib/crypto";
 import { nowIso, randomHex, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, createRouter, ErrorSchema, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
-import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
 const STATUSES = ["queued", "in_progress", "completed", "failed", "canceled"] as const;
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -422,14 +422,13 @@ export const notificationRoutes = createRouter()
   .openapi(listRouteDef, async (c) => {
     const { auth, db } = c.var;
     const { limit, cursor, status, customer_id, agent_id } = c.req.valid("query");
-    const after = decodeCursor(cursor);
     const rows = await db
       .select()
       .from(notifications)
       .where(
         and(
           eq(notifications.projectId, auth.projectId),
-          after ? lt(notifications.id, after) : undefined,
+          afterCursor(notifications.id, cursor),
           status ? eq(notifications.status, status) : undefined,
           customer_id ? eq(notifications.customerId, customer_id) : undefined,
           agent_id ? eq(notifications.agentId, agent_id) : undefined,
@@ -437,9 +436,8 @@ export const notificationRoutes = createRouter()
       )
       .orderBy(desc(notifications.id))
       .limit(limit + 1);
-    const page = paginate(rows, limit);
-    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
-    return c.json(page.items.map(notificationBody), 200);
+    const items = pageWithCursorHeader(c, rows, limit);
+    return c.json(items.map(notificationBody), 200);
   })
   .openapi(getRouteDef, async (c) => {
     const row = await findNotification(c.var.db, c.var.auth, c.req.valid("param").id);

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { apiKeys, projects } from "../db/schema";
@@ -7,7 +7,7 @@ import { generateApiKey } from "../auth/api-keys";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
-import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
 export const ProjectSchema = z
   .object({ id: z.string(), business_id: z.string(), name: z.string(), created_at: z.string(), updated_at: z.string() })
@@ -94,16 +94,14 @@ export const projectRoutes = createRouter()
     const { auth, db } = c.var;
     requireUser(auth);
     const { limit, cursor } = c.req.valid("query");
-    const after = decodeCursor(cursor);
     const rows = await db
       .select()
       .from(projects)
-      .where(and(eq(projects.businessId, auth.businessId), after ? lt(projects.id, after) : undefined))
+      .where(and(eq(projects.businessId, auth.businessId), afterCursor(projects.id, cursor)))
       .orderBy(desc(projects.id))
       .limit(limit + 1);
-    const page = paginate(rows, limit);
-    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
-    return c.json(page.items.map(projectBody), 200);
+    const items = pageWithCursorHeader(c, rows, limit);
+    return c.json(items.map(projectBody), 200);
   })
   .openapi(createProjectRoute, async (c) => {
     const { auth, db } = c.var;

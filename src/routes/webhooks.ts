@@ -1,12 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Config } from "../env";
 import type { Database } from "../db/client";
 import { events, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
-import { decodeCursor, PaginationQuery, paginate } from "../lib/pagination";
+import { afterCursor, PaginationQuery, paginate, pageWithCursorHeader } from "../lib/pagination";
 import { attemptDelivery, deliveryEvent, isLeaseFree, leaseMs, type AttemptRow } from "../webhooks/deliver";
 import { enqueueDeliveries, envelope, EVENT_NAMES } from "../webhooks/emit";
 import { generateSigningSecret, PREVIOUS_SECRET_GRACE_MS } from "../webhooks/sign";
@@ -344,16 +344,14 @@ export const webhookRoutes = createRouter()
     const { auth, db } = c.var;
     const project = await findAccessibleProject(db, auth, c.req.valid("param").projectId);
     const { limit, cursor } = c.req.valid("query");
-    const after = decodeCursor(cursor);
     const rows = await db
       .select()
       .from(webhookEndpoints)
-      .where(and(eq(webhookEndpoints.projectId, project.id), after ? lt(webhookEndpoints.id, after) : undefined))
+      .where(and(eq(webhookEndpoints.projectId, project.id), afterCursor(webhookEndpoints.id, cursor)))
       .orderBy(desc(webhookEndpoints.id))
       .limit(limit + 1);
-    const page = paginate(rows, limit);
-    if (page.nextCursor) c.header("X-Next-Cursor", page.nextCursor);
-    return c.json(page.items.map(webhookBody), 200);
+    const items = pageWithCursorHeader(c, rows, limit);
+    return c.json(items.map(webhookBody), 200);
   })
   .openapi(getWebhookRoute, async (c) => {
     const { auth, db } = c.var;
@@ -457,7 +455,6 @@ export const webhookRoutes = createRouter()
     const { limit, cursor, status, event_name: eventName } = c.req.valid("query");
     const project = await findAccessibleProject(db, auth, projectId);
     const endpoint = await findEndpoint(db, project.id, webhookId);
-    const after = decodeCursor(cursor);
     const rows = await db
       .select({ id: webhookDeliveries.id, delivery: webhookDeliveries, payload: events.payload })
       .from(webhookDeliveries)
@@ -468,7 +465,7 @@ export const webhookRoutes = createRouter()
           eq(webhookDeliveries.projectId, project.id),
           status ? eq(webhookDeliveries.status, status) : undefined,
           eventName ? eq(webhookDeliveries.eventName, eventName) : undefined,
-          after ? lt(webhookDeliveries.id, after) : undefined,
+          afterCursor(webhookDeliveries.id, cursor),
         ),
       )
       .orderBy(desc(webhookDeliveries.id))
