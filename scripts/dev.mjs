@@ -41,8 +41,13 @@ const names = configuredNames();
 if (!names.has("JWT_SECRET")) {
   console.warn("\n[echo] WARNING: JWT_SECRET is not set; using a development-only default. Never deploy like this.");
 }
-const twilio = names.has("TWILIO_ACCOUNT_SID") && names.has("TWILIO_FROM_NUMBER") && (names.has("TWILIO_AUTH_TOKEN") || names.has("TWILIO_API_KEY_SECRET"));
-console.warn(twilio ? "[echo] Twilio is configured: notifications place real calls." : "[echo] No Twilio credentials: notifications run on the built-in call simulator (nothing is dialled).");
+// The Worker's rule (src/env.ts): any Twilio credential means live calls, and then all their settings must be there.
+const twilio = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_FROM_NUMBER"].some((name) => names.has(name));
+console.warn(
+  twilio
+    ? "[echo] Twilio credentials are set: notifications place real calls (the API answers 503 and says what is missing if a live-call setting is)."
+    : "[echo] No Twilio credentials: notifications run on the built-in call simulator (nothing is dialled).",
+);
 
 const hasPort = userArgs.some((arg) => arg === "--port" || arg.startsWith("--port="));
 const args = ["dev", "--var", "ENVIRONMENT:development", ...(hasPort ? [] : ["--port", "8787"]), ...userArgs];

@@ -1,4 +1,5 @@
 import { swaggerUI } from "@hono/swagger-ui";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { requireAuth } from "./auth/middleware";
@@ -46,7 +47,7 @@ export function createApp() {
       apiError = err;
     } else if (err instanceof HTTPException && err.status < 500) {
       // Hono's body parsers reject malformed JSON this way.
-      apiError = new ApiError(err.status === 400 ? 400 : (err.status as 400), err.status === 400 ? "invalid_json" : "bad_request", err.message || "Malformed request");
+      apiError = new ApiError(err.status as ContentfulStatusCode, err.status === 400 ? "invalid_json" : "bad_request", err.message || "Malformed request");
     } else if (err instanceof ConfigError) {
       console.error(`[echo] ${err.message}`);
       apiError = new ApiError(503, "server_misconfigured", err.message);

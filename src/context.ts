@@ -6,10 +6,6 @@ export interface AuthContext {
   kind: "api_key" | "user";
   projectId: string;
   businessId: string;
-  /** Set for Bearer (user) auth. */
-  userId: string | null;
-  /** Set for x-api-key auth. */
-  apiKeyId: string | null;
 }
 
 export interface AppEnv {

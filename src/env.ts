@@ -99,7 +99,6 @@ export interface OpenAIConfig {
 }
 
 export interface Config {
-  environment: "development" | "test" | "production";
   jwtSecret: string;
   /** Settings that fell back to a development default (printed as a warning). */
   devDefaults: string[];
@@ -154,7 +153,6 @@ export function getConfig(env: Bindings): Config {
 
   const publicBaseUrl = raw.PUBLIC_BASE_URL?.replace(/\/+$/, "");
   const config: Config = {
-    environment: raw.ENVIRONMENT,
     jwtSecret,
     devDefaults,
     publicBaseUrl,

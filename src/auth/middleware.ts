@@ -20,13 +20,13 @@ async function authenticateApiKey({ db }: AppEnv["Variables"], key: string): Pro
   if (!API_KEY_PATTERN.test(key.trim())) throw ApiError.unauthorized("Invalid API key", "invalid_api_key");
   const keyHash = await hashApiKey(key.trim());
   const [row] = await db
-    .select({ id: apiKeys.id, projectId: apiKeys.projectId, businessId: projects.businessId })
+    .select({ projectId: apiKeys.projectId, businessId: projects.businessId })
     .from(apiKeys)
     .innerJoin(projects, eq(projects.id, apiKeys.projectId))
     .where(and(eq(apiKeys.keyHash, keyHash), eq(apiKeys.status, "active")))
     .limit(1);
   if (!row) throw ApiError.unauthorized("Invalid or revoked API key", "invalid_api_key");
-  return { kind: "api_key", projectId: row.projectId, businessId: row.businessId, userId: null, apiKeyId: row.id };
+  return { kind: "api_key", projectId: row.projectId, businessId: row.businessId };
 }
 
 async function authenticateUser({ db, config }: AppEnv["Variables"], authorization: string | undefined, projectHeader: string | undefined): Promise<AuthContext> {
@@ -35,7 +35,7 @@ async function authenticateUser({ db, config }: AppEnv["Variables"], authorizati
   const claims = await verifyToken(config.jwtSecret, token);
   if (!claims || claims.kind !== "access") throw ApiError.unauthorized("Invalid or expired access token", "invalid_token");
   const [user] = await db
-    .select({ id: users.id, businessId: users.businessId, defaultProjectId: businesses.defaultProjectId })
+    .select({ businessId: users.businessId, defaultProjectId: businesses.defaultProjectId })
     .from(users)
     .innerJoin(businesses, eq(businesses.id, users.businessId))
     .where(eq(users.id, claims.userId))
@@ -54,5 +54,5 @@ async function authenticateUser({ db, config }: AppEnv["Variables"], authorizati
     if (!project) throw ApiError.notFound("Project");
     projectId = project.id;
   }
-  return { kind: "user", projectId, businessId: user.businessId, userId: user.id, apiKeyId: null };
+  return { kind: "user", projectId, businessId: user.businessId };
 }
