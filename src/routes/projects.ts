@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq } from "drizzle-orm";
+import { and, desc, eq, type SQL } from "drizzle-orm";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { apiKeys, projects } from "../db/schema";
@@ -23,17 +23,18 @@ function projectBody(row: ProjectRow) {
   return { id: row.id, business_id: row.businessId, name: row.name, created_at: row.createdAt, updated_at: row.updatedAt };
 }
 
+/** The `projects` row condition of `findAccessibleProject`, for queries that join the project. */
+export function accessibleProject(auth: AuthContext, projectId: string): SQL | undefined {
+  if (auth.kind === "api_key" && projectId !== auth.projectId) throw ApiError.notFound("Project");
+  return and(eq(projects.id, projectId), eq(projects.businessId, auth.businessId));
+}
+
 /**
  * A project the caller may act on: an API key reaches only its own project, a user any project of
  * the business. Anything else is a 404, never a 403, so ids of other tenants leak nothing.
  */
 export async function findAccessibleProject(db: Database, auth: AuthContext, projectId: string): Promise<ProjectRow> {
-  if (auth.kind === "api_key" && projectId !== auth.projectId) throw ApiError.notFound("Project");
-  const [row] = await db
-    .select()
-    .from(projects)
-    .where(and(eq(projects.id, projectId), eq(projects.businessId, auth.businessId)))
-    .limit(1);
+  const [row] = await db.select().from(projects).where(accessibleProject(auth, projectId)).limit(1);
   if (!row) throw ApiError.notFound("Project");
   return row;
 }

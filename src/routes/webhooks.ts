@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Config } from "../env";
+import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
-import { events, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
+import { events, projects, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
@@ -11,7 +12,7 @@ import { attemptDelivery, deliveryEvent, isLeaseFree, leaseMs, type AttemptRow }
 import { enqueueDeliveries, envelope, EVENT_NAMES } from "../webhooks/emit";
 import { generateSigningSecret, PREVIOUS_SECRET_GRACE_MS } from "../webhooks/sign";
 import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from "../webhooks/url-guard";
-import { findAccessibleProject } from "./projects";
+import { accessibleProject, findAccessibleProject } from "./projects";
 
 const TEST_EVENT_NAME = "webhook.test";
 const DISABLED_BY_API = "Disabled through the API";
@@ -163,14 +164,17 @@ function allowedUrl(url: string, config: Config): string {
   return url;
 }
 
-async function findEndpoint(db: Database, projectId: string, webhookId: string): Promise<EndpointRow> {
+/** An endpoint of a project the caller may act on, in one query: a 404 for the project, else for the endpoint. */
+async function findEndpoint(db: Database, auth: AuthContext, projectId: string, webhookId: string): Promise<EndpointRow> {
   const [row] = await db
-    .select()
-    .from(webhookEndpoints)
-    .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, projectId)))
+    .select({ projectId: projects.id, endpoint: webhookEndpoints })
+    .from(projects)
+    .leftJoin(webhookEndpoints, and(eq(webhookEndpoints.projectId, projects.id), eq(webhookEndpoints.id, webhookId)))
+    .where(accessibleProject(auth, projectId))
     .limit(1);
-  if (!row) throw ApiError.notFound("Webhook");
-  return row;
+  if (!row) throw ApiError.notFound("Project");
+  if (!row.endpoint) throw ApiError.notFound("Webhook");
+  return row.endpoint;
 }
 
 function assertEnabled(endpoint: EndpointRow): void {
@@ -182,20 +186,18 @@ function assertEnabled(endpoint: EndpointRow): void {
   }
 }
 
-async function findDelivery(db: Database, endpoint: EndpointRow, deliveryId: string): Promise<{ delivery: DeliveryRow; payload: string }> {
-  const [row] = await db
+function deliveryQuery(db: Database, endpoint: EndpointRow, deliveryId: string) {
+  return db
     .select({ delivery: webhookDeliveries, payload: events.payload })
     .from(webhookDeliveries)
     .innerJoin(events, deliveryEvent)
     .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookEndpointId, endpoint.id), eq(webhookDeliveries.projectId, endpoint.projectId)))
     .limit(1);
-  if (!row) throw ApiError.notFound("Webhook delivery");
-  return row;
 }
 
-async function deliveryDetail(db: Database, delivery: DeliveryRow, payload: string) {
-  const attempts = await db.select().from(webhookAttempts).where(eq(webhookAttempts.deliveryId, delivery.id)).orderBy(asc(webhookAttempts.attemptNumber));
-  return { ...deliveryBody(delivery, payload), attempts: attempts.map(attemptBody) };
+function foundDelivery([row]: Awaited<ReturnType<typeof deliveryQuery>>): { delivery: DeliveryRow; payload: string } {
+  if (!row) throw ApiError.notFound("Webhook delivery");
+  return row;
 }
 
 const ProjectParam = IdParam("projectId");
@@ -356,15 +358,13 @@ export const webhookRoutes = createRouter()
   .openapi(getWebhookRoute, async (c) => {
     const { auth, db } = c.var;
     const { projectId, webhookId } = c.req.valid("param");
-    const project = await findAccessibleProject(db, auth, projectId);
-    return c.json(webhookBody(await findEndpoint(db, project.id, webhookId)), 200);
+    return c.json(webhookBody(await findEndpoint(db, auth, projectId, webhookId)), 200);
   })
   .openapi(updateWebhookRoute, async (c) => {
     const { auth, db, config } = c.var;
     const { projectId, webhookId } = c.req.valid("param");
     const body = c.req.valid("json");
-    const project = await findAccessibleProject(db, auth, projectId);
-    const endpoint = await findEndpoint(db, project.id, webhookId);
+    const endpoint = await findEndpoint(db, auth, projectId, webhookId);
     const changes: Partial<EndpointRow> = { updatedAt: nowIso() };
     if (body.url !== undefined) changes.url = allowedUrl(body.url, config);
     if (body.events !== undefined) changes.events = body.events;
@@ -373,7 +373,7 @@ export const webhookRoutes = createRouter()
     const [row] = await db
       .update(webhookEndpoints)
       .set(changes)
-      .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.projectId, project.id)))
+      .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.projectId, endpoint.projectId)))
       .returning();
     // Deleted between the lookup and the update.
     if (!row) throw ApiError.notFound("Webhook");
@@ -418,8 +418,7 @@ export const webhookRoutes = createRouter()
   .openapi(testWebhookRoute, async (c) => {
     const { auth, db, config } = c.var;
     const { projectId, webhookId } = c.req.valid("param");
-    const project = await findAccessibleProject(db, auth, projectId);
-    const endpoint = await findEndpoint(db, project.id, webhookId);
+    const endpoint = await findEndpoint(db, auth, projectId, webhookId);
     assertEnabled(endpoint);
     const eventId = uuidv7();
     const now = nowIso();
@@ -428,7 +427,7 @@ export const webhookRoutes = createRouter()
     const delivery: DeliveryRow = {
       id: uuidv7(),
       webhookEndpointId: endpoint.id,
-      projectId: project.id,
+      projectId: endpoint.projectId,
       eventId,
       eventName: TEST_EVENT_NAME,
       status: "pending",
@@ -441,7 +440,7 @@ export const webhookRoutes = createRouter()
       updatedAt: now,
     };
     await db.batch([
-      db.insert(events).values({ id: eventId, projectId: project.id, notificationId: null, customerId: null, eventName: TEST_EVENT_NAME, payload, createdAt: now }),
+      db.insert(events).values({ id: eventId, projectId: endpoint.projectId, notificationId: null, customerId: null, eventName: TEST_EVENT_NAME, payload, createdAt: now }),
       db.insert(webhookDeliveries).values(delivery),
     ]);
     const result = await attemptDelivery(db, config.webhooks, { delivery, endpoint, payload }, "manual");
@@ -453,8 +452,7 @@ export const webhookRoutes = createRouter()
     const { auth, db } = c.var;
     const { projectId, webhookId } = c.req.valid("param");
     const { limit, cursor, status, event_name: eventName } = c.req.valid("query");
-    const project = await findAccessibleProject(db, auth, projectId);
-    const endpoint = await findEndpoint(db, project.id, webhookId);
+    const endpoint = await findEndpoint(db, auth, projectId, webhookId);
     const rows = await db
       .select({ id: webhookDeliveries.id, delivery: webhookDeliveries, payload: events.payload })
       .from(webhookDeliveries)
@@ -462,7 +460,7 @@ export const webhookRoutes = createRouter()
       .where(
         and(
           eq(webhookDeliveries.webhookEndpointId, endpoint.id),
-          eq(webhookDeliveries.projectId, project.id),
+          eq(webhookDeliveries.projectId, endpoint.projectId),
           status ? eq(webhookDeliveries.status, status) : undefined,
           eventName ? eq(webhookDeliveries.eventName, eventName) : undefined,
           afterCursor(webhookDeliveries.id, cursor),
@@ -476,18 +474,21 @@ export const webhookRoutes = createRouter()
   .openapi(getDeliveryRoute, async (c) => {
     const { auth, db } = c.var;
     const { projectId, webhookId, deliveryId } = c.req.valid("param");
-    const project = await findAccessibleProject(db, auth, projectId);
-    const endpoint = await findEndpoint(db, project.id, webhookId);
-    const { delivery, payload } = await findDelivery(db, endpoint, deliveryId);
-    return c.json(await deliveryDetail(db, delivery, payload), 200);
+    const endpoint = await findEndpoint(db, auth, projectId, webhookId);
+    // The attempts are read by the path's id, but only shown once the delivery is found to be the endpoint's.
+    const [rows, attempts] = await db.batch([
+      deliveryQuery(db, endpoint, deliveryId),
+      db.select().from(webhookAttempts).where(eq(webhookAttempts.deliveryId, deliveryId)).orderBy(asc(webhookAttempts.attemptNumber)),
+    ]);
+    const { delivery, payload } = foundDelivery(rows);
+    return c.json({ ...deliveryBody(delivery, payload), attempts: attempts.map(attemptBody) }, 200);
   })
   .openapi(retryDeliveryRoute, async (c) => {
     const { auth, db } = c.var;
     const { projectId, webhookId, deliveryId } = c.req.valid("param");
-    const project = await findAccessibleProject(db, auth, projectId);
-    const endpoint = await findEndpoint(db, project.id, webhookId);
+    const endpoint = await findEndpoint(db, auth, projectId, webhookId);
     assertEnabled(endpoint);
-    const { delivery, payload } = await findDelivery(db, endpoint, deliveryId);
+    const { delivery, payload } = foundDelivery(await deliveryQuery(db, endpoint, deliveryId));
     const now = nowIso();
     // Pending, due now and marked manual, unless an attempt holds it right now: the consumer claims
     // it from this state, and the sweeper sends it should the queue refuse the message.
@@ -497,7 +498,7 @@ export const webhookRoutes = createRouter()
       .where(
         and(
           eq(webhookDeliveries.id, delivery.id),
-          eq(webhookDeliveries.projectId, project.id),
+          eq(webhookDeliveries.projectId, endpoint.projectId),
           isLeaseFree(now),
         ),
       )
