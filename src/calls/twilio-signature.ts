@@ -1,4 +1,4 @@
-import { base64Encode, timingSafeEqualStrings } from "../lib/crypto";
+import { base64Encode, hmacKey, hmacSign, timingSafeEqualStrings } from "../lib/crypto";
 
 /**
  * X-Twilio-Signature: base64 HMAC-SHA1, keyed with the account's auth token, of the full URL Twilio
@@ -6,14 +6,11 @@ import { base64Encode, timingSafeEqualStrings } from "../lib/crypto";
  * has no parameters: the wss:// URL alone is signed.)
  */
 
-const encoder = new TextEncoder();
-
-async function twilioSignature(authToken: string, url: string, params: Record<string, string>): Promise<string> {
+async function twilioSignature(key: CryptoKey, url: string, params: Record<string, string>): Promise<string> {
   const data = Object.keys(params)
     .sort()
     .reduce((signed, name) => signed + name + params[name], url);
-  const key = await crypto.subtle.importKey("raw", encoder.encode(authToken), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
-  return base64Encode(await crypto.subtle.sign("HMAC", key, encoder.encode(data)));
+  return base64Encode(await hmacSign(key, data));
 }
 
 const DEFAULT_PORTS: Record<string, string> = { "https:": "443", "wss:": "443", "http:": "80", "ws:": "80" };
@@ -35,10 +32,11 @@ function urlVariants(url: string): string[] {
 /** True when `signature` is Twilio's for this URL and form parameters; false when missing or wrong. */
 export async function validTwilioSignature(authToken: string, signature: string | null | undefined, url: string, params: Record<string, string>): Promise<boolean> {
   if (!signature) return false;
+  const key = await hmacKey(authToken, "SHA-1");
   let valid = false;
   for (const candidate of urlVariants(url)) {
     // Every variant is checked, each in constant time, so the timing says nothing about which matched.
-    if (timingSafeEqualStrings(await twilioSignature(authToken, candidate, params), signature)) valid = true;
+    if (timingSafeEqualStrings(await twilioSignature(key, candidate, params), signature)) valid = true;
   }
   return valid;
 }

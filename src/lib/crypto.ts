@@ -6,10 +6,17 @@ export async function sha256Hex(input: string): Promise<string> {
   return toHex(await crypto.subtle.digest("SHA-256", encoder.encode(input)));
 }
 
+/** An HMAC signing key, imported once for as many messages as need it. */
+export function hmacKey(key: Uint8Array | string, hash: "SHA-1" | "SHA-256"): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", typeof key === "string" ? encoder.encode(key) : key, { name: "HMAC", hash }, false, ["sign"]);
+}
+
+export function hmacSign(key: CryptoKey, message: Uint8Array | string): Promise<ArrayBuffer> {
+  return crypto.subtle.sign("HMAC", key, typeof message === "string" ? encoder.encode(message) : message);
+}
+
 export async function hmacSha256(key: Uint8Array | string, message: Uint8Array | string): Promise<ArrayBuffer> {
-  const keyBytes = typeof key === "string" ? encoder.encode(key) : key;
-  const cryptoKey = await crypto.subtle.importKey("raw", keyBytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return crypto.subtle.sign("HMAC", cryptoKey, typeof message === "string" ? encoder.encode(message) : message);
+  return hmacSign(await hmacKey(key, "SHA-256"), message);
 }
 
 /** Compares two strings without leaking where they differ (workerd's timingSafeEqual needs equal lengths). */

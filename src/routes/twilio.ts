@@ -30,7 +30,7 @@ function liveConfig(c: Context<AppEnv>): LiveCallConfig {
 
 /** Twilio posts application/x-www-form-urlencoded; these are the exact strings it signed. */
 async function twilioForm(c: Context<AppEnv>): Promise<Record<string, string>> {
-  return Object.fromEntries(new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())));
+  return Object.fromEntries(new URLSearchParams(await c.req.text()));
 }
 
 async function requireTwilioSignature(c: Context<AppEnv>, live: LiveCallConfig, signedUrl: string, params: Record<string, string>): Promise<void> {
