@@ -181,6 +181,9 @@ interface HttpOutcome {
   durationMs: number;
 }
 
+/** How an attempt went: a 2xx, 410 Gone (the receiver wants no more), or any other failure. */
+type AttemptOutcome = "success" | "gone" | "failure";
+
 /**
  * One attempt: POSTs the stored bytes, then records the attempt, the delivery's new state (which
  * also releases the claim) and the endpoint's health in one D1 batch. The queue consumer (after
@@ -194,7 +197,7 @@ export async function attemptDelivery(db: Database, settings: WebhookSettings, t
   const outcome: HttpOutcome = check.ok
     ? await post(check.url, target, settings.timeoutMs)
     : { httpStatus: null, responseBody: null, retryAfter: null, errorMessage: `URL not allowed: ${check.reason}`, durationMs: 0 };
-  const success = outcome.httpStatus !== null && outcome.httpStatus >= 200 && outcome.httpStatus < 300;
+  const result: AttemptOutcome = outcome.httpStatus !== null && outcome.httpStatus >= 200 && outcome.httpStatus < 300 ? "success" : outcome.httpStatus === 410 ? "gone" : "failure";
   const finishedAt = Date.now();
   const now = new Date(finishedAt).toISOString();
 
@@ -206,47 +209,32 @@ export async function attemptDelivery(db: Database, settings: WebhookSettings, t
     httpStatus: outcome.httpStatus,
     responseBody: outcome.responseBody,
     durationMs: outcome.durationMs,
-    success,
+    success: result === "success",
     errorMessage: outcome.errorMessage,
     createdAt: now,
   };
 
-  let status: DeliveryRow["status"];
-  let retryInSeconds: number | null = null;
-  if (success) {
-    status = "success";
-  } else if (outcome.httpStatus === 410) {
-    status = "failed";
-  } else {
-    // The schedule lists the delay before each attempt; entry `attemptNumber` precedes the next one.
-    const scheduled = settings.retryScheduleSeconds[attemptNumber];
-    if (scheduled !== undefined) {
-      status = "retrying";
-      retryInSeconds = retryDelaySeconds(scheduled, outcome.retryAfter, finishedAt);
-    } else {
-      status = "failed";
-    }
-  }
-
-  const updated: DeliveryRow = {
-    ...delivery,
-    status,
+  // The schedule lists the delay before each attempt; entry `attemptNumber` precedes the next one.
+  const scheduled = result === "failure" ? settings.retryScheduleSeconds[attemptNumber] : undefined;
+  const retryInSeconds = scheduled === undefined ? null : retryDelaySeconds(scheduled, outcome.retryAfter, finishedAt);
+  const changes = {
+    status: result === "success" ? "success" : retryInSeconds === null ? "failed" : "retrying",
     attemptCount: attemptNumber,
     nextRetryAt: retryInSeconds === null ? null : new Date(finishedAt + retryInSeconds * 1000).toISOString(),
     leaseUntil: null,
     manualRetry: false,
     updatedAt: now,
-  };
+  } satisfies Partial<DeliveryRow>;
   // The unique (delivery, attempt number) index makes a concurrent duplicate of this attempt fail as a whole.
   await db.batch([
     db.insert(webhookAttempts).values(attempt),
     db
       .update(webhookDeliveries)
-      .set({ status, attemptCount: attemptNumber, nextRetryAt: updated.nextRetryAt, leaseUntil: null, manualRetry: false, updatedAt: now })
+      .set(changes)
       .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.projectId, delivery.projectId))),
-    ...endpointHealthUpdates(db, settings, endpoint, success ? "success" : outcome.httpStatus === 410 ? "gone" : "failure", finishedAt),
+    ...endpointHealthUpdates(db, settings, endpoint, result, finishedAt),
   ]);
-  return { attempt, delivery: updated, retryInSeconds };
+  return { attempt, delivery: { ...delivery, ...changes }, retryInSeconds };
 }
 
 /**
@@ -255,7 +243,7 @@ export async function attemptDelivery(db: Database, settings: WebhookSettings, t
  * running; an endpoint whose streak has lasted `disableAfterSeconds` is disabled and says why;
  * 410 Gone disables it at once.
  */
-function endpointHealthUpdates(db: Database, settings: WebhookSettings, endpoint: EndpointRow, outcome: "success" | "failure" | "gone", finishedAt: number): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
+function endpointHealthUpdates(db: Database, settings: WebhookSettings, endpoint: EndpointRow, outcome: AttemptOutcome, finishedAt: number): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
   const now = new Date(finishedAt).toISOString();
   const where = and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.projectId, endpoint.projectId));
   if (outcome === "success") {
