@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, gte, lte } from "drizzle-orm";
+import { and, asc, desc, eq, inArray } from "drizzle-orm";
 import { violatesUnique, type Database } from "../db/client";
 import { customerPhones, customers } from "../db/schema";
 import { ApiError } from "../errors";
@@ -247,26 +247,25 @@ export const customerRoutes = createRouter()
   .openapi(listCustomersRoute, async (c) => {
     const { auth, db } = c.var;
     const { limit, cursor, external_id } = c.req.valid("query");
-    const rows = await db
-      .select()
-      .from(customers)
-      .where(and(eq(customers.projectId, auth.projectId), external_id !== undefined ? eq(customers.externalId, external_id) : undefined, afterCursor(customers.id, cursor)))
-      .orderBy(desc(customers.id))
-      .limit(limit + 1);
-    const items = pageWithCursorHeader(c, rows, limit);
-    const newest = items[0];
-    const oldest = items.at(-1);
-    const phonesByCustomer = new Map<string, PhoneRow[]>();
-    if (newest && oldest) {
-      // D1 binds at most 100 parameters, too few for `IN (…)` over a page of up to 200; a page is a
-      // run of consecutive ids (or a single customer when filtered), so its id range selects its phones.
-      const phones = await db
+    const onPage = and(eq(customers.projectId, auth.projectId), external_id !== undefined ? eq(customers.externalId, external_id) : undefined, afterCursor(customers.id, cursor));
+    // The page and its customers' phones in one round trip: the phones' customers are the page's,
+    // picked by a subquery (D1 binds at most 100 parameters, too few to list a page of up to 200 ids).
+    const [rows, phones] = await db.batch([
+      db.select().from(customers).where(onPage).orderBy(desc(customers.id)).limit(limit + 1),
+      db
         .select()
         .from(customerPhones)
-        .where(and(eq(customerPhones.projectId, auth.projectId), gte(customerPhones.customerId, oldest.id), lte(customerPhones.customerId, newest.id)))
-        .orderBy(...phoneOrder);
-      for (const phone of phones) phonesByCustomer.set(phone.customerId, [...(phonesByCustomer.get(phone.customerId) ?? []), phone]);
-    }
+        .where(
+          and(
+            eq(customerPhones.projectId, auth.projectId),
+            inArray(customerPhones.customerId, db.select({ id: customers.id }).from(customers).where(onPage).orderBy(desc(customers.id)).limit(limit)),
+          ),
+        )
+        .orderBy(...phoneOrder),
+    ]);
+    const items = pageWithCursorHeader(c, rows, limit);
+    const phonesByCustomer = new Map<string, PhoneRow[]>();
+    for (const phone of phones) phonesByCustomer.set(phone.customerId, [...(phonesByCustomer.get(phone.customerId) ?? []), phone]);
     return c.json(
       items.map((row) => customerBody(row, phonesByCustomer.get(row.id) ?? [])),
       200,
