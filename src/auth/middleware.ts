@@ -6,8 +6,6 @@ import { ApiError } from "../errors";
 import { API_KEY_PATTERN, hashApiKey } from "./api-keys";
 import { bearerToken, verifyToken } from "./tokens";
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** `/api/v1/*`: `x-api-key` (one project) or `Authorization: Bearer <access token>` (+ `x-project-id`). */
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const apiKey = c.req.header("x-api-key");
@@ -34,25 +32,20 @@ async function authenticateUser({ db, config }: AppEnv["Variables"], authorizati
   if (!token) throw ApiError.unauthorized("Provide an x-api-key header or an Authorization: Bearer access token", "missing_credentials");
   const claims = await verifyToken(config.jwtSecret, token);
   if (!claims || claims.kind !== "access") throw ApiError.unauthorized("Invalid or expired access token", "invalid_token");
+  const wanted = projectHeader?.trim();
+  // The user and the project asked for (if any, and only in the user's business) in one query.
   const [user] = await db
-    .select({ businessId: users.businessId, defaultProjectId: businesses.defaultProjectId })
+    .select({ businessId: users.businessId, defaultProjectId: businesses.defaultProjectId, wantedProjectId: projects.id })
     .from(users)
     .innerJoin(businesses, eq(businesses.id, users.businessId))
+    .leftJoin(projects, and(eq(projects.id, wanted ?? ""), eq(projects.businessId, users.businessId)))
     .where(eq(users.id, claims.userId))
     .limit(1);
   if (!user) throw ApiError.unauthorized("Invalid or expired access token", "invalid_token");
-
   let projectId = user.defaultProjectId;
-  if (projectHeader !== undefined) {
-    const wanted = projectHeader.trim();
-    if (!UUID_PATTERN.test(wanted)) throw ApiError.notFound("Project");
-    const [project] = await db
-      .select({ id: projects.id })
-      .from(projects)
-      .where(and(eq(projects.id, wanted), eq(projects.businessId, user.businessId)))
-      .limit(1);
-    if (!project) throw ApiError.notFound("Project");
-    projectId = project.id;
+  if (wanted !== undefined) {
+    if (user.wantedProjectId === null) throw ApiError.notFound("Project");
+    projectId = user.wantedProjectId;
   }
   return { kind: "user", projectId, businessId: user.businessId };
 }

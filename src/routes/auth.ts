@@ -155,17 +155,19 @@ export const authRoutes = createRouter()
     if (!claims || claims.kind !== "refresh") throw ApiError.unauthorized("Invalid or expired refresh token", "invalid_refresh_token");
 
     const now = nowIso();
-    const [consumed] = await db
-      .update(refreshTokens)
-      .set({ status: "used", updatedAt: now })
-      .where(and(eq(refreshTokens.id, claims.tokenId), eq(refreshTokens.userId, claims.userId), eq(refreshTokens.status, "active")))
-      .returning({ familyId: refreshTokens.familyId });
+    const [[consumed], [user]] = await db.batch([
+      db
+        .update(refreshTokens)
+        .set({ status: "used", updatedAt: now })
+        .where(and(eq(refreshTokens.id, claims.tokenId), eq(refreshTokens.userId, claims.userId), eq(refreshTokens.status, "active")))
+        .returning({ familyId: refreshTokens.familyId }),
+      db.select().from(users).where(eq(users.id, claims.userId)).limit(1),
+    ]);
     if (!consumed) {
       // A used or revoked token presented again means it leaked: end the whole login.
       await db.update(refreshTokens).set({ status: "revoked", updatedAt: now }).where(eq(refreshTokens.familyId, claims.familyId));
       throw ApiError.unauthorized("Refresh token already used; every token of this login has been revoked", "refresh_token_reused");
     }
-    const [user] = await db.select().from(users).where(eq(users.id, claims.userId)).limit(1);
     if (!user) throw ApiError.unauthorized("Invalid or expired refresh token", "invalid_refresh_token");
     const tokens = await issueTokens(db, config.jwtSecret, user, consumed.familyId);
     await tokens.insert;
