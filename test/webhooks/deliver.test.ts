@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { attemptDelivery, GONE_REASON, parseRetryAfter, RESPONSE_BODY_LIMIT, retryDelaySeconds, type WebhookSettings } from "../../src/webhooks/deliver";
 import { api, inbox, signup, uniqueName } from "../helpers";
-import { createEndpoint, db, emit, getDelivery, getEndpoint, runConsumer, target, waitForDelivery, WAIT } from "./support";
+import { createEndpoint, db, emit, endpointWithDelivery, getDelivery, getEndpoint, runConsumer, target, waitForDelivery, WAIT } from "./support";
 import { quickstartSignature, verifyStandardSignature } from "./verify";
 
 const devSettings = (overrides: Partial<WebhookSettings> = {}): WebhookSettings => ({
@@ -72,10 +72,7 @@ describe("delivery through the real queue", () => {
   });
 
   it("gives up after the schedule's attempts on a receiver that always fails, then a manual retry goes through", async () => {
-    const account = await signup();
-    const name = uniqueName("fail-3");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account)).deliveryIds;
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("fail-3");
 
     // WEBHOOK_RETRY_SCHEDULE="0,1,1" in tests: three attempts in all.
     const failed = await waitForDelivery(account, endpoint.id, deliveryId!, "failed");
@@ -94,9 +91,7 @@ describe("delivery through the real queue", () => {
   });
 
   it("disables the endpoint when it answers 410 Gone", async () => {
-    const account = await signup();
-    const endpoint = await createEndpoint(account, uniqueName("status-410"));
-    const [deliveryId] = (await emit(account)).deliveryIds;
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("status-410");
 
     const delivery = await waitForDelivery(account, endpoint.id, deliveryId!, "failed");
     expect(delivery.attempts).toEqual([expect.objectContaining({ attempt_number: 1, http_status: 410, success: false })]);
@@ -109,10 +104,7 @@ describe("delivery through the real queue", () => {
 
 describe("the queue consumer", () => {
   it("acks a duplicate message for a delivered event without sending it again", async () => {
-    const account = await signup();
-    const name = uniqueName("dup");
-    await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { name, deliveryId } = await endpointWithDelivery("dup", { queue: false });
 
     const first = await runConsumer([{ body: { deliveryId } }]);
     expect(first.explicitAcks).toEqual(["message-0"]);
@@ -123,10 +115,7 @@ describe("the queue consumer", () => {
   });
 
   it("marks the delivery of a disabled endpoint failed without an attempt", async () => {
-    const account = await signup();
-    const name = uniqueName("disabled");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("disabled", { queue: false });
     expect((await api("PATCH", `/api/v1/projects/${account.projectId}/webhooks/${endpoint.id}`, { key: account.key, body: { status: "disabled" } })).status).toBe(200);
 
     const result = await runConsumer([{ body: { deliveryId } }]);
@@ -163,9 +152,7 @@ describe("the queue consumer", () => {
   });
 
   it("retries a failed attempt with the schedule's next delay", async () => {
-    const account = await signup();
-    const endpoint = await createEndpoint(account, uniqueName("status-503"));
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("status-503", { queue: false });
 
     const result = await runConsumer([{ body: { deliveryId } }]);
     expect(result.retryMessages).toEqual([{ msgId: "message-0" }]);
@@ -177,15 +164,8 @@ describe("the queue consumer", () => {
 });
 
 describe("attemptDelivery", () => {
-  async function prepared(inboxName: string) {
-    const account = await signup();
-    const endpoint = await createEndpoint(account, inboxName);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
-    return { account, endpoint, deliveryId: deliveryId! };
-  }
-
   it("records a timeout as an error attempt and schedules a retry", async () => {
-    const { deliveryId } = await prepared(uniqueName("sleep-3000"));
+    const { deliveryId } = await endpointWithDelivery("sleep-3000", { queue: false });
     const result = await attemptDelivery(db, devSettings({ timeoutMs: 200 }), await target(deliveryId), "auto");
     expect(result.attempt).toMatchObject({ attemptNumber: 1, httpStatus: null, success: false, errorMessage: "Timed out after 200 ms", responseBody: null });
     expect(result.attempt.durationMs).toBeGreaterThanOrEqual(150);
@@ -196,19 +176,18 @@ describe("attemptDelivery", () => {
   });
 
   it("honours Retry-After within [delay, 2 × delay]", async () => {
-    const within = await prepared(uniqueName("retry-after-90"));
+    const within = await endpointWithDelivery("retry-after-90", { queue: false });
     expect((await attemptDelivery(db, devSettings(), await target(within.deliveryId), "auto")).retryInSeconds).toBe(90);
-    const above = await prepared(uniqueName("retry-after-1000"));
+    const above = await endpointWithDelivery("retry-after-1000", { queue: false });
     expect((await attemptDelivery(db, devSettings(), await target(above.deliveryId), "auto")).retryInSeconds).toBe(120);
-    const below = await prepared(uniqueName("retry-after-5"));
+    const below = await endpointWithDelivery("retry-after-5", { queue: false });
     const result = await attemptDelivery(db, devSettings(), await target(below.deliveryId), "auto");
     expect(result.retryInSeconds).toBe(60);
     expect(result.attempt).toMatchObject({ httpStatus: 503, responseBody: "busy" });
   });
 
   it("treats a redirect as a failure and does not follow it", async () => {
-    const name = uniqueName("redirect");
-    const { deliveryId } = await prepared(name);
+    const { name, deliveryId } = await endpointWithDelivery("redirect", { queue: false });
     const result = await attemptDelivery(db, devSettings(), await target(deliveryId), "auto");
     expect(result.attempt).toMatchObject({ httpStatus: 302, success: false });
     expect(await inbox(name)).toHaveLength(1);
@@ -216,22 +195,21 @@ describe("attemptDelivery", () => {
   });
 
   it("keeps the first 2048 characters of the response", async () => {
-    const { deliveryId } = await prepared(uniqueName("big"));
+    const { deliveryId } = await endpointWithDelivery("big", { queue: false });
     const result = await attemptDelivery(db, devSettings(), await target(deliveryId), "auto");
     expect(result.attempt.success).toBe(true);
     expect(result.attempt.responseBody).toBe("x".repeat(RESPONSE_BODY_LIMIT));
   });
 
   it("re-checks the URL with the production rules and sends nothing to a refused one", async () => {
-    const name = uniqueName("guarded");
-    const { deliveryId } = await prepared(name);
+    const { name, deliveryId } = await endpointWithDelivery("guarded", { queue: false });
     const result = await attemptDelivery(db, devSettings({ allowPrivateUrls: false }), await target(deliveryId), "auto");
     expect(result.attempt).toMatchObject({ httpStatus: null, success: false, errorMessage: "URL not allowed: the URL must use https", durationMs: 0 });
     expect(await inbox(name)).toEqual([]);
   });
 
   it("keeps an endpoint active when a delivery gives up, counting its failures and when they began", async () => {
-    const { account, endpoint, deliveryId } = await prepared(uniqueName("status-500"));
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("status-500", { queue: false });
     const before = Date.now();
     const result = await attemptDelivery(db, devSettings({ retryScheduleSeconds: [0] }), await target(deliveryId), "auto");
     expect(result.delivery.status).toBe("failed");

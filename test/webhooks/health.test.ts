@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_DISABLE_AFTER_SECONDS, getConfig, type Bindings } from "../../src/env";
 import { attemptDelivery, describeSpan, type WebhookSettings } from "../../src/webhooks/deliver";
-import { api, inbox, signup, uniqueName, type Account } from "../helpers";
-import { createEndpoint, db, emit, getDelivery, getEndpoint, runConsumer, secondsFromNow, setDelivery, target, waitForDelivery } from "./support";
+import { api, inbox, uniqueName, type Account } from "../helpers";
+import { db, emit, endpointWithDelivery, getDelivery, getEndpoint, runConsumer, secondsFromNow, setDelivery, target, waitForDelivery } from "./support";
 
 const DAY = 24 * 60 * 60;
 
@@ -12,24 +12,13 @@ async function setStreak(webhookId: string, consecutiveFailures: number, failing
   await env.DB.prepare("UPDATE webhook_endpoints SET consecutive_failures = ?, failing_since = ? WHERE id = ?").bind(consecutiveFailures, failingSince, webhookId).run();
 }
 
-async function failingEndpoint(inboxPrefix = "status-500") {
-  const account = await signup();
-  const name = uniqueName(inboxPrefix);
-  const endpoint = await createEndpoint(account, name);
-  const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
-  return { account, name, endpoint, deliveryId: deliveryId! };
-}
-
 function patch(account: Account, webhookId: string, body: Record<string, unknown>) {
   return api("PATCH", `/api/v1/projects/${account.projectId}/webhooks/${webhookId}`, { key: account.key, body });
 }
 
 describe("endpoint health", () => {
   it("starts a failure streak at the first failed attempt and ends it with a success", async () => {
-    const account = await signup();
-    const name = uniqueName("fail-2");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("fail-2", { queue: false });
     expect(await getEndpoint(account, endpoint.id)).toMatchObject({ consecutive_failures: 0, failing_since: null });
 
     const before = Date.now();
@@ -50,7 +39,7 @@ describe("endpoint health", () => {
   });
 
   it("disables an endpoint that has failed continuously for 5 days, says why, and fails its deliveries into the log", async () => {
-    const { account, name, endpoint, deliveryId } = await failingEndpoint();
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("status-500", { queue: false });
     // Every attempt for five days and a minute has failed.
     const failingSince = secondsFromNow(-(5 * DAY + 60));
     await setStreak(endpoint.id, 57, failingSince);
@@ -82,7 +71,7 @@ describe("endpoint health", () => {
   });
 
   it("re-enabling resets the count and the streak, and a manual retry then delivers the failed event", async () => {
-    const { account, endpoint, deliveryId } = await failingEndpoint();
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("status-500", { queue: false });
     await setStreak(endpoint.id, 57, secondsFromNow(-(6 * DAY)));
     await runConsumer([{ body: { deliveryId } }]);
     await setDelivery(deliveryId, { next_retry_at: secondsFromNow(-1) });
@@ -107,7 +96,7 @@ describe("endpoint health", () => {
   });
 
   it("keeps an endpoint active while its streak is shorter than 5 days", async () => {
-    const { account, endpoint, deliveryId } = await failingEndpoint();
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("status-500", { queue: false });
     const failingSince = secondsFromNow(-(5 * DAY - 3600));
     await setStreak(endpoint.id, 57, failingSince);
     await runConsumer([{ body: { deliveryId } }]);
@@ -115,14 +104,14 @@ describe("endpoint health", () => {
   });
 
   it("does not disable an endpoint with a long-past streak when the attempt succeeds", async () => {
-    const { account, endpoint, deliveryId } = await failingEndpoint("healthy-again");
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("healthy-again", { queue: false });
     await setStreak(endpoint.id, 57, secondsFromNow(-(6 * DAY)));
     await runConsumer([{ body: { deliveryId } }]);
     expect(await getEndpoint(account, endpoint.id)).toMatchObject({ status: "active", consecutive_failures: 0, failing_since: null, disabled_reason: null });
   });
 
   it("disables after the configured span", async () => {
-    const { account, endpoint, deliveryId } = await failingEndpoint();
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("status-500", { queue: false });
     const failingSince = secondsFromNow(-3700);
     await setStreak(endpoint.id, 3, failingSince);
     const settings: WebhookSettings = { allowPrivateUrls: true, retryScheduleSeconds: [0, 60], timeoutMs: 5_000, disableAfterSeconds: 3600 };
@@ -134,7 +123,7 @@ describe("endpoint health", () => {
   });
 
   it("410 Gone disables at once, counting the failure", async () => {
-    const { account, endpoint, deliveryId } = await failingEndpoint("status-410");
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("status-410", { queue: false });
     await runConsumer([{ body: { deliveryId } }]);
     const gone = await getEndpoint(account, endpoint.id);
     expect(gone).toMatchObject({ status: "disabled", disabled_reason: "Endpoint answered 410 Gone", consecutive_failures: 1 });

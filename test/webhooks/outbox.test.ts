@@ -9,6 +9,7 @@ import {
   createEndpoint,
   db,
   emit,
+  endpointWithDelivery,
   getDelivery,
   recordingQueue,
   runConsumer,
@@ -121,10 +122,7 @@ describe("the outbox sweeper", () => {
   });
 
   it("re-sends a delivery held by a consumer that died, once its claim has expired", async () => {
-    const account = await signup();
-    const name = uniqueName("abandoned");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("abandoned", { queue: false });
     await setDelivery(deliveryId!, { next_retry_at: secondsFromNow(-300), lease_until: secondsFromNow(15) });
 
     const whileHeld = recordingQueue();
@@ -138,10 +136,7 @@ describe("the outbox sweeper", () => {
   });
 
   it("keeps a manual retry manual when the queue refuses its message", async () => {
-    const account = await signup();
-    const name = uniqueName("fail-1");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("fail-1", { queue: false });
     await runConsumer([{ body: { deliveryId } }]);
     await setDelivery(deliveryId!, { status: "failed", next_retry_at: null });
 
@@ -163,9 +158,7 @@ describe("the outbox sweeper", () => {
 
 describe("claiming a delivery before each attempt", () => {
   it("takes a due delivery once, with exactly what an unclaimed read returns", async () => {
-    const account = await signup();
-    await createEndpoint(account, uniqueName("claim"));
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { deliveryId } = await endpointWithDelivery("claim", { queue: false });
     const unclaimed = await loadDeliveryTarget(db, deliveryId!);
     const now = Date.now();
 
@@ -178,10 +171,7 @@ describe("claiming a delivery before each attempt", () => {
   });
 
   it("sends once when a duplicate message arrives while the attempt is in flight", async () => {
-    const account = await signup();
-    const name = uniqueName("sleep-1000");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("sleep-1000", { queue: false });
 
     const first = runConsumer([{ body: { deliveryId } }]);
     await waitForRequests(name, 1);
@@ -197,10 +187,7 @@ describe("claiming a delivery before each attempt", () => {
   });
 
   it("sends once when the same delivery comes twice in one batch", async () => {
-    const account = await signup();
-    const name = uniqueName("twice");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("twice", { queue: false });
 
     const result = await runConsumer([{ body: { deliveryId } }, { body: { deliveryId } }]);
     expect(result.explicitAcks.sort()).toEqual(["message-0", "message-1"]);
@@ -209,10 +196,7 @@ describe("claiming a delivery before each attempt", () => {
   });
 
   it("does not bring an attempt forward for a stale duplicate, and attempts when the delivery is due", async () => {
-    const account = await signup();
-    const name = uniqueName("status-503");
-    const endpoint = await createEndpoint(account, name);
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, name, endpoint, deliveryId } = await endpointWithDelivery("status-503", { queue: false });
     await runConsumer([{ body: { deliveryId } }]);
     // The next attempt is five minutes away, as in the production schedule.
     const dueAt = secondsFromNow(300);
@@ -231,9 +215,7 @@ describe("claiming a delivery before each attempt", () => {
   });
 
   it("refuses a manual retry while an attempt is in flight, changing nothing", async () => {
-    const account = await signup();
-    const endpoint = await createEndpoint(account, uniqueName("busy"));
-    const [deliveryId] = (await emit(account, { queue: false })).deliveryIds;
+    const { account, endpoint, deliveryId } = await endpointWithDelivery("busy", { queue: false });
     await setDelivery(deliveryId!, { lease_until: secondsFromNow(20) });
     const before = await storedDelivery(deliveryId!);
 

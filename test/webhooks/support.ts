@@ -7,7 +7,7 @@ import worker from "../../src/index";
 import { createDb } from "../../src/db/client";
 import { loadDeliveryTarget, type DeliveryMessage } from "../../src/webhooks/deliver";
 import { enqueueDeliveries, prepareEvent, type EventName } from "../../src/webhooks/emit";
-import { api, type Account } from "../helpers";
+import { api, signup, uniqueName, type Account } from "../helpers";
 
 export const db = createDb(env.DB);
 export const WAIT = { timeout: 15_000, interval: 100 };
@@ -35,6 +35,18 @@ export async function emit(account: Account, options: { eventName?: EventName; q
   const queue = options.queue ?? env.WEBHOOK_QUEUE;
   const queued = queue === false ? 0 : await enqueueDeliveries(queue, prepared.deliveryIds);
   return { ...prepared, queued };
+}
+
+/**
+ * A fresh tenant with one endpoint (its inbox named after `prefix`, which chooses how the fake
+ * receiver answers) and one event emitted to it: the delivery to that endpoint.
+ */
+export async function endpointWithDelivery(prefix: string, options: { events?: EventName[]; queue?: Queue<DeliveryMessage> | false } = {}) {
+  const account = await signup();
+  const name = uniqueName(prefix);
+  const endpoint = await createEndpoint(account, name, options.events);
+  const deliveryId = (await emit(account, { queue: options.queue })).deliveryIds[0]!;
+  return { account, name, endpoint, deliveryId };
 }
 
 /** A Queue binding whose sends are refused, as when the queue service is down. */
