@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { expect, vi } from "vitest";
 import { createDb } from "../src/db/client";
 import { customers } from "../src/db/schema";
 import { nowIso, uuidv7 } from "../src/lib/ids";
@@ -102,4 +103,20 @@ export interface StoredEvent {
 export async function storedEvents(notificationId: string): Promise<StoredEvent[]> {
   const { results } = await env.DB.prepare("SELECT event_name, payload FROM events WHERE notification_id = ? ORDER BY rowid").bind(notificationId).all<StoredEvent>();
   return results;
+}
+
+/** GET /api/v1/notifications/{id}, which must answer 200: the notification's body. */
+export async function getNotification(account: Account, id: string) {
+  const res = await api("GET", `/api/v1/notifications/${id}`, { key: account.key });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+/** The notification once it is no longer in_progress, polled every `wait.interval` ms for up to `wait.timeout` ms. */
+export function waitUntilEnded(account: Account, id: string, wait: { timeout: number; interval: number } = { timeout: 10_000, interval: 20 }) {
+  return vi.waitFor(async () => {
+    const body = await getNotification(account, id);
+    expect(body.status).not.toBe("in_progress");
+    return body;
+  }, wait);
 }

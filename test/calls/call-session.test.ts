@@ -5,29 +5,12 @@ import type { CallParams, CallSession } from "../../src/calls/call-session";
 import { createDb } from "../../src/db/client";
 import { notifications } from "../../src/db/schema";
 import { nowIso, randomHex, uuidv7 } from "../../src/lib/ids";
-import { createAgent, createCustomer, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents, type AgentInput } from "../fixtures";
+import { createAgent, createCustomer, getNotification, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents, waitUntilEnded, type AgentInput } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
 
 const HOUR_MS = 3_600_000;
 /** Longer than a whole simulated call at the tests' time scale (0.01: about 65 ms). */
 const PAST_THE_PACING_MS = 200;
-
-async function getNotification(account: Account, id: string) {
-  const res = await api("GET", `/api/v1/notifications/${id}`, { key: account.key });
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
-async function waitUntilEnded(account: Account, id: string) {
-  return vi.waitFor(
-    async () => {
-      const body = await getNotification(account, id);
-      expect(body.status).not.toBe("in_progress");
-      return body;
-    },
-    { timeout: 10_000, interval: 20 },
-  );
-}
 
 /** Places the quickstart call (or another agent's) to `phone` through the API and waits for its end. */
 async function placeCall(phone: string, agentInput: AgentInput = QUICKSTART_AGENT) {

@@ -1,9 +1,19 @@
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { createAgent, createCustomer, QUICKSTART_AGENT, quickstartCustomer, storedEvents } from "../fixtures";
+import {
+  createAgent,
+  createCustomer,
+  getNotification as getNotificationById,
+  QUICKSTART_AGENT,
+  QUICKSTART_VARIABLES,
+  quickstartCustomer,
+  storedEvents,
+  waitUntilEnded as waitUntilNotificationEnded,
+} from "../fixtures";
 import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
 import { api, inbox, signup, uniqueName, type Account } from "../helpers";
+import { createEndpoint } from "../webhooks/support";
 
 /**
  * Live calls end to end, inside workerd: our Worker dials the fake Twilio, the test plays Twilio's
@@ -70,32 +80,20 @@ async function placeLiveCall(script: RealtimeScript, options: { phone?: string; 
   });
   const customer = await createCustomer(account, quickstartCustomer(options.phone ?? "+14155552671"));
   const inboxName = uniqueName("live");
-  const webhook = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, {
-    key: account.key,
-    body: { url: `http://receiver.test/${inboxName}`, events: ["call.started", "call.ended", "call.summary"] },
-  });
-  expect(webhook.status).toBe(201);
+  await createEndpoint(account, inboxName, ["call.started", "call.ended", "call.summary"]);
   const created = await api("POST", "/api/v1/notifications", {
     key: account.key,
-    body: { customer_id: customer.id, agent_id: agent.id, variables: { appointment_time: "Thursday March 20th at 2:00 PM", doctor_name: "Dr. Patel" } },
+    body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES },
     headers: options.idempotencyKey ? { "Idempotency-Key": options.idempotencyKey } : {},
   });
   return { account, marker, notificationId: created.body?.notification?.id, created, inboxName };
 }
 
-async function getNotification(call: LiveCall) {
-  const res = await api("GET", `/api/v1/notifications/${call.notificationId}`, { key: call.account.key });
-  expect(res.status).toBe(200);
-  return res.body;
-}
+/** The call's notification (GET must answer 200). */
+const getNotification = (call: LiveCall) => getNotificationById(call.account, call.notificationId);
 
-async function waitUntilEnded(call: LiveCall) {
-  return vi.waitFor(async () => {
-    const body = await getNotification(call);
-    expect(body.status).not.toBe("in_progress");
-    return body;
-  }, WAIT);
-}
+/** The call's notification once it is no longer in_progress. */
+const waitUntilEnded = (call: LiveCall) => waitUntilNotificationEnded(call.account, call.notificationId, WAIT);
 
 /** Ringing, then answered by a person: what Twilio reports before the stream connects. */
 async function answer(twilioCall: FakeTwilioCall) {
@@ -347,7 +345,7 @@ describe("calls that never connect", () => {
     const replay = await api("POST", "/api/v1/notifications", {
       key: call.account.key,
       headers: { "Idempotency-Key": key },
-      body: { customer_id: call.created.body.notification.customer_id, agent_id: call.created.body.notification.agent_id, variables: { appointment_time: "Thursday March 20th at 2:00 PM", doctor_name: "Dr. Patel" } },
+      body: { customer_id: call.created.body.notification.customer_id, agent_id: call.created.body.notification.agent_id, variables: QUICKSTART_VARIABLES },
     });
     expect(replay.status).toBe(201);
     expect(replay.headers.get("idempotent-replayed")).toBe("true");

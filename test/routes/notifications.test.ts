@@ -1,7 +1,7 @@
 import { listDurableObjectIds } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { countRows, createAgent, createCustomer, disableAgent, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, setPhoneStatus } from "../fixtures";
+import { countRows, createAgent, createCustomer, disableAgent, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, setPhoneStatus, waitUntilEnded } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -12,17 +12,6 @@ async function quickstartSetup(phone?: string) {
   const agent = await createAgent(account, QUICKSTART_AGENT);
   const customer = await createCustomer(account, quickstartCustomer(phone));
   return { account, agent, customer, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } };
-}
-
-async function waitUntilEnded(account: Account, id: string) {
-  return vi.waitFor(
-    async () => {
-      const res = await api("GET", `/api/v1/notifications/${id}`, { key: account.key });
-      expect(res.body.status).not.toBe("in_progress");
-      return res.body;
-    },
-    { timeout: 10_000, interval: 20 },
-  );
 }
 
 async function callSessionIds(): Promise<Set<string>> {

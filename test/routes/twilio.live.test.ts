@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createAgent, createCustomer, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer } from "../fixtures";
+import { createAgent, createCustomer, getNotification, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
 import { MediaStreamPeer, reportCallStatus, reportMachineDetection, sendTwilioCallback, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
 
@@ -17,12 +17,6 @@ async function placedCall(): Promise<{ account: Account; notificationId: string;
   return { account, notificationId, call: await twilioCallFor(notificationId) };
 }
 
-async function notification(account: Account, id: string) {
-  const res = await api("GET", `/api/v1/notifications/${id}`, { key: account.key });
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
 async function expectRefused(response: Response, status: number, code: string) {
   expect(response.status).toBe(status);
   expect(await response.json()).toMatchObject({ statusCode: status, code, request_id: expect.any(String) });
@@ -35,7 +29,7 @@ function ringing(call: FakeTwilioCall): Record<string, string> {
 describe("POST /twilio/status/:notificationId", () => {
   it("refuses a callback without Twilio's signature, or with a wrong one, and changes nothing", async () => {
     const { account, notificationId, call } = await placedCall();
-    const before = await notification(account, notificationId);
+    const before = await getNotification(account, notificationId);
     const url = `${PUBLIC_BASE_URL}/twilio/status/${notificationId}`;
     const params = ringing(call);
 
@@ -45,12 +39,12 @@ describe("POST /twilio/status/:notificationId", () => {
     await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(`${PUBLIC_BASE_URL}/twilio/status/other`, params) }), 403, "invalid_twilio_signature");
     await expectRefused(await sendTwilioCallback(url, params, { signature: await twilioSignature(url, { ...params, CallStatus: "queued" }) }), 403, "invalid_twilio_signature");
 
-    expect(await notification(account, notificationId)).toEqual(before);
+    expect(await getNotification(account, notificationId)).toEqual(before);
   });
 
   it("refuses a signed body that is not a call status callback with a 400, and changes nothing", async () => {
     const { account, notificationId, call } = await placedCall();
-    const before = await notification(account, notificationId);
+    const before = await getNotification(account, notificationId);
     const url = `${PUBLIC_BASE_URL}/twilio/status/${notificationId}`;
 
     const garbage = await sendTwilioCallback(url, { hello: "world" });
@@ -58,14 +52,14 @@ describe("POST /twilio/status/:notificationId", () => {
     expect(await garbage.json()).toMatchObject({ statusCode: 400, code: "validation_error", details: expect.arrayContaining([expect.objectContaining({ path: "CallSid" })]) });
     await expectRefused(await sendTwilioCallback(url, { ...ringing(call), CallStatus: "exploded" }), 400, "validation_error");
 
-    expect(await notification(account, notificationId)).toEqual(before);
+    expect(await getNotification(account, notificationId)).toEqual(before);
   });
 
   it("applies a signed callback", async () => {
     const { account, notificationId, call } = await placedCall();
     const response = await reportCallStatus(call, "ringing");
     expect(response.status).toBe(204);
-    expect(await notification(account, notificationId)).toMatchObject({ status: "in_progress", call_status: "ringing" });
+    expect(await getNotification(account, notificationId)).toMatchObject({ status: "in_progress", call_status: "ringing" });
   });
 });
 
@@ -77,7 +71,7 @@ describe("POST /twilio/amd/:notificationId (the answering machine detection verd
   it("refuses a verdict without Twilio's signature, or with a wrong one, and changes nothing", async () => {
     const { account, notificationId, call } = await placedCall();
     expect((await reportCallStatus(call, "in-progress")).status).toBe(204);
-    const before = await notification(account, notificationId);
+    const before = await getNotification(account, notificationId);
     expect(before).toMatchObject({ call_status: "in-progress", answered_by: "human" });
     const url = `${PUBLIC_BASE_URL}/twilio/amd/${notificationId}`;
     const params = machineVerdict(call);
@@ -91,13 +85,13 @@ describe("POST /twilio/amd/:notificationId (the answering machine detection verd
     // Refused before anything else: an unsigned body that is no verdict at all is a 403 too.
     await expectRefused(await sendTwilioCallback(url, { hello: "world" }, { signature: null }), 403, "invalid_twilio_signature");
 
-    expect(await notification(account, notificationId)).toEqual(before);
+    expect(await getNotification(account, notificationId)).toEqual(before);
   });
 
   it("refuses a signed body that is not a detection verdict with a 400, and changes nothing", async () => {
     const { account, notificationId, call } = await placedCall();
     expect((await reportCallStatus(call, "in-progress")).status).toBe(204);
-    const before = await notification(account, notificationId);
+    const before = await getNotification(account, notificationId);
     const url = `${PUBLIC_BASE_URL}/twilio/amd/${notificationId}`;
 
     const statusCallback = await sendTwilioCallback(url, ringing(call));
@@ -105,7 +99,7 @@ describe("POST /twilio/amd/:notificationId (the answering machine detection verd
     expect(await statusCallback.json()).toMatchObject({ statusCode: 400, code: "validation_error", details: expect.arrayContaining([expect.objectContaining({ path: "AnsweredBy" })]) });
     await expectRefused(await sendTwilioCallback(url, { ...machineVerdict(call), AnsweredBy: "robot" }), 400, "validation_error");
 
-    expect(await notification(account, notificationId)).toEqual(before);
+    expect(await getNotification(account, notificationId)).toEqual(before);
   });
 
   it("applies a signed verdict", async () => {
@@ -113,14 +107,14 @@ describe("POST /twilio/amd/:notificationId (the answering machine detection verd
     expect((await reportCallStatus(call, "in-progress")).status).toBe(204);
     expect((await reportMachineDetection(call, "machine_end_beep")).status).toBe(204);
     // The agent has no voicemail_message, so the machine is hung up on at once.
-    expect(await notification(account, notificationId)).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep" });
+    expect(await getNotification(account, notificationId)).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep" });
   });
 });
 
 describe("GET /twilio/media/:notificationId (the Media Stream)", () => {
   it("refuses an upgrade without Twilio's signature for the stream URL, or with a wrong one, and changes nothing", async () => {
     const { account, notificationId, call } = await placedCall();
-    const before = await notification(account, notificationId);
+    const before = await getNotification(account, notificationId);
     const streamUrl = `wss://echo.test/twilio/media/${notificationId}`;
     const upgrade = (signature: string | null) =>
       exports.default.fetch(new Request(`https://echo.test/twilio/media/${notificationId}`, { headers: { Upgrade: "websocket", ...(signature === null ? {} : { "X-Twilio-Signature": signature }) } }));
@@ -132,7 +126,7 @@ describe("GET /twilio/media/:notificationId (the Media Stream)", () => {
     await expectRefused(await upgrade(await twilioSignature(`https://echo.test/twilio/media/${notificationId}`)), 403, "invalid_twilio_signature");
     await expect(MediaStreamPeer.connect(call, { signature: null })).rejects.toThrow(/refused: 403/);
 
-    expect(await notification(account, notificationId)).toEqual(before);
+    expect(await getNotification(account, notificationId)).toEqual(before);
   });
 
   it("hands a signed upgrade to the call's Durable Object", async () => {
