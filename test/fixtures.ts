@@ -88,10 +88,17 @@ export function quickstartCustomer(phone: string | null = "+14155552671"): Custo
   return { external_id: `user_${uuidv7()}`, first_name: "John", last_name: "Smith", phone };
 }
 
-/** Rows of a table for one notification or project, to show that a refusal wrote nothing. */
-export async function countRows(table: "notifications" | "idempotency_keys" | "events", projectId: string): Promise<number> {
-  const row = await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE project_id = ?`).bind(projectId).first<{ n: number }>();
+/** The rows of `table` matching `where` (an SQL condition with `?` for each of `params`): all of them by default. */
+export async function count(table: string, where = "1 = 1", ...params: unknown[]): Promise<number> {
+  const row = await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`)
+    .bind(...params)
+    .first<{ n: number }>();
   return row?.n ?? 0;
+}
+
+/** Rows of a table for one notification or project, to show that a refusal wrote nothing. */
+export function countRows(table: "notifications" | "idempotency_keys" | "events", projectId: string): Promise<number> {
+  return count(table, "project_id = ?", projectId);
 }
 
 export interface StoredEvent {

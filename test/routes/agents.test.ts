@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { count } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
 
 // The quickstart's step 2 body byte for byte, as the shell hands it to curl ('\'' becomes ').
@@ -24,10 +25,7 @@ const QUICKSTART_AGENT_JSON = String.raw`{
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-async function agentCount(businessId: string): Promise<number> {
-  const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM agents WHERE business_id = ?").bind(businessId).first<{ n: number }>();
-  return row?.n ?? -1;
-}
+const agentCount = (businessId: string) => count("agents", "business_id = ?", businessId);
 
 async function createAgent(account: Account, overrides: Record<string, unknown> = {}) {
   const res = await api("POST", "/api/v1/agents", { key: account.key, body: { name: "Reminder", system_prompt: "Remind {{recipient_first_name}}.", ...overrides } });

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { count } from "../fixtures";
 import { api, signup } from "../helpers";
 
 const validSignup = () => ({
@@ -45,12 +46,11 @@ describe("POST /auth/signup", () => {
   it("rejects a duplicate email with 409 and creates nothing", async () => {
     const body = validSignup();
     expect((await api("POST", "/auth/signup", { body })).status).toBe(201);
-    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM businesses").first<{ n: number }>();
+    const before = await count("businesses");
     const res = await api("POST", "/auth/signup", { body: { ...body, email: body.email.toUpperCase() } });
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ statusCode: 409, error: "Conflict", code: "email_taken" });
-    const after = await env.DB.prepare("SELECT COUNT(*) AS n FROM businesses").first<{ n: number }>();
-    expect(after?.n).toBe(before?.n);
+    expect(await count("businesses")).toBe(before);
   });
 
   it.each([

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { count } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
 
 // The quickstart's step 3 body as curl sends it.
@@ -12,13 +13,8 @@ const QUICKSTART_CUSTOMER_JSON = `{
 
 const UNKNOWN_ID = "0193b1c2-7e4a-7c1e-9d5a-2f1e4c3b2a10";
 
-async function count(sql: string, ...binds: unknown[]): Promise<number> {
-  const row = await env.DB.prepare(sql).bind(...binds).first<{ n: number }>();
-  return row?.n ?? -1;
-}
-
-const customerCount = (projectId: string) => count("SELECT COUNT(*) AS n FROM customers WHERE project_id = ?", projectId);
-const phoneCount = (projectId: string) => count("SELECT COUNT(*) AS n FROM customer_phones WHERE project_id = ?", projectId);
+const customerCount = (projectId: string) => count("customers", "project_id = ?", projectId);
+const phoneCount = (projectId: string) => count("customer_phones", "project_id = ?", projectId);
 
 let serial = 0;
 async function createCustomer(account: Account, overrides: Record<string, unknown> = {}) {
@@ -287,7 +283,7 @@ describe("DELETE /api/v1/customers/{id}", () => {
     expect((await api("GET", `/api/v1/customers/${customer.id}`, { key: account.key })).status).toBe(404);
     expect(await customerCount(account.projectId)).toBe(0);
     expect(await phoneCount(account.projectId)).toBe(0);
-    expect(await count("SELECT COUNT(*) AS n FROM notifications WHERE customer_id = ?", customer.id)).toBe(1);
+    expect(await count("notifications", "customer_id = ?", customer.id)).toBe(1);
 
     const again = await api("DELETE", `/api/v1/customers/${customer.id}`, { key: account.key });
     expect(again.status).toBe(404);

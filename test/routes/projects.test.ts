@@ -1,13 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { count } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
 
 const UNKNOWN_ID = "0193b1c2-7e4a-7c1e-9d5a-2f1e4c3b2a10";
-
-async function count(sql: string, ...binds: unknown[]): Promise<number> {
-  const row = await env.DB.prepare(sql).bind(...binds).first<{ n: number }>();
-  return row?.n ?? -1;
-}
 
 async function createProject(account: Account, name = "second") {
   const res = await api("POST", "/api/v1/projects", { token: account.accessToken, body: { name } });
@@ -69,7 +65,7 @@ describe("projects", () => {
     const create = await api("POST", "/api/v1/projects", { key: account.key, body: { name: "sneaky" } });
     expect(create.status).toBe(403);
     expect(create.body.code).toBe("user_token_required");
-    expect(await count("SELECT COUNT(*) AS n FROM projects WHERE business_id = ?", account.businessId)).toBe(1);
+    expect(await count("projects", "business_id = ?", account.businessId)).toBe(1);
     expect((await api("GET", "/api/v1/projects")).status).toBe(401);
   });
 
@@ -78,7 +74,7 @@ describe("projects", () => {
     const res = await api("POST", "/api/v1/projects", { token: account.accessToken, body: { name: " " } });
     expect(res.status).toBe(400);
     expect(res.body.details).toEqual([{ path: "name", message: expect.any(String) }]);
-    expect(await count("SELECT COUNT(*) AS n FROM projects WHERE business_id = ?", account.businessId)).toBe(1);
+    expect(await count("projects", "business_id = ?", account.businessId)).toBe(1);
   });
 
   it("GET /projects/{projectId}: a user reaches every project of the business, an API key only its own", async () => {
@@ -169,7 +165,7 @@ describe("API keys", () => {
     const res = await api("POST", "/api/v1/api-keys", { key: account.key, body: {} });
     expect(res.status).toBe(400);
     expect(res.body.details).toEqual([{ path: "name", message: expect.any(String) }]);
-    expect(await count("SELECT COUNT(*) AS n FROM api_keys WHERE project_id = ?", account.projectId)).toBe(1);
+    expect(await count("api_keys", "project_id = ?", account.projectId)).toBe(1);
   });
 
   it("a revoked key gets 401 from the next request on; the others keep working", async () => {

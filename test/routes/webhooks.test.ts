@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { webhookRoutes } from "../../src/routes/webhooks";
+import { count } from "../fixtures";
 import { api, BASE, inbox, signup, uniqueName, type Account } from "../helpers";
 import { quickstartSignature, verifyStandardSignature } from "../webhooks/verify";
 
@@ -14,13 +15,6 @@ async function create(account: Account, body: Record<string, unknown> = {}) {
   const res = await api("POST", base(account), { key: account.key, body: { url: receiver(uniqueName("hook")), events: ["call.summary"], ...body } });
   expect(res.status).toBe(201);
   return res.body;
-}
-
-async function count(table: string, where = "1 = 1", ...params: unknown[]): Promise<number> {
-  const row = await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`)
-    .bind(...params)
-    .first<{ n: number }>();
-  return row?.n ?? 0;
 }
 
 async function storedEndpoint(id: string) {
