@@ -5,9 +5,9 @@ import worker from "../../src/index";
 import { webhookRoutes } from "../../src/routes/webhooks";
 import { count } from "../fixtures";
 import { api, BASE, inbox, signup, uniqueName, type Account } from "../helpers";
+import { WAIT } from "../webhooks/support";
 import { quickstartSignature, verifyStandardSignature } from "../webhooks/verify";
 
-const WAIT = { timeout: 15_000, interval: 100 };
 const receiver = (name: string) => `http://receiver.test/${name}`;
 const base = (account: Account) => `/api/v1/projects/${account.projectId}/webhooks`;
 

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { attemptDelivery, GONE_REASON, parseRetryAfter, RESPONSE_BODY_LIMIT, retryDelaySeconds, type WebhookSettings } from "../../src/webhooks/deliver";
 import { api, inbox, signup, uniqueName } from "../helpers";
-import { createEndpoint, db, emit, endpointWithDelivery, getDelivery, getEndpoint, runConsumer, target, waitForDelivery, WAIT } from "./support";
+import { createEndpoint, db, emit, endpointWithDelivery, getDelivery, getEndpoint, runConsumer, target, waitForDelivery, waitForInbox } from "./support";
 import { quickstartSignature, verifyStandardSignature } from "./verify";
 
 const devSettings = (overrides: Partial<WebhookSettings> = {}): WebhookSettings => ({
@@ -21,11 +21,7 @@ describe("delivery through the real queue", () => {
     const prepared = await emit(account);
     const [deliveryId] = prepared.deliveryIds;
 
-    const [request] = await vi.waitFor(async () => {
-      const requests = await inbox(name);
-      expect(requests).toHaveLength(1);
-      return requests;
-    }, WAIT);
+    const [request] = await waitForInbox(name, 1);
     expect(request!.body).toBe(prepared.payload);
     expect(request!.headers).toMatchObject({
       "content-type": "application/json",

@@ -18,8 +18,8 @@ import {
   setDelivery,
   storedDelivery,
   unavailableQueue,
-  WAIT,
   waitForDelivery,
+  waitForInbox,
 } from "./support";
 import { quickstartSignature } from "./verify";
 
@@ -37,14 +37,6 @@ function silenceErrors() {
 /** The cron fires after the delivery has been overdue for a while: its stored due time moves back. */
 async function makeOverdue(deliveryId: string) {
   await setDelivery(deliveryId, { next_retry_at: secondsFromNow(-(SWEEP_GRACE_SECONDS + 60)) });
-}
-
-async function waitForRequests(name: string, count: number) {
-  return vi.waitFor(async () => {
-    const requests = await inbox(name);
-    expect(requests).toHaveLength(count);
-    return requests;
-  }, WAIT);
 }
 
 describe("the outbox sweeper", () => {
@@ -72,7 +64,7 @@ describe("the outbox sweeper", () => {
     // A later run finds it overdue and hands it to the (working) queue.
     await makeOverdue(deliveryId!);
     await runSweeper();
-    const [request] = await waitForRequests(name, 1);
+    const [request] = await waitForInbox(name, 1);
     expect(request!.body).toBe(prepared.payload);
     expect(request!.headers["webhook-id"]).toBe(prepared.eventId);
     expect(request!.headers["x-echo-signature"]).toBe(quickstartSignature(endpoint.signing_secret, request!.body));
@@ -131,7 +123,7 @@ describe("the outbox sweeper", () => {
 
     await setDelivery(deliveryId!, { lease_until: secondsFromNow(-1) });
     await runSweeper();
-    await waitForRequests(name, 1);
+    await waitForInbox(name, 1);
     expect(await waitForDelivery(account, endpoint.id, deliveryId!, "success")).toMatchObject({ attempt_count: 1 });
   });
 
@@ -174,7 +166,7 @@ describe("claiming a delivery before each attempt", () => {
     const { account, name, endpoint, deliveryId } = await endpointWithDelivery("sleep-1000", { queue: false });
 
     const first = runConsumer([{ body: { deliveryId } }]);
-    await waitForRequests(name, 1);
+    await waitForInbox(name, 1);
     // The receiver is still answering the first POST.
     expect((await storedDelivery(deliveryId!))?.lease_until).not.toBeNull();
     const duplicate = await runConsumer([{ body: { deliveryId } }]);

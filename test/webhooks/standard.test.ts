@@ -4,19 +4,11 @@
  */
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { describe, expect, it, vi } from "vitest";
-import { api, inbox, signup, uniqueName } from "../helpers";
-import { createEndpoint, emit, WAIT } from "./support";
+import { api, signup, uniqueName } from "../helpers";
+import { createEndpoint, emit, waitForInbox } from "./support";
 import { quickstartSignature } from "./verify";
 
 type Received = { body: string; headers: Record<string, string> };
-
-async function received(name: string): Promise<Received> {
-  return vi.waitFor(async () => {
-    const requests = await inbox(name);
-    expect(requests).toHaveLength(1);
-    return requests[0]!;
-  }, WAIT);
-}
 
 function standardHeaders(request: Received) {
   return { "webhook-id": request.headers["webhook-id"]!, "webhook-timestamp": request.headers["webhook-timestamp"]!, "webhook-signature": request.headers["webhook-signature"]! };
@@ -28,7 +20,7 @@ describe("a receiver verifying a delivery", () => {
     const name = uniqueName("standard");
     const endpoint = await createEndpoint(account, name);
     const prepared = await emit(account);
-    const request = await received(name);
+    const request = (await waitForInbox(name, 1))[0]!;
     const headers = standardHeaders(request);
 
     expect(headers["webhook-id"]).toBe(prepared.eventId);
@@ -53,7 +45,7 @@ describe("a receiver verifying a delivery", () => {
     const name = uniqueName("replay");
     const endpoint = await createEndpoint(account, name);
     await emit(account);
-    const request = await received(name);
+    const request = (await waitForInbox(name, 1))[0]!;
     vi.useFakeTimers({ toFake: ["Date"] });
     try {
       vi.setSystemTime(Date.now() + 10 * 60_000);
@@ -72,7 +64,7 @@ describe("a receiver verifying a delivery", () => {
     const newSecret: string = rotated.body.signing_secret;
 
     await emit(account);
-    const request = await received(name);
+    const request = (await waitForInbox(name, 1))[0]!;
     const headers = standardHeaders(request);
     const [newSignature, oldSignature, ...more] = headers["webhook-signature"].split(" ");
     expect(more).toEqual([]);

@@ -7,7 +7,7 @@ import worker from "../../src/index";
 import { createDb } from "../../src/db/client";
 import { loadDeliveryTarget, type DeliveryMessage } from "../../src/webhooks/deliver";
 import { enqueueDeliveries, prepareEvent, type EventName } from "../../src/webhooks/emit";
-import { api, signup, uniqueName, type Account } from "../helpers";
+import { api, inbox, signup, uniqueName, type Account } from "../helpers";
 
 export const db = createDb(env.DB);
 export const WAIT = { timeout: 15_000, interval: 100 };
@@ -83,6 +83,15 @@ export function recordingQueue(): Queue<DeliveryMessage> & { sent: string[] } {
     },
   };
   return queue as unknown as Queue<DeliveryMessage> & { sent: string[] };
+}
+
+/** What the fake receiver's inbox `name` got, once it holds exactly `count` requests. */
+export function waitForInbox(name: string, count: number) {
+  return vi.waitFor(async () => {
+    const requests = await inbox(name);
+    expect(requests).toHaveLength(count);
+    return requests;
+  }, WAIT);
 }
 
 export async function getDelivery(account: Account, webhookId: string, deliveryId: string) {
