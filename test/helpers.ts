@@ -1,4 +1,6 @@
-import { exports } from "cloudflare:workers";
+import { createExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import worker from "../src/index";
 
 export const BASE = "http://localhost";
 
@@ -8,11 +10,14 @@ export interface ApiResponse<T = any> {
   body: T;
 }
 
-/** Calls the Worker like a user would: JSON in, JSON out. */
+/**
+ * Calls the Worker like a user would: JSON in, JSON out. With `bindings`, the Worker's fetch
+ * handler serves the request with its bindings, those replaced (e.g. ENVIRONMENT, WEBHOOK_QUEUE).
+ */
 export async function api<T = any>(
   method: string,
   path: string,
-  options: { key?: string; token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  options: { key?: string; token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string>; bindings?: Partial<Cloudflare.Env> } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.key) headers["x-api-key"] = options.key;
@@ -21,7 +26,10 @@ export async function api<T = any>(
   if (options.rawBody !== undefined) body = options.rawBody;
   else if (options.body !== undefined) body = JSON.stringify(options.body);
   if (body !== undefined) headers["content-type"] ??= "application/json";
-  const response = await exports.default.fetch(new Request(`${BASE}${path}`, { method, headers, body }));
+  const request = new Request(`${BASE}${path}`, { method, headers, body });
+  const response = options.bindings
+    ? await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, ...options.bindings }, createExecutionContext())
+    : await exports.default.fetch(request);
   const text = await response.text();
   let parsed: unknown = text;
   try {

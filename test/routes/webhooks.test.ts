@@ -1,10 +1,8 @@
-import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import worker from "../../src/index";
 import { webhookRoutes } from "../../src/routes/webhooks";
 import { count } from "../fixtures";
-import { api, BASE, inbox, signup, uniqueName, type Account } from "../helpers";
+import { api, inbox, signup, uniqueName, type Account } from "../helpers";
 import { WAIT } from "../webhooks/support";
 import { quickstartSignature, verifyStandardSignature } from "../webhooks/verify";
 
@@ -94,11 +92,7 @@ describe("POST /projects/{projectId}/webhooks", () => {
 });
 
 /** The API as deployed: ENVIRONMENT=production, where receivers must be public https:// hosts. */
-async function productionApi(method: string, path: string, key: string, body: unknown) {
-  const request = new Request(`${BASE}${path}`, { method, headers: { "x-api-key": key, "content-type": "application/json" }, body: JSON.stringify(body) });
-  const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, ENVIRONMENT: "production" }, createExecutionContext());
-  return { status: response.status, body: (await response.json()) as any };
-}
+const production = { ENVIRONMENT: "production" };
 
 describe("the SSRF guard in production", () => {
   it.each([
@@ -118,15 +112,15 @@ describe("the SSRF guard in production", () => {
   ])("refuses %s with 422 at create and at update", async (_label, url, reason) => {
     const account = await signup();
     const base = `/api/v1/projects/${account.projectId}/webhooks`;
-    const created = await productionApi("POST", base, account.key, { url, events: ["call.summary"] });
+    const created = await api("POST", base, { key: account.key, body: { url, events: ["call.summary"] }, bindings: production });
     expect(created.status).toBe(422);
     expect(created.body).toMatchObject({ code: "webhook_url_not_allowed" });
     expect(created.body.message).toContain(reason);
     expect(await count("webhook_endpoints", "project_id = ?", account.projectId)).toBe(0);
 
-    const allowed = await productionApi("POST", base, account.key, { url: "https://hooks.example.com:8443/echo", events: ["call.summary"] });
+    const allowed = await api("POST", base, { key: account.key, body: { url: "https://hooks.example.com:8443/echo", events: ["call.summary"] }, bindings: production });
     expect(allowed.status).toBe(201);
-    const updated = await productionApi("PATCH", `${base}/${allowed.body.id}`, account.key, { url });
+    const updated = await api("PATCH", `${base}/${allowed.body.id}`, { key: account.key, body: { url }, bindings: production });
     expect(updated.status).toBe(422);
     expect(updated.body.message).toContain(reason);
     expect(await storedEndpoint(allowed.body.id)).toMatchObject({ url: "https://hooks.example.com:8443/echo" });

@@ -1,10 +1,8 @@
-import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import worker from "../../src/index";
-import { claimDelivery, loadDeliveryTarget, type DeliveryMessage } from "../../src/webhooks/deliver";
+import { claimDelivery, loadDeliveryTarget } from "../../src/webhooks/deliver";
 import { SWEEP_GRACE_SECONDS, sweepOutbox } from "../../src/webhooks/sweep";
-import { api, BASE, inbox, signup, uniqueName } from "../helpers";
+import { api, inbox, signup, uniqueName } from "../helpers";
 import {
   createEndpoint,
   db,
@@ -22,13 +20,6 @@ import {
   waitForInbox,
 } from "./support";
 import { quickstartSignature } from "./verify";
-
-/** An API call served with the Worker's bindings except the queue. */
-async function apiWithQueue(queue: Queue<DeliveryMessage>, method: string, path: string, key: string) {
-  const request = new Request(`${BASE}${path}`, { method, headers: { "x-api-key": key } });
-  const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, WEBHOOK_QUEUE: queue }, createExecutionContext());
-  return { status: response.status, body: (await response.json()) as any };
-}
 
 function silenceErrors() {
   return vi.spyOn(console, "error").mockImplementation(() => undefined);
@@ -133,7 +124,7 @@ describe("the outbox sweeper", () => {
     await setDelivery(deliveryId!, { status: "failed", next_retry_at: null });
 
     const errors = silenceErrors();
-    const retry = await apiWithQueue(unavailableQueue(), "POST", `/api/v1/projects/${account.projectId}/webhooks/${endpoint.id}/deliveries/${deliveryId}/retry`, account.key);
+    const retry = await api("POST", `/api/v1/projects/${account.projectId}/webhooks/${endpoint.id}/deliveries/${deliveryId}/retry`, { key: account.key, bindings: { WEBHOOK_QUEUE: unavailableQueue() } });
     errors.mockRestore();
     expect(retry.status).toBe(202);
     expect(retry.body).toMatchObject({ id: deliveryId, status: "pending" });
