@@ -11,6 +11,7 @@ import {
   storedEvents,
   waitUntilEnded as waitUntilNotificationEnded,
 } from "../fixtures";
+import { realtimeSessions, scriptRealtime, sha256Hex, type RealtimeScript } from "../fakes/realtime-client";
 import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
 import { api, inbox, signup, uniqueName, type Account } from "../helpers";
 import { createEndpoint } from "../webhooks/support";
@@ -28,36 +29,6 @@ const FRAME_BYTES = 160;
 /** A μ-law byte that is not one of the two silences: the fake's VAD hears speech. */
 const SPEECH = 0x10;
 
-interface RealtimeScript {
-  responses?: string[];
-  audio_deltas?: number;
-  audio_bytes_per_delta?: number;
-  delta_interval_ms?: number;
-  caller_turns?: string[];
-  end_call_after_turn?: number | null;
-  drop_after_events?: number | null;
-  drop_sessions?: number | null;
-}
-
-interface RealtimeSession {
-  id: string;
-  instructions: string;
-  client_events: Array<Record<string, any>>;
-  server_events: string[];
-  sent_audio: Array<{ item_id: string; bytes: number; sha256: string }>;
-  errors: unknown[];
-  closed: { by: string; code: number; reason: string } | null;
-}
-
-async function realtimeSessions(marker: string): Promise<RealtimeSession[]> {
-  return (await fetch(`https://api.openai.com/_fake/realtime/sessions?match=${encodeURIComponent(marker)}`)).json();
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 interface LiveCall {
   account: Account;
   /** In the agent's prompt, so the fake Realtime session of this call is found (and scripted) by it. */
@@ -71,8 +42,7 @@ interface LiveCall {
 async function placeLiveCall(script: RealtimeScript, options: { phone?: string; idempotencyKey?: string; voicemailMessage?: string } = {}): Promise<LiveCall> {
   const account = await signup();
   const marker = `live-${crypto.randomUUID()}`;
-  const scripted = await fetch("https://api.openai.com/_fake/realtime/script", { method: "POST", body: JSON.stringify({ match: marker, ...script }) });
-  expect(scripted.status).toBe(200);
+  await scriptRealtime(marker, script);
   const agent = await createAgent(account, {
     ...QUICKSTART_AGENT,
     system_prompt: `${QUICKSTART_AGENT.system_prompt} (${marker})`,

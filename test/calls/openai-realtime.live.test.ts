@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { EngineEvent, EngineSessionConfig } from "../../src/calls/engine";
 import { createOpenAIRealtimeEngine } from "../../src/calls/openai-realtime";
 import { getConfig } from "../../src/env";
+import { realtimeSessions, scriptRealtime, sha256Hex, type FakeRealtimeSession, type RealtimeScript } from "../fakes/realtime-client";
 import { uniqueName } from "../helpers";
 
 /**
@@ -13,35 +14,16 @@ import { uniqueName } from "../helpers";
 
 const openai = getConfig(env).openai;
 
-interface FakeSession {
-  model: string;
-  client_events: Array<Record<string, any>>;
-  server_events: string[];
-  sent_audio: Array<{ item_id: string; bytes: number; sha256: string }>;
-  errors: Array<{ code: string; message: string; event_id: string | null }>;
-  closed: { by: string; code: number; reason: string } | null;
-}
-
-async function script(match: string, fields: Record<string, unknown> = {}): Promise<void> {
-  const response = await fetch("https://api.openai.com/_fake/realtime/script", { method: "POST", body: JSON.stringify({ match, ...fields }) });
-  expect(response.status).toBe(200);
-}
-
-async function fakeSessions(match: string): Promise<FakeSession[]> {
-  const response = await fetch(`https://api.openai.com/_fake/realtime/sessions?match=${encodeURIComponent(match)}`);
-  return response.json();
-}
-
-async function onlySession(match: string): Promise<FakeSession> {
-  const [session, ...others] = await fakeSessions(match);
+async function onlySession(match: string): Promise<FakeRealtimeSession> {
+  const [session, ...others] = await realtimeSessions(match);
   expect(others).toHaveLength(0);
   return session!;
 }
 
 /** A fresh engine, its events as they arrive, and a unique marker scripted in the fake. */
-async function setup(fields: Record<string, unknown> = {}, apiKey = openai.apiKey ?? "") {
+async function setup(fields: RealtimeScript = {}, apiKey = openai.apiKey ?? "") {
   const marker = uniqueName("realtime");
-  await script(marker, fields);
+  await scriptRealtime(marker, fields);
   const engine = createOpenAIRealtimeEngine({ ...openai, apiKey }, { connectTimeoutMs: 2_000 });
   const events: EngineEvent[] = [];
   const session: EngineSessionConfig = { instructions: `You call Jane for Acme. [${marker}]`, voice: null, language: null, history: [] };
@@ -50,11 +32,6 @@ async function setup(fields: Record<string, unknown> = {}, apiKey = openai.apiKe
 
 function ofType<T extends EngineEvent["type"]>(events: EngineEvent[], type: T): Extract<EngineEvent, { type: T }>[] {
   return events.filter((event): event is Extract<EngineEvent, { type: T }> => event.type === type);
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /** One 20 ms μ-law frame: 0xFF is silence, anything else is speech to the fake's VAD. */
@@ -260,7 +237,7 @@ describe("OpenAI Realtime engine", () => {
     const { marker, engine, events, session, record } = await setup({}, "sk-wrong-key");
     await expect(engine.connect(session, record)).rejects.toThrow(/refused the connection: 401 Incorrect API key/);
     expect(events).toEqual([]);
-    expect(await fakeSessions(marker)).toEqual([]);
+    expect(await realtimeSessions(marker)).toEqual([]);
   });
 
   it("connect fails when the model refuses the configuration", async () => {
