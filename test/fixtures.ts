@@ -3,18 +3,12 @@ import { expect, vi } from "vitest";
 import { createDb } from "../src/db/client";
 import { customers } from "../src/db/schema";
 import { nowIso, uuidv7 } from "../src/lib/ids";
-import { api, type Account, type ApiResponse } from "./helpers";
+import { api, expectStatus, type Account } from "./helpers";
 
 /**
  * Agents and customers for notification tests, made through the API like a user would. The one
  * state the API cannot reach — a customer without any phone — is written straight to D1.
  */
-
-async function expectOk<T>(response: Promise<ApiResponse<T>>, status: number, what: string): Promise<T> {
-  const res = await response;
-  if (res.status !== status) throw new Error(`${what} failed: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
 
 export interface AgentInput {
   name: string;
@@ -26,12 +20,12 @@ export interface AgentInput {
 }
 
 export async function createAgent(account: Account, input: AgentInput): Promise<{ id: string }> {
-  return expectOk(api("POST", "/api/v1/agents", { key: account.key, body: input }), 201, "POST /agents");
+  return expectStatus(api("POST", "/api/v1/agents", { key: account.key, body: input }), 201);
 }
 
 /** DELETE /api/v1/agents/{id}: the agent stays, disabled. */
 export async function disableAgent(account: Account, agentId: string): Promise<void> {
-  await expectOk(api("DELETE", `/api/v1/agents/${agentId}`, { key: account.key }), 200, "DELETE /agents/{id}");
+  await expectStatus(api("DELETE", `/api/v1/agents/${agentId}`, { key: account.key }), 200);
 }
 
 export interface CustomerInput {
@@ -48,7 +42,7 @@ export interface CreatedCustomer {
 }
 
 export async function createCustomer(account: Account, input: CustomerInput): Promise<CreatedCustomer> {
-  if (input.phone !== null) return expectOk(api("POST", "/api/v1/customers", { key: account.key, body: input }), 201, "POST /customers");
+  if (input.phone !== null) return expectStatus(api("POST", "/api/v1/customers", { key: account.key, body: input }), 201);
   const now = nowIso();
   const id = uuidv7();
   await createDb(env.DB)
@@ -59,7 +53,7 @@ export async function createCustomer(account: Account, input: CustomerInput): Pr
 
 /** PATCH /api/v1/customers/{id}/phones/{phoneId} with {status}. */
 export async function setPhoneStatus(account: Account, customerId: string, phoneId: string, status: "active" | "opted_out" | "invalid"): Promise<void> {
-  await expectOk(api("PATCH", `/api/v1/customers/${customerId}/phones/${phoneId}`, { key: account.key, body: { status } }), 200, "PATCH /customers/{id}/phones/{phoneId}");
+  await expectStatus(api("PATCH", `/api/v1/customers/${customerId}/phones/${phoneId}`, { key: account.key, body: { status } }), 200);
 }
 
 /** The quickstart's agent (step 2), its prompt exactly as the shell's quoting yields it. */

@@ -1,5 +1,6 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
 import worker from "../src/index";
 
 export const BASE = "http://localhost";
@@ -40,6 +41,13 @@ export async function api<T = any>(
   return { status: response.status, headers: response.headers, body: parsed as T };
 }
 
+/** The body of a response that must answer `status`; a failure shows the body. */
+export async function expectStatus<T>(response: Promise<ApiResponse<T>>, status: number): Promise<T> {
+  const res = await response;
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  return res.body;
+}
+
 let counter = 0;
 
 export interface Account {
@@ -52,22 +60,25 @@ export interface Account {
   email: string;
 }
 
+/** A valid POST /auth/signup body (the quickstart's step 1), with an email no one has used. */
+export function signupBody() {
+  counter += 1;
+  return {
+    email: `user${Date.now()}${counter}${Math.random().toString(36).slice(2, 8)}@example.com`,
+    password: "YourPassword123!",
+    first_name: "Jane",
+    last_name: "Doe",
+    business_name: "Acme Inc",
+    business_summary: "A SaaS platform for project management",
+    industry: "Software",
+  };
+}
+
 /** Signs up a fresh tenant (the quickstart's step 1) and returns its credentials. */
 export async function signup(overrides: Record<string, unknown> = {}): Promise<Account> {
-  counter += 1;
-  const email = `user${Date.now()}${counter}${Math.random().toString(36).slice(2, 8)}@example.com`;
-  const response = await api("POST", "/auth/signup", {
-    body: {
-      email,
-      password: "YourPassword123!",
-      first_name: "Jane",
-      last_name: "Doe",
-      business_name: "Acme Inc",
-      business_summary: "A SaaS platform for project management",
-      industry: "Software",
-      ...overrides,
-    },
-  });
+  const body = signupBody();
+  const email = body.email;
+  const response = await api("POST", "/auth/signup", { body: { ...body, ...overrides } });
   if (response.status !== 201) throw new Error(`signup failed: ${response.status} ${JSON.stringify(response.body)}`);
   const b = response.body;
   return {

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { api, signup, uniqueName, type Account } from "./helpers";
+import { api, expectStatus, signup, uniqueName, type Account } from "./helpers";
 
 /**
  * Another tenant's object is always a 404, whatever the route, and stays as it was.
@@ -79,24 +79,18 @@ const callers: Array<[string, (b: Account) => { key?: string; token?: string }]>
   ["B's Bearer token", (b) => ({ token: b.accessToken })],
 ];
 
-async function created(res: Promise<{ status: number; body: any }>): Promise<any> {
-  const { status, body } = await res;
-  if (status !== 201) throw new Error(`seeding failed: ${status} ${JSON.stringify(body)}`);
-  return body;
-}
-
 async function seed(a: Account, b: Account): Promise<Ids> {
-  const agent = await created(api("POST", "/api/v1/agents", { key: a.key, body: { name: "A's agent", system_prompt: "Hello {{recipient_first_name}}", output_schema: { type: "object" } } }));
-  const customer = await created(api("POST", "/api/v1/customers", { key: a.key, body: { external_id: "a-1", first_name: "Ann", last_name: "A", phone: "+14155550100" } }));
-  const phone = await created(api("POST", `/api/v1/customers/${customer.id}/phones`, { key: a.key, body: { value: "+14155550101" } }));
-  const apiKey = await created(api("POST", "/api/v1/api-keys", { key: a.key, body: { name: "A's key" } }));
-  const project = await created(api("POST", "/api/v1/projects", { token: a.accessToken, body: { name: "A's second project" } }));
-  const callerCustomer = await created(api("POST", "/api/v1/customers", { key: b.key, body: { external_id: "b-1", first_name: "Bob", last_name: "B", phone: "+14155550102" } }));
+  const agent = await expectStatus(api("POST", "/api/v1/agents", { key: a.key, body: { name: "A's agent", system_prompt: "Hello {{recipient_first_name}}", output_schema: { type: "object" } } }), 201);
+  const customer = await expectStatus(api("POST", "/api/v1/customers", { key: a.key, body: { external_id: "a-1", first_name: "Ann", last_name: "A", phone: "+14155550100" } }), 201);
+  const phone = await expectStatus(api("POST", `/api/v1/customers/${customer.id}/phones`, { key: a.key, body: { value: "+14155550101" } }), 201);
+  const apiKey = await expectStatus(api("POST", "/api/v1/api-keys", { key: a.key, body: { name: "A's key" } }), 201);
+  const project = await expectStatus(api("POST", "/api/v1/projects", { token: a.accessToken, body: { name: "A's second project" } }), 201);
+  const callerCustomer = await expectStatus(api("POST", "/api/v1/customers", { key: b.key, body: { external_id: "b-1", first_name: "Bob", last_name: "B", phone: "+14155550102" } }), 201);
   // The call is left to finish, and the webhook comes after it, so that nothing of A's changes by itself.
-  const notification = await created(api("POST", "/api/v1/notifications", { key: a.key, body: { customer_id: customer.id, agent_id: agent.id } }));
+  const notification = await expectStatus(api("POST", "/api/v1/notifications", { key: a.key, body: { customer_id: customer.id, agent_id: agent.id } }), 201);
   const notificationId: string = notification.notification.id;
   await vi.waitFor(async () => expect((await api("GET", `/api/v1/notifications/${notificationId}`, { key: a.key })).body.status).toBe("completed"), { timeout: 10_000, interval: 50 });
-  const webhook = await created(api("POST", `/api/v1/projects/${a.projectId}/webhooks`, { key: a.key, body: { url: `http://receiver.test/${uniqueName("tenancy")}`, events: ["call.ended"] } }));
+  const webhook = await expectStatus(api("POST", `/api/v1/projects/${a.projectId}/webhooks`, { key: a.key, body: { url: `http://receiver.test/${uniqueName("tenancy")}`, events: ["call.ended"] } }), 201);
   const test = await api("POST", `/api/v1/projects/${a.projectId}/webhooks/${webhook.id}/test`, { key: a.key });
   expect(test.body.status).toBe("success");
   return {

@@ -1,21 +1,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { count } from "../fixtures";
-import { api, signup } from "../helpers";
-
-const validSignup = () => ({
-  email: `jane${Date.now()}${Math.random().toString(36).slice(2)}@example.com`,
-  password: "YourPassword123!",
-  first_name: "Jane",
-  last_name: "Doe",
-  business_name: "Acme Inc",
-  business_summary: "A SaaS platform for project management",
-  industry: "Software",
-});
+import { api, signup, signupBody } from "../helpers";
 
 describe("POST /auth/signup", () => {
   it("creates the business, default project and an API key stored only as a hash", async () => {
-    const body = validSignup();
+    const body = signupBody();
     const res = await api("POST", "/auth/signup", { body });
     expect(res.status).toBe(201);
     expect(res.headers.get("x-request-id")).toBeTruthy();
@@ -39,12 +29,12 @@ describe("POST /auth/signup", () => {
   });
 
   it("is also served under /api/auth", async () => {
-    const res = await api("POST", "/api/auth/signup", { body: validSignup() });
+    const res = await api("POST", "/api/auth/signup", { body: signupBody() });
     expect(res.status).toBe(201);
   });
 
   it("rejects a duplicate email with 409 and creates nothing", async () => {
-    const body = validSignup();
+    const body = signupBody();
     expect((await api("POST", "/auth/signup", { body })).status).toBe(201);
     const before = await count("businesses");
     const res = await api("POST", "/auth/signup", { body: { ...body, email: body.email.toUpperCase() } });
@@ -60,7 +50,7 @@ describe("POST /auth/signup", () => {
     ["industry", { industry: undefined }],
     ["first_name", { first_name: 42 }],
   ])("returns 400 naming %s when it is invalid", async (path, override) => {
-    const res = await api("POST", "/auth/signup", { body: { ...validSignup(), ...override } });
+    const res = await api("POST", "/auth/signup", { body: { ...signupBody(), ...override } });
     expect(res.status).toBe(400);
     expect(res.body.code).toBe("validation_error");
     expect(res.body.details).toEqual(expect.arrayContaining([expect.objectContaining({ path })]));
