@@ -1,5 +1,6 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { ACCOUNT_SID, AUTH_TOKEN, OWNED_NUMBER } from "./test/fakes/twilio.mjs";
 
 /** Settings every test worker shares; each project adds the ones that choose how calls are made. */
 const COMMON_BINDINGS = {
@@ -14,9 +15,9 @@ const COMMON_BINDINGS = {
  * answer on the real hosts (api.twilio.com, api.openai.com): no base URL is overridden.
  */
 const LIVE_BINDINGS = {
-  TWILIO_ACCOUNT_SID: "AC00000000000000000000000000000000",
-  TWILIO_AUTH_TOKEN: "fake-twilio-auth-token-0000000000",
-  TWILIO_FROM_NUMBER: "+14155550000",
+  TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+  TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+  TWILIO_FROM_NUMBER: OWNED_NUMBER,
   OPENAI_API_KEY: "sk-fake-openai-key",
   PUBLIC_BASE_URL: "https://echo.test",
 };
