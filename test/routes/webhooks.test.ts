@@ -200,34 +200,31 @@ describe("tenant isolation", () => {
     const test = await api("POST", `${base(owner)}/${hook.id}/test`, { key: owner.key });
     const before = await storedEndpoint(hook.id);
 
+    type Route = [method: string, path: string, body: unknown];
+    // The owner's webhook and its deliveries, reached under the project `projectBase`.
+    const hookRoutes = (projectBase: string): Route[] => [
+      ["GET", `${projectBase}/${hook.id}`, undefined],
+      ["PATCH", `${projectBase}/${hook.id}`, { status: "disabled" }],
+      ["DELETE", `${projectBase}/${hook.id}`, undefined],
+      ["POST", `${projectBase}/${hook.id}/secret/rotate`, undefined],
+      ["POST", `${projectBase}/${hook.id}/test`, undefined],
+      ["GET", `${projectBase}/${hook.id}/deliveries`, undefined],
+      ["GET", `${projectBase}/${hook.id}/deliveries/${test.body.id}`, undefined],
+      ["POST", `${projectBase}/${hook.id}/deliveries/${test.body.id}/retry`, undefined],
+    ];
     const viaOwnersProject = base(owner);
     const viaOwnProject = base(other);
-    for (const [method, path, body] of [
+    const ownersProjectRoutes: Route[] = [
       ["GET", viaOwnersProject, undefined],
       ["POST", viaOwnersProject, { url: receiver("x"), events: ["call.ended"] }],
-      ["GET", `${viaOwnersProject}/${hook.id}`, undefined],
-      ["PATCH", `${viaOwnersProject}/${hook.id}`, { status: "disabled" }],
-      ["DELETE", `${viaOwnersProject}/${hook.id}`, undefined],
-      ["POST", `${viaOwnersProject}/${hook.id}/secret/rotate`, undefined],
-      ["POST", `${viaOwnersProject}/${hook.id}/test`, undefined],
-      ["GET", `${viaOwnersProject}/${hook.id}/deliveries`, undefined],
-      ["GET", `${viaOwnersProject}/${hook.id}/deliveries/${test.body.id}`, undefined],
-      ["POST", `${viaOwnersProject}/${hook.id}/deliveries/${test.body.id}/retry`, undefined],
-    ] as const) {
+      ...hookRoutes(viaOwnersProject),
+    ];
+    for (const [method, path, body] of ownersProjectRoutes) {
       const res = await api(method, path, { key: other.key, body });
       expect(res.status, `${method} ${path}`).toBe(404);
       expect(res.body.code).toBe("project_not_found");
     }
-    for (const [method, path, body] of [
-      ["GET", `${viaOwnProject}/${hook.id}`, undefined],
-      ["PATCH", `${viaOwnProject}/${hook.id}`, { status: "disabled" }],
-      ["DELETE", `${viaOwnProject}/${hook.id}`, undefined],
-      ["POST", `${viaOwnProject}/${hook.id}/secret/rotate`, undefined],
-      ["POST", `${viaOwnProject}/${hook.id}/test`, undefined],
-      ["GET", `${viaOwnProject}/${hook.id}/deliveries`, undefined],
-      ["GET", `${viaOwnProject}/${hook.id}/deliveries/${test.body.id}`, undefined],
-      ["POST", `${viaOwnProject}/${hook.id}/deliveries/${test.body.id}/retry`, undefined],
-    ] as const) {
+    for (const [method, path, body] of hookRoutes(viaOwnProject)) {
       const res = await api(method, path, { key: other.key, body });
       expect(res.status, `${method} ${path}`).toBe(404);
       expect(res.body.code).toBe("webhook_not_found");
