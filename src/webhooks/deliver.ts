@@ -63,7 +63,7 @@ export const isLeaseFree = (atIso: string) => or(isNull(webhookDeliveries.leaseU
 /** A delivery's event (the stored bytes), in the same project. */
 export const deliveryEvent = and(eq(events.id, webhookDeliveries.eventId), eq(events.projectId, webhookDeliveries.projectId));
 /** A delivery's endpoint, in the same project. */
-const deliveryEndpoint = and(eq(webhookEndpoints.id, webhookDeliveries.webhookEndpointId), eq(webhookEndpoints.projectId, webhookDeliveries.projectId));
+export const deliveryEndpoint = and(eq(webhookEndpoints.id, webhookDeliveries.webhookEndpointId), eq(webhookEndpoints.projectId, webhookDeliveries.projectId));
 /** Cloudflare Queues refuses a longer `delaySeconds` (12 h). */
 const MAX_QUEUE_DELAY_SECONDS = 43_200;
 const JITTER = 0.2;
@@ -159,18 +159,6 @@ export async function claimDelivery(db: Database, deliveryId: string, leaseForMs
 
 function isDeliveryMessage(body: unknown): body is DeliveryMessage {
   return typeof body === "object" && body !== null && typeof (body as { deliveryId?: unknown }).deliveryId === "string";
-}
-
-/** The delivery with its endpoint and stored bytes, without claiming it. */
-export async function loadDeliveryTarget(db: Database, deliveryId: string): Promise<DeliveryTarget | null> {
-  const [row] = await db
-    .select({ delivery: webhookDeliveries, endpoint: webhookEndpoints, payload: events.payload })
-    .from(webhookDeliveries)
-    .innerJoin(webhookEndpoints, deliveryEndpoint)
-    .innerJoin(events, deliveryEvent)
-    .where(eq(webhookDeliveries.id, deliveryId))
-    .limit(1);
-  return row ?? null;
 }
 
 interface HttpOutcome {

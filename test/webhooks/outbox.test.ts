@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { claimDelivery, loadDeliveryTarget } from "../../src/webhooks/deliver";
+import { claimDelivery } from "../../src/webhooks/deliver";
 import { SWEEP_GRACE_SECONDS, sweepOutbox } from "../../src/webhooks/sweep";
 import { api, inbox, signup, uniqueName } from "../helpers";
 import {
@@ -15,6 +15,7 @@ import {
   secondsFromNow,
   setDelivery,
   storedDelivery,
+  target,
   unavailableQueue,
   waitForDelivery,
   waitForInbox,
@@ -142,11 +143,11 @@ describe("the outbox sweeper", () => {
 describe("claiming a delivery before each attempt", () => {
   it("takes a due delivery once, with exactly what an unclaimed read returns", async () => {
     const { deliveryId } = await endpointWithDelivery("claim", { queue: false });
-    const unclaimed = await loadDeliveryTarget(db, deliveryId!);
+    const unclaimed = await target(deliveryId!);
     const now = Date.now();
 
     const claimed = await claimDelivery(db, deliveryId!, 30_000, now);
-    expect(claimed).toEqual({ ...unclaimed, delivery: { ...unclaimed!.delivery, leaseUntil: new Date(now + 30_000).toISOString() } });
+    expect(claimed).toEqual({ ...unclaimed, delivery: { ...unclaimed.delivery, leaseUntil: new Date(now + 30_000).toISOString() } });
     expect(await claimDelivery(db, deliveryId!, 30_000, now + 1_000)).toBeNull();
     // Once the claim has expired (its holder died), the delivery can be taken again.
     expect(await claimDelivery(db, deliveryId!, 30_000, now + 31_000)).not.toBeNull();

@@ -5,7 +5,9 @@ import type { BatchItem } from "drizzle-orm/batch";
 import { expect, vi } from "vitest";
 import worker from "../../src/index";
 import { createDb } from "../../src/db/client";
-import { loadDeliveryTarget, type DeliveryMessage } from "../../src/webhooks/deliver";
+import { eq } from "drizzle-orm";
+import { events, webhookDeliveries, webhookEndpoints } from "../../src/db/schema";
+import { deliveryEndpoint, deliveryEvent, type DeliveryMessage, type DeliveryTarget } from "../../src/webhooks/deliver";
 import { enqueueDeliveries, prepareEvent, type EventName } from "../../src/webhooks/emit";
 import { api, inbox, signup, uniqueName, type Account } from "../helpers";
 
@@ -134,8 +136,15 @@ export async function runSweeper(bindings: Partial<Cloudflare.Env> = {}) {
   await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }), { ...env, ...bindings });
 }
 
-export async function target(deliveryId: string) {
-  const found = await loadDeliveryTarget(db, deliveryId);
+/** The delivery with its endpoint and stored bytes, without claiming it. */
+export async function target(deliveryId: string): Promise<DeliveryTarget> {
+  const [found] = await db
+    .select({ delivery: webhookDeliveries, endpoint: webhookEndpoints, payload: events.payload })
+    .from(webhookDeliveries)
+    .innerJoin(webhookEndpoints, deliveryEndpoint)
+    .innerJoin(events, deliveryEvent)
+    .where(eq(webhookDeliveries.id, deliveryId))
+    .limit(1);
   if (!found) throw new Error(`delivery ${deliveryId} not found`);
   return found;
 }
