@@ -83,10 +83,11 @@ export class MediaBridge {
   /** Null while the engine connects (or reconnects): caller audio waits in `callerBacklog`. */
   private engine: VoiceEngine | null = null;
   private callerBacklog: string[] = [];
-  /** Twilio's stream started before the engine was ready: greet as soon as it is. */
-  private greetingPending = false;
-  /** The engine was lost mid-response: the new one picks up the conversation by speaking. */
-  private responseCutOff = false;
+  /**
+   * The next engine speaks first: Twilio's stream started before an engine was ready (the
+   * greeting), or the engine was lost mid-response (the new one picks the conversation up).
+   */
+  private respondOnNextEngine = false;
   /** Agent audio of a response has been sent since its last `response_done`. */
   private responseActive = false;
 
@@ -125,9 +126,8 @@ export class MediaBridge {
   useEngine(engine: VoiceEngine): void {
     if (this.closed) return;
     this.engine = engine;
-    if (this.greetingPending || this.responseCutOff) engine.respond();
-    this.greetingPending = false;
-    this.responseCutOff = false;
+    if (this.respondOnNextEngine) engine.respond();
+    this.respondOnNextEngine = false;
     for (const payload of this.callerBacklog) engine.appendCallerAudio(payload);
     this.callerBacklog = [];
   }
@@ -135,7 +135,7 @@ export class MediaBridge {
   /** The engine is gone: caller audio waits for the next one; a response it was giving is cut off. */
   engineLost(): void {
     this.engine = null;
-    this.responseCutOff = this.responseActive;
+    this.respondOnNextEngine ||= this.responseActive;
     this.responseActive = false;
     this.markSentAudio();
     this.sending = null;
@@ -231,7 +231,7 @@ export class MediaBridge {
     this.clearMessage = `{"event":"clear","streamSid":${sid}}`;
     // The greeting first: every moment before it is dead air for the callee.
     if (this.engine) this.engine.respond();
-    else this.greetingPending = true;
+    else this.respondOnNextEngine = true;
     this.events.streamStarted();
   }
 
