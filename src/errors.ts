@@ -21,7 +21,7 @@ const REASON_PHRASES: Record<number, string> = {
   503: "Service Unavailable",
 };
 
-export function reasonPhrase(status: number): string {
+function reasonPhrase(status: number): string {
   return REASON_PHRASES[status] ?? "Error";
 }
 

@@ -1,8 +1,8 @@
 import { jwtVerify, SignJWT } from "jose";
 import { uuidv7 } from "../lib/ids";
 
-export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
-export const REFRESH_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
+const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
+const REFRESH_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
 
 export interface TokenSubject {
   userId: string;

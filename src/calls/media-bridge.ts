@@ -143,7 +143,8 @@ export class MediaBridge {
     this.hangUpIfGoodbyePlayed();
   }
 
-  onEngineEvent(event: EngineEvent): void {
+  /** What the engine says about the conversation; its end ("closed") is the driver's (it calls engineLost). */
+  onEngineEvent(event: Exclude<EngineEvent, { type: "closed" }>): void {
     if (this.closed) return;
     switch (event.type) {
       case "agent_audio":
@@ -163,9 +164,6 @@ export class MediaBridge {
         this.events.endRequested();
         this.goodbye ??= { timer: setTimeout(() => this.hangUpAfterGoodbye(), GOODBYE_PLAYBACK_CAP_MS) };
         return this.hangUpIfGoodbyePlayed();
-      case "closed":
-        // The driver owns the engine's life; it calls engineLost.
-        return;
     }
   }
 

@@ -22,7 +22,7 @@ const TranscriptTurnSchema = z
   .object({ role: z.enum(["agent", "customer"]), text: z.string(), at_ms: z.number().openapi({ description: "Milliseconds since the call was answered" }) })
   .openapi("TranscriptTurn");
 
-export const NotificationSchema = z
+const NotificationSchema = z
   .object({
     id: z.string(),
     project_id: z.string(),

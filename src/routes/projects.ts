@@ -9,7 +9,7 @@ import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
-export const ProjectSchema = z
+const ProjectSchema = z
   .object({ id: z.string(), business_id: z.string(), name: z.string(), created_at: z.string(), updated_at: z.string() })
   .openapi("Project");
 
