@@ -1,13 +1,7 @@
 import { z } from "zod";
-import type { CallSession } from "./calls/call-session";
-import type { DeliveryMessage } from "./webhooks/deliver";
 
-/** Bindings from wrangler.toml plus the optional secrets/vars this Worker reads. */
-export interface Bindings {
-  DB: D1Database;
-  CALL_SESSION: DurableObjectNamespace<CallSession>;
-  WEBHOOK_QUEUE: Queue<DeliveryMessage>;
-  ASSETS?: Fetcher;
+/** The optional secrets and vars this Worker reads; `getConfig` validates them. */
+export interface Vars {
   ENVIRONMENT?: string;
   JWT_SECRET?: string;
   PUBLIC_BASE_URL?: string;
@@ -33,6 +27,9 @@ export interface Bindings {
   /** An endpoint failing every attempt for this many seconds is disabled (default 5 days). */
   WEBHOOK_DISABLE_AFTER_SECONDS?: string;
 }
+
+/** The bindings wrangler.toml declares, as `npm run types` generates them (worker-configuration.d.ts), and the vars. */
+export interface Bindings extends Env, Omit<Vars, "ENVIRONMENT"> {}
 
 const DEV_JWT_SECRET = "development-only-jwt-secret-do-not-use-in-production";
 
@@ -130,7 +127,7 @@ export const DEFAULT_DISABLE_AFTER_SECONDS = 5 * 24 * 60 * 60;
 const cache = new WeakMap<object, Config>();
 
 /** Validates the environment once per isolate; throws ConfigError when production lacks a secret. */
-export function getConfig(env: Bindings): Config {
+export function getConfig(env: Vars): Config {
   const cached = cache.get(env);
   if (cached) return cached;
   const parsed = rawConfigSchema.safeParse(env);

@@ -1,16 +1,10 @@
 import { schemaArrayKeyword, schemaKeyword, schemaMapKeyword, Validator, type Schema } from "@cfworker/json-schema";
-import type { TranscriptTurn } from "../db/schema";
+import type { CallResult, TranscriptTurn } from "./call";
 import { isObject, mergeSchemas, OUTPUT_SCHEMA_DRAFT } from "../lib/json-schema";
 
 /** `call_result` against an agent's `output_schema` (API.md: "keys not collected are null"). */
 
 type Json = Record<string, unknown>;
-
-/** A call's `call_result`, or null and why it could not be had. */
-export interface CallResult {
-  value: Record<string, unknown> | null;
-  error: string | null;
-}
 
 /** The transcript as the summary webhook and the extraction model read it: one "AI:" / "Customer:" line a turn. */
 export function transcriptText(turns: TranscriptTurn[]): string {

@@ -2,14 +2,15 @@ import { DurableObject } from "cloudflare:workers";
 import { and, eq, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
-import { notifications, type TranscriptTurn } from "../db/schema";
+import { notifications } from "../db/schema";
 import { getConfig, type Bindings } from "../env";
 import { nowIso } from "../lib/ids";
-import { enqueueDeliveries, prepareEvent, prepareEvents, type EventInput } from "../webhooks/emit";
-import { LiveCallDriver, newLiveCallState, type LiveCallParams, type LiveCallState } from "./live-call";
-import { transcriptText, type CallResult } from "./call-result";
+import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
+import { LIVE_CALL_STATUSES, type AnsweredBy, type CallCore, type CallDriver, type CallParams, type CallTarget, type EndedReason, type LiveCallState, type LiveCallStatus, type TranscriptTurn, type TurnRole } from "./call";
+import { neverConnected, persistCallEnd } from "./call-end";
+import { LiveCallDriver, newLiveCallState } from "./live/live-driver";
+import type { TwilioMachineDetection, TwilioStatusUpdate } from "./live/twilio";
 import { SimulatorDriver } from "./simulator";
-import type { TwilioMachineDetection, TwilioStatusUpdate } from "./twilio";
 
 /**
  * One call, one Durable Object (named by the notification id). The lifecycle core here owns the
@@ -18,77 +19,6 @@ import type { TwilioMachineDetection, TwilioStatusUpdate } from "./twilio";
  * and the webhook events. A driver makes the call happen and reports to the core: the simulator,
  * or a live Twilio call bridged to the voice model (chosen at `driverFor`).
  */
-
-export type AnsweredBy = "human" | "machine_end_beep";
-export type EndedReason =
-  | "customer-ended-call"
-  | "assistant-ended-call"
-  | "customer-busy"
-  | "customer-did-not-answer"
-  | "voicemail"
-  | "exceeded-max-duration"
-  | "silence-timed-out"
-  | "canceled"
-  | "error";
-export type TurnRole = TranscriptTurn["role"];
-type LiveCallStatus = "queued" | "ringing" | "in-progress";
-
-/** Who the call belongs to: enough to end its notification even when no call ever ran. */
-export interface CallTarget {
-  notificationId: string;
-  projectId: string;
-  customerId: string;
-  simulated: boolean;
-}
-
-/** Everything a call needs, rendered when the notification was created. */
-export interface CallParams extends CallTarget {
-  callId: string;
-  phoneE164: string;
-  prompt: string;
-  /** What the agent says first. */
-  opening: string;
-  voicemailMessage: string | null;
-  outputSchema: Record<string, unknown> | null;
-  maxDurationSeconds: number;
-  /** Set for a live call (Twilio configured), absent for a simulated one. */
-  live?: LiveCallParams;
-}
-
-/** What a driver may do to the call: from inside a step or an operation (see `run`). */
-export interface CallCore {
-  /** False: the notification ended elsewhere (e.g. canceled) and the driver must stop. */
-  markRinging(): Promise<boolean>;
-  /** False as for markRinging; otherwise emits call.started. */
-  markAnswered(answeredBy: AnsweredBy): Promise<boolean>;
-  /** Who answered, learned after the answer (machine detection); false as for markRinging. */
-  markAnsweredBy(answeredBy: AnsweredBy): Promise<boolean>;
-  /** Who answered, once the call is answered; null before. */
-  answeredBy(): AnsweredBy | null;
-  addTurn(role: TurnRole, text: string): void;
-  finish(endedReason: EndedReason, errorMessage?: string | null): Promise<boolean>;
-  /** Runs the driver's `runStep(step)` at `atMs` (one pending step at a time). */
-  schedule(step: number, atMs: number): void;
-  /**
-   * Runs `body` as one lifecycle operation (serialized, on the stored state, committed after), for
-   * what a driver learns on its own — sockets, timers. Undefined, and `body` not run, once the call
-   * has ended; a failure is logged, not thrown.
-   */
-  run<T>(body: () => Promise<T>): Promise<T | undefined>;
-  /** The turns so far, oldest first. */
-  transcript(): Promise<TranscriptTurn[]>;
-  /** A live call's Twilio progress, stored with the call. */
-  liveState(): LiveCallState;
-}
-
-export interface CallDriver {
-  begin(): void | Promise<void>;
-  runStep(step: number): Promise<void>;
-  /** Ends the call on the line (cancel, max duration); the core then finishes it. */
-  hangUp(): Promise<void>;
-  /** `call_result` from a call a person answered and spoke in; null value with a reason when it cannot be had. */
-  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): CallResult | Promise<CallResult>;
-}
 
 interface CallRecord {
   params: CallParams;
@@ -480,13 +410,11 @@ class CallLifecycle implements CallCore {
         return false;
       }
       // Our own earlier write went through but the object lost its state before storing it.
-      if (row && LIVE_ORDER.indexOf(row.callStatus as LiveCallStatus) >= LIVE_ORDER.indexOf(target)) return true;
+      if (row && LIVE_CALL_STATUSES.indexOf(row.callStatus as LiveCallStatus) >= LIVE_CALL_STATUSES.indexOf(target)) return true;
       throw error;
     }
   }
 }
-
-const LIVE_ORDER: LiveCallStatus[] = ["queued", "ringing", "in-progress"];
 
 /**
  * `call_status` moves to `to` only from one of `from` while the notification is in progress;
@@ -500,83 +428,3 @@ function guardedCallStatus(to: LiveCallStatus, from: LiveCallStatus[]) {
   )}) THEN ${to} ELSE NULL END`;
 }
 
-export interface CallEnd {
-  target: CallTarget;
-  endedReason: EndedReason;
-  errorMessage: string | null;
-  startedAt: string | null;
-  endedAt: string;
-  /** Someone or something answered: the call gets a call.summary. */
-  connected: boolean;
-  durationSeconds: number;
-  transcript: TranscriptTurn[];
-  callResult: Record<string, unknown> | null;
-}
-
-export function neverConnected(target: CallTarget, endedReason: EndedReason, errorMessage: string | null): CallEnd {
-  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null };
-}
-
-const END_STATUS: Record<EndedReason, { status: "completed" | "failed" | "canceled"; callStatus: string }> = {
-  "customer-ended-call": { status: "completed", callStatus: "completed" },
-  "assistant-ended-call": { status: "completed", callStatus: "completed" },
-  voicemail: { status: "completed", callStatus: "completed" },
-  "exceeded-max-duration": { status: "completed", callStatus: "completed" },
-  "silence-timed-out": { status: "completed", callStatus: "completed" },
-  "customer-busy": { status: "failed", callStatus: "busy" },
-  "customer-did-not-answer": { status: "failed", callStatus: "no-answer" },
-  error: { status: "failed", callStatus: "failed" },
-  canceled: { status: "canceled", callStatus: "canceled" },
-};
-
-/**
- * Ends a notification exactly once: the update, call.ended and (for a call that connected)
- * call.summary in one batch, then the deliveries are queued. False when it had already ended.
- * `extra` statements join the batch.
- */
-export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEUE"], end: CallEnd, extra: BatchItem<"sqlite">[] = []): Promise<boolean> {
-  const { target, endedReason } = end;
-  const { status, callStatus } = END_STATUS[endedReason];
-  const about = { notificationId: target.notificationId, customerId: target.customerId };
-  const eventInputs: Omit<EventInput, "projectId">[] = [{ ...about, eventName: "call.ended", data: { status, ended_reason: endedReason, simulated: target.simulated } }];
-  if (end.connected) {
-    eventInputs.push({
-      ...about,
-      eventName: "call.summary",
-      data: {
-        analysis: end.callResult,
-        transcript: transcriptText(end.transcript),
-        started_at: end.startedAt,
-        ended_at: end.endedAt,
-        ended_reason: endedReason,
-        duration_seconds: end.durationSeconds,
-        simulated: target.simulated,
-      },
-    });
-  }
-  const prepared = await prepareEvents(db, target.projectId, eventInputs);
-  const update = db
-    .update(notifications)
-    .set({
-      // See guardedCallStatus: an ended notification makes the batch fail instead of ending twice.
-      status: sql`CASE WHEN status = 'in_progress' THEN ${status} ELSE NULL END`,
-      callStatus,
-      endedReason,
-      errorMessage: end.errorMessage,
-      endedAt: end.endedAt,
-      durationSeconds: end.durationSeconds,
-      transcript: end.transcript,
-      callResult: end.callResult,
-      updatedAt: end.endedAt,
-    })
-    .where(eq(notifications.id, target.notificationId));
-  try {
-    await db.batch([update, ...prepared.flatMap((event) => event.statements), ...extra]);
-  } catch (error) {
-    const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, target.notificationId));
-    if (row && row.status !== "in_progress") return false;
-    throw error;
-  }
-  await enqueueDeliveries(queue, prepared.flatMap((event) => event.deliveryIds));
-  return true;
-}

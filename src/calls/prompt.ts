@@ -107,3 +107,24 @@ export function renderScript(template: ScriptTemplate, values: PromptValues): Re
     missing,
   };
 }
+
+const SAYING = /\bsaying:?\s*["“]([^"”]+)["”]/i;
+
+/**
+ * What the agent says first: the rendered first_message; else, on the agent path, the quoted
+ * sentence after "saying:" in the rendered prompt; else a greeting (with the message on the LLM path).
+ */
+export function openingLine(input: {
+  firstMessage: string | null;
+  prompt: string;
+  values: PromptValues;
+  llm: { message: string; collectFeedback: boolean } | null;
+}): string {
+  if (input.firstMessage) return input.firstMessage;
+  const quoted = input.llm ? undefined : SAYING.exec(input.prompt)?.[1]?.trim();
+  if (quoted) return quoted;
+  const greeting = `Hi ${input.values.recipient_first_name}, this is ${input.values.business_name} calling.`;
+  if (!input.llm) return greeting;
+  const question = input.llm.collectFeedback ? " Can you confirm, or would you like to cancel or reschedule?" : "";
+  return `${greeting} ${input.llm.message}${question}`;
+}

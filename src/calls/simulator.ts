@@ -1,7 +1,5 @@
-import type { TranscriptTurn } from "../db/schema";
+import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, TranscriptTurn, TurnRole } from "./call";
 import { sampleCallResult } from "./call-result";
-import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, TurnRole } from "./call-session";
-import type { PromptValues } from "./prompt";
 
 /**
  * The built-in call simulator (API.md "Calls", last paragraph): nothing is dialled; the number
@@ -91,27 +89,6 @@ function conversation(opening: string): SimulatorAction[] {
     agent(asked ? "Wonderful, you're all set. Thank you for your time, and have a great day. Goodbye!" : "You're welcome. Have a great day. Goodbye!"),
     customer("Bye!"),
   ];
-}
-
-const SAYING = /\bsaying:?\s*["“]([^"”]+)["”]/i;
-
-/**
- * What the agent says first: the rendered first_message; else, on the agent path, the quoted
- * sentence after "saying:" in the rendered prompt; else a greeting (with the message on the LLM path).
- */
-export function simulatedOpening(input: {
-  firstMessage: string | null;
-  prompt: string;
-  values: PromptValues;
-  llm: { message: string; collectFeedback: boolean } | null;
-}): string {
-  if (input.firstMessage) return input.firstMessage;
-  const quoted = input.llm ? undefined : SAYING.exec(input.prompt)?.[1]?.trim();
-  if (quoted) return quoted;
-  const greeting = `Hi ${input.values.recipient_first_name}, this is ${input.values.business_name} calling.`;
-  if (!input.llm) return greeting;
-  const question = input.llm.collectFeedback ? " Can you confirm, or would you like to cancel or reschedule?" : "";
-  return `${greeting} ${input.llm.message}${question}`;
 }
 
 /** Plays `simulatorScript` through the lifecycle core, one alarm per step, paced by the time scale. */

@@ -1,5 +1,6 @@
 
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, type TranscriptTurn } from "../calls/call";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
 const timestamps = {
@@ -117,8 +118,6 @@ export const customerPhones = sqliteTable(
   ],
 );
 
-export type TranscriptTurn = { role: "agent" | "customer"; text: string; at_ms: number };
-
 export const notifications = sqliteTable(
   "notifications",
   {
@@ -140,17 +139,17 @@ export const notifications = sqliteTable(
     firstMessage: text("first_message"),
     voicemailMessage: text("voicemail_message"),
     outputSchema: text("output_schema", { mode: "json" }).$type<Record<string, unknown> | null>(),
-    status: text("status", { enum: ["queued", "in_progress", "completed", "failed", "canceled"] }).notNull(),
+    status: text("status", { enum: NOTIFICATION_STATUSES }).notNull(),
     callId: text("call_id").notNull(),
-    callStatus: text("call_status").notNull(),
-    endedReason: text("ended_reason"),
+    callStatus: text("call_status", { enum: CALL_STATUSES }).notNull(),
+    endedReason: text("ended_reason", { enum: ENDED_REASONS }),
     callResult: text("call_result", { mode: "json" }).$type<Record<string, unknown> | null>(),
     transcript: text("transcript", { mode: "json" }).$type<TranscriptTurn[]>().notNull(),
     startedAt: text("started_at"),
     answeredAt: text("answered_at"),
     endedAt: text("ended_at"),
     durationSeconds: real("duration_seconds"),
-    answeredBy: text("answered_by"),
+    answeredBy: text("answered_by", { enum: ANSWERED_BY }),
     simulated: integer("simulated", { mode: "boolean" }).notNull(),
     errorMessage: text("error_message"),
     ...timestamps,

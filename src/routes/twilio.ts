@@ -6,8 +6,8 @@ import {
   twilioMachineDetectionCallbackUrl,
   twilioStatusCallbackUrl,
   twilioStreamUrl,
-} from "../calls/twilio";
-import { validTwilioSignature } from "../calls/twilio-signature";
+} from "../calls/live/twilio";
+import { validTwilioSignature } from "../calls/live/twilio-signature";
 import type { AppEnv } from "../context";
 import type { LiveCallConfig } from "../env";
 import { ApiError } from "../errors";

@@ -1,7 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { CallParams, CallSession } from "../../src/calls/call-session";
+import type { CallParams } from "../../src/calls/call";
+import type { CallSession } from "../../src/calls/call-session";
 import { createDb } from "../../src/db/client";
 import { notifications } from "../../src/db/schema";
 import { nowIso, randomHex, uuidv7 } from "../../src/lib/ids";

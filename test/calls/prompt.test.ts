@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { FEEDBACK_OUTPUT_SCHEMA, llmScript, promptValues, renderScript, renderTemplate } from "../../src/calls/prompt";
+import { FEEDBACK_OUTPUT_SCHEMA, llmScript, openingLine, promptValues, renderScript, renderTemplate } from "../../src/calls/prompt";
+import { QUICKSTART_OPENING } from "../fixtures";
 
 const sources = {
   business: { name: "Acme Inc", summary: "A SaaS platform for project management", industry: "Software" },
@@ -102,5 +103,31 @@ describe("the LLM path script", () => {
 
   it("refuses a missing message like any other token", () => {
     expect(renderScript(llmScript({ hasContext: false, collectFeedback: false }), promptValues({ ...sources, request: {} })).missing).toEqual(["message"]);
+  });
+});
+
+describe("openingLine", () => {
+  const values = { recipient_first_name: "John", business_name: "Acme Inc" };
+  const prompt = `Start the call by saying: "${QUICKSTART_OPENING}" If they need to reschedule, collect a preferred time.`;
+
+  it("prefers the rendered first message", () => {
+    expect(openingLine({ firstMessage: "Hello John!", prompt, values, llm: null })).toBe("Hello John!");
+  });
+
+  it("else speaks the quoted sentence after “saying:” in the prompt (the quickstart's)", () => {
+    expect(openingLine({ firstMessage: null, prompt, values, llm: null })).toBe(QUICKSTART_OPENING);
+  });
+
+  it("else greets the person for the business", () => {
+    expect(openingLine({ firstMessage: null, prompt: "Be kind.", values, llm: null })).toBe("Hi John, this is Acme Inc calling.");
+  });
+
+  it("on the LLM path greets, delivers the message and, collecting feedback, asks for it", () => {
+    expect(openingLine({ firstMessage: null, prompt, values, llm: { message: "Your order ships tomorrow.", collectFeedback: false } })).toBe(
+      "Hi John, this is Acme Inc calling. Your order ships tomorrow.",
+    );
+    expect(openingLine({ firstMessage: null, prompt, values, llm: { message: "Your visit is Monday at 9.", collectFeedback: true } })).toBe(
+      "Hi John, this is Acme Inc calling. Your visit is Monday at 9. Can you confirm, or would you like to cancel or reschedule?",
+    );
   });
 });

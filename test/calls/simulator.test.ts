@@ -1,9 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { locationHintForPhone } from "../../src/calls/location";
-import { PACING, simulatedOpening, simulatedOutcome, simulatorScript } from "../../src/calls/simulator";
-import { QUICKSTART_OPENING } from "../fixtures";
-
-const values = { recipient_first_name: "John", business_name: "Acme Inc" };
+import { PACING, simulatedOutcome, simulatorScript } from "../../src/calls/simulator";
 
 describe("simulatedOutcome", () => {
   it.each([
@@ -59,31 +56,6 @@ describe("simulatorScript", () => {
       { kind: "end", endedReason: "voicemail" },
     ]);
     expect(kinds("+14155550103")).toEqual(["ring", "answer", "end"]);
-  });
-});
-
-describe("simulatedOpening", () => {
-  const prompt = `Start the call by saying: "${QUICKSTART_OPENING}" If they need to reschedule, collect a preferred time.`;
-
-  it("prefers the rendered first message", () => {
-    expect(simulatedOpening({ firstMessage: "Hello John!", prompt, values, llm: null })).toBe("Hello John!");
-  });
-
-  it("else speaks the quoted sentence after “saying:” in the prompt (the quickstart's)", () => {
-    expect(simulatedOpening({ firstMessage: null, prompt, values, llm: null })).toBe(QUICKSTART_OPENING);
-  });
-
-  it("else greets the person for the business", () => {
-    expect(simulatedOpening({ firstMessage: null, prompt: "Be kind.", values, llm: null })).toBe("Hi John, this is Acme Inc calling.");
-  });
-
-  it("on the LLM path greets, delivers the message and, collecting feedback, asks for it", () => {
-    expect(simulatedOpening({ firstMessage: null, prompt, values, llm: { message: "Your order ships tomorrow.", collectFeedback: false } })).toBe(
-      "Hi John, this is Acme Inc calling. Your order ships tomorrow.",
-    );
-    expect(simulatedOpening({ firstMessage: null, prompt, values, llm: { message: "Your visit is Monday at 9.", collectFeedback: true } })).toBe(
-      "Hi John, this is Acme Inc calling. Your visit is Monday at 9. Can you confirm, or would you like to cancel or reschedule?",
-    );
   });
 });
 

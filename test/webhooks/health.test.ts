@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_DISABLE_AFTER_SECONDS, getConfig, type Bindings } from "../../src/env";
+import { DEFAULT_DISABLE_AFTER_SECONDS, getConfig, type Vars } from "../../src/env";
 import { attemptDelivery, describeSpan, type WebhookSettings } from "../../src/webhooks/deliver";
 import { api, inbox, uniqueName, type Account } from "../helpers";
 import { db, emit, endpointWithDelivery, getDelivery, getEndpoint, runConsumer, secondsFromNow, setDelivery, target, waitForDelivery } from "./support";
@@ -133,7 +133,7 @@ describe("endpoint health", () => {
 });
 
 describe("WEBHOOK_DISABLE_AFTER_SECONDS", () => {
-  const bindings = (vars: Partial<Bindings>): Bindings => ({ DB: env.DB, CALL_SESSION: env.CALL_SESSION, WEBHOOK_QUEUE: env.WEBHOOK_QUEUE, ENVIRONMENT: "development", ...vars });
+  const bindings = (vars: Vars): Vars => ({ ENVIRONMENT: "development", ...vars });
 
   it("defaults to 5 days and accepts whole seconds", () => {
     expect(DEFAULT_DISABLE_AFTER_SECONDS).toBe(432_000);

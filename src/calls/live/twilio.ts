@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { TwilioConfig } from "../env";
+import type { TwilioConfig } from "../../env";
 
 /**
  * Twilio Programmable Voice over plain fetch: the REST Call resource (create, hang up, read), the

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { TwilioApiError, TwilioClient, type CreateCallInput } from "../../src/calls/twilio";
-import { getConfig, type TwilioConfig } from "../../src/env";
-import { fakeTwilioCalls, type FakeTwilioCall } from "../fakes/twilio-peer";
+import { TwilioApiError, TwilioClient, type CreateCallInput } from "../../../src/calls/live/twilio";
+import { getConfig, type TwilioConfig } from "../../../src/env";
+import { fakeTwilioCalls, type FakeTwilioCall } from "../../fakes/twilio-peer";
 
 const config = getConfig(env).live!.twilio;
 const client = new TwilioClient(config);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { StrictOutputSchema } from "../../src/calls/extraction";
-import { FEEDBACK_OUTPUT_SCHEMA } from "../../src/calls/prompt";
-import { QUICKSTART_AGENT } from "../fixtures";
+import { StrictOutputSchema } from "../../../src/calls/live/extraction";
+import { FEEDBACK_OUTPUT_SCHEMA } from "../../../src/calls/prompt";
+import { QUICKSTART_AGENT } from "../../fixtures";
 
 /** The agent's schema in OpenAI's strict subset, and answers to it mapped back. */
 

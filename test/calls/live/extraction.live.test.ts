@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { extractCallResult, type ExtractionInput } from "../../src/calls/extraction";
-import type { TranscriptTurn } from "../../src/db/schema";
-import { getConfig } from "../../src/env";
-import { QUICKSTART_AGENT, QUICKSTART_OPENING } from "../fixtures";
+import { extractCallResult, type ExtractionInput } from "../../../src/calls/live/extraction";
+import type { TranscriptTurn } from "../../../src/calls/call";
+import { getConfig } from "../../../src/env";
+import { QUICKSTART_AGENT, QUICKSTART_OPENING } from "../../fixtures";
 
 /**
  * call_result extraction against the fake Chat Completions API (test/fakes/openai-chat.mjs), with

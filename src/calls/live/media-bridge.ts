@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { TurnRole } from "./call-session";
+import type { TurnRole } from "../call";
 import type { EngineEvent, VoiceEngine } from "./engine";
 
 /**

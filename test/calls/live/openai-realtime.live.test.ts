@@ -1,10 +1,10 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { EngineEvent, EngineSessionConfig } from "../../src/calls/engine";
-import { createOpenAIRealtimeEngine } from "../../src/calls/openai-realtime";
-import { getConfig } from "../../src/env";
-import { realtimeSessions, scriptRealtime, sha256Hex, type FakeRealtimeSession, type RealtimeScript } from "../fakes/realtime-client";
-import { uniqueName } from "../helpers";
+import type { EngineEvent, EngineSessionConfig } from "../../../src/calls/live/engine";
+import { createOpenAIRealtimeEngine } from "../../../src/calls/live/openai-realtime";
+import { getConfig } from "../../../src/env";
+import { realtimeSessions, scriptRealtime, sha256Hex, type FakeRealtimeSession, type RealtimeScript } from "../../fakes/realtime-client";
+import { uniqueName } from "../../helpers";
 
 /**
  * The OpenAI Realtime engine against the fake Realtime server (test/fakes/openai-realtime.mjs), with

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { validTwilioSignature } from "../../src/calls/twilio-signature";
+import { validTwilioSignature } from "../../../src/calls/live/twilio-signature";
 
 // The worked example of Twilio's "Webhooks security" guide: auth token 12345, this URL and form.
 const TOKEN = "12345";

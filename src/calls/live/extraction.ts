@@ -1,10 +1,10 @@
 import { dereference, type Schema } from "@cfworker/json-schema";
 import OpenAI from "openai";
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
-import type { TranscriptTurn } from "../db/schema";
-import type { OpenAIConfig } from "../env";
-import { isObject, mergeSchemas } from "../lib/json-schema";
-import { transcriptText, validateCallResult, type CallResult } from "./call-result";
+import type { OpenAIConfig } from "../../env";
+import { isObject, mergeSchemas } from "../../lib/json-schema";
+import type { CallResult, TranscriptTurn } from "../call";
+import { transcriptText, validateCallResult } from "../call-result";
 
 /**
  * `call_result` of a live call: a chat completion with Structured Outputs (`response_format`

@@ -10,11 +10,11 @@ import {
   quickstartCustomer,
   storedEvents,
   waitUntilEnded as waitUntilNotificationEnded,
-} from "../fixtures";
-import { realtimeSessions, scriptRealtime, sha256Hex, type RealtimeScript } from "../fakes/realtime-client";
-import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
-import { api, inbox, signup, uniqueName, type Account } from "../helpers";
-import { createEndpoint } from "../webhooks/support";
+} from "../../fixtures";
+import { realtimeSessions, scriptRealtime, sha256Hex, type RealtimeScript } from "../../fakes/realtime-client";
+import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../../fakes/twilio-peer";
+import { api, inbox, signup, uniqueName, type Account } from "../../helpers";
+import { createEndpoint } from "../../webhooks/support";
 
 /**
  * Live calls end to end, inside workerd: our Worker dials the fake Twilio, the test plays Twilio's

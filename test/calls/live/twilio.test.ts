@@ -9,7 +9,7 @@ import {
   twilioStatusRank,
   twilioStreamUrl,
   type TwilioCallStatus,
-} from "../../src/calls/twilio";
+} from "../../../src/calls/live/twilio";
 
 const CALL_SID = "CA0123456789abcdef0123456789abcdef";
 

@@ -1,6 +1,6 @@
 import type { RealtimeClientEvent, RealtimeConversationItemAssistantMessage, RealtimeConversationItemUserMessage, RealtimeSessionCreateRequest } from "openai/resources/realtime/realtime";
 import { z } from "zod";
-import type { OpenAIConfig } from "../env";
+import type { OpenAIConfig } from "../../env";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
 
 /**

@@ -1,4 +1,4 @@
-import { base64Encode, hmacKey, hmacSign, timingSafeEqualStrings } from "../lib/crypto";
+import { base64Encode, hmacKey, hmacSign, timingSafeEqualStrings } from "../../lib/crypto";
 
 /**
  * X-Twilio-Signature: base64 HMAC-SHA1, keyed with the account's auth token, of the full URL Twilio

@@ -1,7 +1,6 @@
-import type { TranscriptTurn } from "../db/schema";
-import type { LiveCallConfig, OpenAIConfig } from "../env";
-import { timingSafeEqualStrings } from "../lib/crypto";
-import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason } from "./call-session";
+import type { LiveCallConfig, OpenAIConfig } from "../../env";
+import { timingSafeEqualStrings } from "../../lib/crypto";
+import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, LiveCallParams, LiveCallState, TranscriptTurn } from "../call";
 import type { EngineEvent, EngineSessionConfig, VoiceEngine } from "./engine";
 import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
@@ -27,25 +26,6 @@ import {
  * (one reconnect), and reports every step to the lifecycle core — which stores it and emits the
  * events exactly as for a simulated call.
  */
-
-/** What a live call needs besides the common CallParams, fixed when the notification is created. */
-export interface LiveCallParams {
-  /** Per-call secret in the stream's `<Parameter>`s: only Twilio's stream for this call is accepted. */
-  streamToken: string;
-  voice: string | null;
-  language: string | null;
-}
-
-/** The call's Twilio progress, stored with the call record. */
-export interface LiveCallState {
-  callSid: string | null;
-  /** The highest SequenceNumber of a status callback applied. */
-  statusSequence: number | null;
-  /** twilioStatusRank of the latest status applied: a callback never moves the call backwards. */
-  statusRank: number;
-  /** The agent ended the call (end_call), so its end is assistant-ended-call. */
-  agentEnded: boolean;
-}
 
 export function newLiveCallState(): LiveCallState {
   return { callSid: null, statusSequence: null, statusRank: twilioStatusRank("queued"), agentEnded: false };

@@ -1,0 +1,123 @@
+/**
+ * The call's contract: its vocabulary (one source for each enum, feeding the TypeScript unions, the
+ * D1 columns and the OpenAPI schema), what a call is given, and how the lifecycle core and the
+ * drivers (simulator, live) speak to each other. Modules that need a call's types import this file,
+ * never the Durable Object that uses them.
+ */
+
+/** A notification's status (API.md, Notifications). */
+export const NOTIFICATION_STATUSES = ["queued", "in_progress", "completed", "failed", "canceled"] as const;
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
+
+/** Where a call is while its notification is in progress. */
+export const LIVE_CALL_STATUSES = ["queued", "ringing", "in-progress"] as const;
+export type LiveCallStatus = (typeof LIVE_CALL_STATUSES)[number];
+
+/** `call_status`: the live ones, then how the call ended on the line. */
+export const CALL_STATUSES = [...LIVE_CALL_STATUSES, "completed", "busy", "no-answer", "failed", "canceled"] as const;
+export type CallStatus = (typeof CALL_STATUSES)[number];
+
+export const ENDED_REASONS = [
+  "customer-ended-call",
+  "assistant-ended-call",
+  "customer-busy",
+  "customer-did-not-answer",
+  "voicemail",
+  "exceeded-max-duration",
+  "silence-timed-out",
+  "canceled",
+  "error",
+] as const;
+export type EndedReason = (typeof ENDED_REASONS)[number];
+
+export const ANSWERED_BY = ["human", "machine_end_beep"] as const;
+export type AnsweredBy = (typeof ANSWERED_BY)[number];
+
+export const TURN_ROLES = ["agent", "customer"] as const;
+export type TurnRole = (typeof TURN_ROLES)[number];
+
+/** One line of the transcript; `at_ms` counts from the answer. */
+export type TranscriptTurn = { role: TurnRole; text: string; at_ms: number };
+
+/** `call_result`, or why there is none. */
+export interface CallResult {
+  value: Record<string, unknown> | null;
+  /** Why the value is null (or what went wrong); null when it was extracted cleanly. */
+  error: string | null;
+}
+
+/** Who the call belongs to: enough to end its notification even when no call ever ran. */
+export interface CallTarget {
+  notificationId: string;
+  projectId: string;
+  customerId: string;
+  simulated: boolean;
+}
+
+/** What a live call needs besides the common CallParams, fixed when the notification is created. */
+export interface LiveCallParams {
+  /** Per-call secret in the stream's `<Parameter>`s: only Twilio's stream for this call is accepted. */
+  streamToken: string;
+  voice: string | null;
+  language: string | null;
+}
+
+/** Everything a call needs, rendered when the notification was created. */
+export interface CallParams extends CallTarget {
+  callId: string;
+  phoneE164: string;
+  prompt: string;
+  /** What the agent says first. */
+  opening: string;
+  voicemailMessage: string | null;
+  outputSchema: Record<string, unknown> | null;
+  maxDurationSeconds: number;
+  /** Set for a live call (Twilio configured), absent for a simulated one. */
+  live?: LiveCallParams;
+}
+
+/** A live call's Twilio progress, stored with the call record. */
+export interface LiveCallState {
+  callSid: string | null;
+  /** The highest SequenceNumber of a status callback applied. */
+  statusSequence: number | null;
+  /** The rank of the latest Twilio status applied: a callback never moves the call backwards. */
+  statusRank: number;
+  /** The agent ended the call (end_call), so its end is assistant-ended-call. */
+  agentEnded: boolean;
+}
+
+/** What a driver may do to the call: from inside a step or an operation (see `run`). */
+export interface CallCore {
+  /** False: the notification ended elsewhere (e.g. canceled) and the driver must stop. */
+  markRinging(): Promise<boolean>;
+  /** False as for markRinging; otherwise emits call.started. */
+  markAnswered(answeredBy: AnsweredBy): Promise<boolean>;
+  /** Who answered, learned after the answer (machine detection); false as for markRinging. */
+  markAnsweredBy(answeredBy: AnsweredBy): Promise<boolean>;
+  /** Who answered, once the call is answered; null before. */
+  answeredBy(): AnsweredBy | null;
+  addTurn(role: TurnRole, text: string): void;
+  finish(endedReason: EndedReason, errorMessage?: string | null): Promise<boolean>;
+  /** Runs the driver's `runStep(step)` at `atMs` (one pending step at a time). */
+  schedule(step: number, atMs: number): void;
+  /**
+   * Runs `body` as one lifecycle operation (serialized, on the stored state, committed after), for
+   * what a driver learns on its own — sockets, timers. Undefined, and `body` not run, once the call
+   * has ended; a failure is logged, not thrown.
+   */
+  run<T>(body: () => Promise<T>): Promise<T | undefined>;
+  /** The turns so far, oldest first. */
+  transcript(): Promise<TranscriptTurn[]>;
+  /** A live call's Twilio progress, stored with the call. */
+  liveState(): LiveCallState;
+}
+
+export interface CallDriver {
+  begin(): void | Promise<void>;
+  runStep(step: number): Promise<void>;
+  /** Ends the call on the line (cancel, max duration); the core then finishes it. */
+  hangUp(): Promise<void>;
+  /** `call_result` from a call a person answered and spoke in; null value with a reason when it cannot be had. */
+  extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): CallResult | Promise<CallResult>;
+}

@@ -1,0 +1,96 @@
+import { and, eq, gt, lte } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { idempotencyKeys } from "../db/schema";
+import { ApiError } from "../errors";
+import { sha256Hex } from "../lib/crypto";
+import { nowIso } from "../lib/ids";
+
+/**
+ * `Idempotency-Key` on notification triggers: the same key and body within 24 h replays the first
+ * response and places no second call; the same key with another body is a 409.
+ */
+
+const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** JSON with object keys sorted at every level, so equal bodies hash equally. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** One request's key: what it was sent with, and the statements that record, replace or release it. */
+export class IdempotentRequest<Response> {
+  private constructor(
+    private readonly db: Database,
+    private readonly projectId: string,
+    readonly key: string,
+    private readonly requestHash: string,
+  ) {}
+
+  static async of<Response>(db: Database, projectId: string, key: string, body: unknown): Promise<IdempotentRequest<Response>> {
+    return new IdempotentRequest<Response>(db, projectId, key, await sha256Hex(canonicalJson(body)));
+  }
+
+  /** The first response to this key, or null when it is new (an expired key is forgotten first). */
+  async replay(): Promise<Response | null> {
+    const [, [row]] = await this.db.batch([
+      this.db.delete(idempotencyKeys).where(and(this.isKey(), lte(idempotencyKeys.expiresAt, nowIso()))),
+      this.unexpired(),
+    ]);
+    return this.replayOf(row);
+  }
+
+  /** After a failed insert: the response a racing request with the same key stored, if that is why. */
+  async storedReplay(): Promise<Response | null> {
+    const [row] = await this.unexpired();
+    return this.replayOf(row);
+  }
+
+  /** Records the key with its response; in the notification's own batch, so two racing requests make one call. */
+  record(notificationId: string, response: Response, now: string) {
+    const expiresAt = new Date(Date.parse(now) + IDEMPOTENCY_TTL_MS).toISOString();
+    return this.db.insert(idempotencyKeys).values({
+      projectId: this.projectId,
+      key: this.key,
+      requestHash: this.requestHash,
+      notificationId,
+      responseStatus: 201,
+      responseBody: JSON.stringify(response),
+      createdAt: now,
+      expiresAt,
+    });
+  }
+
+  /** What a replay answers from now on. */
+  replaceResponse(response: Response) {
+    return this.db
+      .update(idempotencyKeys)
+      .set({ responseBody: JSON.stringify(response) })
+      .where(this.isKey());
+  }
+
+  /** Frees the key, so a retry with it places a new call. */
+  release() {
+    return this.db.delete(idempotencyKeys).where(this.isKey());
+  }
+
+  private isKey() {
+    return and(eq(idempotencyKeys.projectId, this.projectId), eq(idempotencyKeys.key, this.key));
+  }
+
+  private unexpired() {
+    return this.db.select().from(idempotencyKeys).where(and(this.isKey(), gt(idempotencyKeys.expiresAt, nowIso()))).limit(1);
+  }
+
+  private replayOf(row: typeof idempotencyKeys.$inferSelect | undefined): Response | null {
+    if (!row) return null;
+    if (row.requestHash !== this.requestHash) throw ApiError.conflict("This Idempotency-Key was already used with a different request body", "idempotency_key_reused");
+    return JSON.parse(row.responseBody) as Response;
+  }
+}

@@ -1,0 +1,169 @@
+import { and, eq } from "drizzle-orm";
+import type { CallParams } from "../calls/call";
+import { llmScript, openingLine, promptValues, renderScript, type ScriptTemplate } from "../calls/prompt";
+import type { AuthContext } from "../context";
+import type { Database } from "../db/client";
+import { agents, businesses, customerPhones, customers, notifications } from "../db/schema";
+import { ApiError } from "../errors";
+import { nowIso, randomHex, uuidv7 } from "../lib/ids";
+
+/**
+ * Planning a call: every check that refuses a notification, the prompt rendered with its variables,
+ * and the notification row and call parameters made from them.
+ */
+
+const DEFAULT_MAX_DURATION_SECONDS = 180;
+
+/** What a notification request asks for (validated by the route). */
+export interface NotificationRequest {
+  customer_id: string;
+  agent_id?: string | undefined;
+  message?: string | undefined;
+  context?: string | undefined;
+  variables?: Record<string, string | number | boolean> | undefined;
+  collect_feedback?: boolean | undefined;
+  max_duration_seconds?: number | undefined;
+}
+
+export type NotificationRow = typeof notifications.$inferSelect;
+
+export interface CallPlan {
+  customerId: string;
+  agentId: string | null;
+  phoneId: string;
+  phoneE164: string;
+  maxDurationSeconds: number;
+  script: ReturnType<typeof renderScript>;
+  opening: string;
+  /** The agent's voice and language for a live call; null: the model's defaults. */
+  voice: string | null;
+  language: string | null;
+}
+
+/** Every check that refuses a notification, in the documented order; nothing is written here. */
+export async function planCall(db: Database, auth: AuthContext, body: NotificationRequest): Promise<CallPlan> {
+  // Every read in one D1 round trip; the checks below still refuse in the documented order.
+  const lookups = [
+    db
+      .select()
+      .from(customers)
+      .where(and(eq(customers.id, body.customer_id), eq(customers.projectId, auth.projectId)))
+      .limit(1),
+    // Only used once the customer is known to be in the project.
+    db
+      .select()
+      .from(customerPhones)
+      .where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))
+      .limit(1),
+    db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1),
+  ] as const;
+  const [[customer], [phone], [business], [agent]] =
+    body.agent_id === undefined
+      ? [...(await db.batch(lookups)), []]
+      : await db.batch([
+          ...lookups,
+          db
+            .select()
+            .from(agents)
+            .where(and(eq(agents.id, body.agent_id), eq(agents.businessId, auth.businessId)))
+            .limit(1),
+        ]);
+  if (!customer) throw ApiError.notFound("Customer");
+
+  if (body.agent_id !== undefined) {
+    if (!agent) throw ApiError.notFound("Agent");
+    if (agent.status === "disabled") throw ApiError.unprocessable("The agent is disabled and cannot be used for new notifications", "agent_disabled");
+  }
+
+  if (!phone) throw ApiError.unprocessable("The customer has no active phone number to call", "no_active_phone");
+  if (phone.status === "opted_out") throw ApiError.unprocessable("The customer's phone number has opted out of calls", "phone_opted_out");
+  if (phone.status !== "active") throw ApiError.unprocessable("The customer's primary phone number is marked invalid", "no_active_phone");
+
+  if (!business) throw ApiError.notFound("Business");
+  const values = promptValues({
+    business: { name: business.name, summary: business.summary, industry: business.industry },
+    customer: { firstName: customer.firstName, lastName: customer.lastName },
+    request: body,
+  });
+  const template: ScriptTemplate = agent
+    ? { systemPrompt: agent.systemPrompt, firstMessage: agent.firstMessage, voicemailMessage: agent.voicemailMessage, outputSchema: agent.outputSchema ?? null }
+    : llmScript({ hasContext: body.context !== undefined, collectFeedback: body.collect_feedback === true });
+  const script = renderScript(template, values);
+  if (script.missing.length > 0) {
+    throw ApiError.unprocessable(`The prompt uses variables with no value: ${script.missing.join(", ")}. Pass them in "variables".`, "missing_variables", {
+      missing_variables: script.missing,
+    });
+  }
+  return {
+    customerId: customer.id,
+    agentId: agent?.id ?? null,
+    phoneId: phone.id,
+    phoneE164: phone.value,
+    maxDurationSeconds: body.max_duration_seconds ?? agent?.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS,
+    script,
+    voice: agent?.voice ?? null,
+    language: agent?.language ?? null,
+    opening: openingLine({
+      firstMessage: script.firstMessage,
+      prompt: script.prompt,
+      values,
+      llm: agent ? null : { message: values.message ?? "", collectFeedback: body.collect_feedback === true },
+    }),
+  };
+}
+
+/** The notification of a planned call, in progress with its call queued. */
+export function newNotification(auth: AuthContext, body: NotificationRequest, plan: CallPlan, simulated: boolean): NotificationRow {
+  const now = nowIso();
+  return {
+    id: uuidv7(),
+    projectId: auth.projectId,
+    businessId: auth.businessId,
+    customerId: plan.customerId,
+    agentId: plan.agentId,
+    phoneId: plan.phoneId,
+    targetPhoneE164: plan.phoneE164,
+    message: body.message ?? null,
+    context: body.context ?? null,
+    variables: Object.fromEntries(Object.entries(body.variables ?? {}).map(([name, value]) => [name, String(value)])),
+    collectFeedback: body.collect_feedback ?? false,
+    maxDurationSeconds: plan.maxDurationSeconds,
+    renderedPrompt: plan.script.prompt,
+    firstMessage: plan.script.firstMessage,
+    voicemailMessage: plan.script.voicemailMessage,
+    outputSchema: plan.script.outputSchema,
+    status: "in_progress",
+    callId: `call-${randomHex(16)}`,
+    callStatus: "queued",
+    endedReason: null,
+    callResult: null,
+    transcript: [],
+    startedAt: null,
+    answeredAt: null,
+    endedAt: null,
+    durationSeconds: null,
+    answeredBy: null,
+    simulated,
+    errorMessage: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** What the call object is started with. */
+export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
+  return {
+    notificationId: row.id,
+    projectId: row.projectId,
+    customerId: row.customerId,
+    simulated: row.simulated,
+    callId: row.callId,
+    phoneE164: row.targetPhoneE164,
+    prompt: row.renderedPrompt,
+    opening: plan.opening,
+    voicemailMessage: row.voicemailMessage,
+    outputSchema: row.outputSchema,
+    maxDurationSeconds: row.maxDurationSeconds,
+    ...(row.simulated ? {} : { live: { streamToken: randomHex(32), voice: plan.voice, language: plan.language } }),
+  };
+}

@@ -1,0 +1,25 @@
+import type { CallParams } from "../calls/call";
+import { neverConnected, persistCallEnd } from "../calls/call-end";
+import { locationHintForPhone } from "../calls/location";
+import type { Database } from "../db/client";
+import type { Bindings } from "../env";
+import { ApiError } from "../errors";
+import type { IdempotentRequest } from "./idempotency";
+
+/**
+ * Hands a new notification's call to its Durable Object, placed near the callee. "ended": the call
+ * ended at once (Twilio refused it) and the notification says why. A call that cannot be started
+ * fails its notification, frees its idempotency key for a retry, and is a 502.
+ */
+export async function startCall(env: Bindings, db: Database, params: CallParams, idempotency: IdempotentRequest<unknown> | null): Promise<"queued" | "ended"> {
+  const locationHint = locationHintForPhone(params.phoneE164);
+  const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(params.notificationId), locationHint ? { locationHint } : undefined);
+  try {
+    const started = await stub.start(params);
+    return started.status === "ended" ? "ended" : "queued";
+  } catch (error) {
+    console.error(`[echo] could not start the call of notification ${params.notificationId}`, error);
+    await persistCallEnd(db, env.WEBHOOK_QUEUE, neverConnected(params, "error", "The call could not be started"), idempotency ? [idempotency.release()] : []);
+    throw new ApiError(502, "call_start_failed", "The call could not be started; the notification was marked failed. Retry the request.", { notification_id: params.notificationId });
+  }
+}
