@@ -20,6 +20,8 @@ const LIVE_BINDINGS = {
   TWILIO_FROM_NUMBER: OWNED_NUMBER,
   OPENAI_API_KEY: "sk-fake-openai-key",
   PUBLIC_BASE_URL: "https://echo.test",
+  // The fakes answer in milliseconds; a model that never answers ends a call's extraction soon.
+  OPENAI_EXTRACTION_TIMEOUT_MS: "3000",
 };
 
 /** The fakes' worker: upstream.mjs (its entry) first, then every module it imports. */

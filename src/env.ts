@@ -19,6 +19,8 @@ export interface Vars {
   OPENAI_TRANSCRIPTION_MODEL?: string;
   /** Extracts `call_result` from the transcript with structured outputs. */
   OPENAI_EXTRACTION_MODEL?: string;
+  /** The most an extraction may take, retries included (default 60 000 ms); then the result is null, saying why. */
+  OPENAI_EXTRACTION_TIMEOUT_MS?: string;
   /** Multiplies the simulator's pacing: 1 = a few seconds per call, 0.01 = tests. */
   SIMULATOR_TIME_SCALE?: string;
   /** Comma-separated seconds between webhook delivery attempts. */
@@ -55,6 +57,7 @@ const rawConfigSchema = z.object({
   OPENAI_REALTIME_MODEL: optionalText,
   OPENAI_TRANSCRIPTION_MODEL: optionalText,
   OPENAI_EXTRACTION_MODEL: optionalText,
+  OPENAI_EXTRACTION_TIMEOUT_MS: optionalNumber.pipe(z.number().int().min(100).max(300_000).optional()),
   SIMULATOR_TIME_SCALE: optionalNumber.pipe(z.number().positive().max(100).optional()),
   WEBHOOK_RETRY_SCHEDULE: optionalText.pipe(
     z
@@ -93,6 +96,7 @@ export interface OpenAIConfig {
   realtimeModel: string;
   transcriptionModel: string;
   extractionModel: string;
+  extractionTimeoutMs: number;
 }
 
 export interface Config {
@@ -160,6 +164,7 @@ export function getConfig(env: Vars): Config {
       realtimeModel: raw.OPENAI_REALTIME_MODEL ?? "gpt-realtime",
       transcriptionModel: raw.OPENAI_TRANSCRIPTION_MODEL ?? "gpt-4o-mini-transcribe",
       extractionModel: raw.OPENAI_EXTRACTION_MODEL ?? "gpt-4.1-mini",
+      extractionTimeoutMs: raw.OPENAI_EXTRACTION_TIMEOUT_MS ?? 60_000,
     },
     simulatorTimeScale: raw.SIMULATOR_TIME_SCALE ?? 1,
     webhooks: {

@@ -3,13 +3,27 @@ import { and, eq, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
 import { notifications } from "../db/schema";
-import { getConfig, type Bindings } from "../env";
+import { getConfig, type Bindings, type LiveCallConfig } from "../env";
 import { nowIso } from "../lib/ids";
 import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
-import { LIVE_CALL_STATUSES, type AnsweredBy, type CallCore, type CallDriver, type CallParams, type CallTarget, type EndedReason, type LiveCallState, type LiveCallStatus, type TranscriptTurn, type TurnRole } from "./call";
+import {
+  LIVE_CALL_STATUSES,
+  type AnsweredBy,
+  type CallCore,
+  type CallDriver,
+  type CallParams,
+  type CallResult,
+  type CallTarget,
+  type EndedReason,
+  type LiveCallState,
+  type LiveCallStatus,
+  type TranscriptTurn,
+  type TurnRole,
+} from "./call";
 import { neverConnected, persistCallEnd } from "./call-end";
-import { LiveCallDriver, newLiveCallState } from "./live/live-driver";
-import type { TwilioMachineDetection, TwilioStatusUpdate } from "./live/twilio";
+import { endLostLeg, hangUpLeg, LiveCallDriver, newLiveCallState } from "./live/live-driver";
+import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpdate } from "./live/twilio";
+import { reconcileAfter } from "./reconcile";
 import { SimulatorDriver } from "./simulator";
 
 /**
@@ -20,6 +34,19 @@ import { SimulatorDriver } from "./simulator";
  * or a live Twilio call bridged to the voice model (chosen at `driverFor`).
  */
 
+/** How the call ended on the line, stored before anything of the end that can fail or take time. */
+interface CallEnding {
+  endedReason: EndedReason;
+  errorMessage: string | null;
+  endedAtMs: number;
+  /** The call's result; null while its extraction is still due. */
+  result: CallResult | null;
+  /** Extractions started: an object restarted mid-extraction starts one more. */
+  extractions: number;
+  /** Writes of the end that D1 refused; retried on the alarm with backoff, never relabelled. */
+  failedWrites: number;
+}
+
 interface CallRecord {
   params: CallParams;
   callStatus: LiveCallStatus;
@@ -29,17 +56,41 @@ interface CallRecord {
   turnCount: number;
   /** A live call's Twilio progress; null for a simulated call. */
   live: LiveCallState | null;
-  /** Hang up at this time: max_duration_seconds after the answer (a ring allowance before it). */
+  /**
+   * The alarm's backstop: before the answer, when the call must have been answered; after it, when
+   * max_duration_seconds is up; once ending, when the end's next step is due.
+   */
   deadlineMs: number;
   next: { step: number; atMs: number } | null;
+  /** Set once the call is over on the line; the object keeps it until D1 has the end. */
+  ending: CallEnding | null;
 }
+
+/** What the reconciler knows of a notification from D1, for an object that has no record of its call. */
+export interface ReconcileRequest {
+  target: CallTarget;
+  carrierCallSid: string | null;
+  answeredAt: string | null;
+}
+
+/** "running": the call is alive until `deadlineMs` at least (its object ends it there). */
+export type ReconcileOutcome = { state: "ended" } | { state: "running"; deadlineMs: number };
 
 const RECORD_KEY = "call";
 const TURN_PREFIX = "turn:";
-/** Before the answer, the deadline also covers ringing, so a call a driver lost track of still ends. */
-const RING_ALLOWANCE_MS = 120_000;
+/** No result: the call was not one to extract from (no schema, no person, nothing said). */
+const NO_RESULT: CallResult = { value: null, error: null };
+/** Extractions tried at most for one end (a restart may lose the first). */
+const MAX_EXTRACTIONS = 2;
+/** After this many refused writes the end is stored without its call_result, which may be what D1 refuses. */
+const WRITES_BEFORE_DROPPING_RESULT = 5;
+/** A call whose deadline passed this long ago without its alarm ending it is stuck: the reconciler ends it. */
+const STUCK_AFTER_MS = 60_000;
 
 const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0")}`;
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+/** 1 s, doubling, at most a minute. */
+const endRetryDelayMs = (failedWrites: number) => Math.min(60_000, 1000 * 2 ** (failedWrites - 1));
 
 export class CallSession extends DurableObject<Bindings> {
   private readonly lifecycle = new CallLifecycle(this.ctx, this.env);
@@ -69,11 +120,18 @@ export class CallSession extends DurableObject<Bindings> {
   }
 
   /**
-   * Cancels the call: a queued or ringing call is never answered, a live one is hung up. False when
-   * the notification had already ended. `target` ends the notification even if start() never ran.
+   * Ends the call now with `endedReason` (canceled, or error when its start failed): a queued or
+   * ringing call is never answered, a live one is hung up. "already-ended" when it had ended (or was
+   * ending). `target` ends the notification even if start() never ran. Returns once the end is
+   * stored, its result extracted included (other requests to the call are answered meanwhile).
    */
-  async cancel(target: CallTarget): Promise<boolean> {
-    return this.lifecycle.cancel(target);
+  async stop(target: CallTarget, endedReason: "canceled" | "error", errorMessage: string | null = null): Promise<"stopped" | "already-ended"> {
+    return this.lifecycle.stop(target, endedReason, errorMessage);
+  }
+
+  /** The reconciler asks: learn the call's real state (from the carrier) and end it if it is over or lost. */
+  async reconcile(request: ReconcileRequest): Promise<ReconcileOutcome> {
+    return this.lifecycle.reconcile(request);
   }
 
   override async alarm(): Promise<void> {
@@ -96,6 +154,8 @@ class CallLifecycle implements CallCore {
   private liveDriver: LiveCallDriver | null = null;
   /** The last operation queued (settled or not): the next one starts after it. */
   private operations: Promise<unknown> = Promise.resolve();
+  /** The extraction in flight, outside the operation queue; settles once its result is applied. */
+  private extraction: Promise<void> | null = null;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -107,9 +167,8 @@ class CallLifecycle implements CallCore {
   async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
     return this.operation(async () => {
       const existing = this.record;
-      if (existing) return { callId: existing.params.callId, status: existing.callStatus };
-      const now = Date.now();
-      this.record = {
+      if (existing) return { callId: existing.params.callId, status: existing.ending ? ("ended" as const) : existing.callStatus };
+      const record: CallRecord = {
         params,
         callStatus: "queued",
         ringingAt: null,
@@ -117,33 +176,42 @@ class CallLifecycle implements CallCore {
         answeredBy: null,
         turnCount: 0,
         live: params.live ? newLiveCallState() : null,
-        deadlineMs: now + RING_ALLOWANCE_MS + params.maxDurationSeconds * 1000,
+        deadlineMs: 0,
         next: null,
+        ending: null,
       };
+      this.record = record;
+      const driver = this.driverFor(record);
+      record.deadlineMs = Date.now() + driver.answerWithinMs;
       try {
-        await this.driverFor(this.record).begin();
+        await driver.begin();
       } catch (error) {
-        // Nothing was stored: the caller fails the notification.
+        // Nothing is stored and the caller fails the notification: a leg already dialled must not ring on.
+        await driver.hangUp();
         this.releaseDriver();
         this.record = null;
         throw error;
       }
-      return { callId: params.callId, status: this.record?.callStatus ?? ("ended" as const) };
+      return { callId: params.callId, status: record.ending ? ("ended" as const) : record.callStatus };
     });
   }
 
   async twilioStatus(update: TwilioStatusUpdate): Promise<void> {
     await this.operation(async () => {
       const record = this.record;
-      // A callback after the end (or for a call this object never had) changes nothing.
-      if (record?.live) await this.liveDriverFor(record).twilioStatus(update);
+      if (record?.live && !record.ending) {
+        await this.liveDriverFor(record).twilioStatus(update);
+        return;
+      }
+      // No call here any more (ended, or never stored): a leg that is still up belongs to nobody.
+      if (!record && !isFinalTwilioStatus(update.callStatus)) await hangUpLeg(this.liveConfig(), update.callSid);
     });
   }
 
   async twilioMachineDetection(detection: TwilioMachineDetection): Promise<void> {
     await this.operation(async () => {
       const record = this.record;
-      if (record?.live) await this.liveDriverFor(record).twilioMachineDetection(detection);
+      if (record?.live && !record.ending) await this.liveDriverFor(record).twilioMachineDetection(detection);
     });
   }
 
@@ -154,16 +222,40 @@ class CallLifecycle implements CallCore {
     if (this.liveDriver) return this.liveDriver.acceptMediaStream();
     return this.operation(async () => {
       const record = this.record;
-      if (!record?.live) return new Response("No live call is in progress here", { status: 404 });
+      if (!record?.live || record.ending) return new Response("No live call is in progress here", { status: 404 });
       return this.liveDriverFor(record).acceptMediaStream();
     });
   }
 
-  async cancel(target: CallTarget): Promise<boolean> {
-    return this.operation(async () => {
-      if (!this.record) return persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, neverConnected(target, "canceled", null));
-      await this.driverFor(this.record).hangUp();
-      return this.finish("canceled");
+  async stop(target: CallTarget, endedReason: "canceled" | "error", errorMessage: string | null): Promise<"stopped" | "already-ended"> {
+    const outcome = await this.operation(async () => {
+      const record = this.record;
+      if (!record) return (await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, neverConnected(target, endedReason, errorMessage))) ? "stopped" : "already-ended";
+      if (record.ending) return "already-ended";
+      await this.driverFor(record).hangUp();
+      await this.finish(endedReason, errorMessage);
+      return "stopped";
+    });
+    // This stop ended the call: its answer waits for the result (the queue does not).
+    if (outcome === "stopped") await this.extraction;
+    return outcome;
+  }
+
+  async reconcile(request: ReconcileRequest): Promise<ReconcileOutcome> {
+    return this.operation(async (): Promise<ReconcileOutcome> => {
+      const record = this.record;
+      if (!record) {
+        await this.endLostCall(request);
+        return { state: "ended" };
+      }
+      if (record.ending) await this.continueEnding();
+      else {
+        const driver = this.driverFor(record);
+        await driver.reconcile();
+        if (this.record && !this.record.ending && Date.now() >= record.deadlineMs + STUCK_AFTER_MS) await this.deadlinePassed(driver);
+      }
+      const current = this.record;
+      return current ? { state: "running", deadlineMs: current.deadlineMs } : { state: "ended" };
     });
   }
 
@@ -175,17 +267,27 @@ class CallLifecycle implements CallCore {
     await this.operation(async () => {
       const record = this.record;
       if (!record) return;
+      if (record.ending) {
+        await this.continueEnding();
+        return;
+      }
       const driver = this.driverFor(record);
       const next = record.next;
       if (next === null || record.deadlineMs <= next.atMs) {
-        await driver.hangUp();
-        await this.finish(record.answeredAtMs !== null ? "exceeded-max-duration" : "customer-did-not-answer");
+        await this.deadlinePassed(driver);
         return;
       }
       await driver.runStep(next.step);
       // A step that scheduled nothing leaves the driver waiting (e.g. for the callee).
       if (this.record?.next === next) this.record.next = null;
     });
+  }
+
+  async markDialled(carrierCallSid: string): Promise<void> {
+    const { live, params } = this.live();
+    if (!live) throw new Error("Not a live call");
+    live.callSid = carrierCallSid;
+    await this.db.update(notifications).set({ carrierCallSid }).where(eq(notifications.id, params.notificationId));
   }
 
   async markRinging(): Promise<boolean> {
@@ -209,6 +311,7 @@ class CallLifecycle implements CallCore {
     const nowMs = Date.now();
     const answeredAt = new Date(nowMs).toISOString();
     const { params } = record;
+    const deadlineMs = nowMs + params.maxDurationSeconds * 1000;
     const event = await prepareEvent(this.db, {
       projectId: params.projectId,
       notificationId: params.notificationId,
@@ -223,6 +326,7 @@ class CallLifecycle implements CallCore {
         startedAt: record.ringingAt ?? answeredAt,
         answeredAt,
         answeredBy,
+        reconcileAt: reconcileAfter(deadlineMs),
         updatedAt: answeredAt,
       })
       .where(eq(notifications.id, params.notificationId));
@@ -231,7 +335,7 @@ class CallLifecycle implements CallCore {
     record.ringingAt ??= answeredAt;
     record.answeredAtMs = nowMs;
     record.answeredBy = answeredBy;
-    record.deadlineMs = nowMs + params.maxDurationSeconds * 1000;
+    record.deadlineMs = deadlineMs;
     await this.commit();
     await enqueueDeliveries(this.env.WEBHOOK_QUEUE, event.deliveryIds);
     return true;
@@ -247,8 +351,7 @@ class CallLifecycle implements CallCore {
       .where(and(eq(notifications.id, record.params.notificationId), eq(notifications.status, "in_progress")))
       .returning({ id: notifications.id });
     if (updated.length === 0) {
-      // Ended meanwhile, as in `transition`: the call stops here.
-      await this.clear();
+      await this.endedElsewhere();
       return false;
     }
     record.answeredBy = answeredBy;
@@ -258,48 +361,38 @@ class CallLifecycle implements CallCore {
 
   addTurn(role: TurnRole, text: string): void {
     const record = this.record;
-    if (!record || record.answeredAtMs === null) return;
+    if (!record || record.answeredAtMs === null || record.ending) return;
     this.pendingTurns[turnKey(record.turnCount)] = { role, text, at_ms: Date.now() - record.answeredAtMs };
     record.turnCount += 1;
   }
 
   schedule(step: number, atMs: number): void {
-    if (this.record) this.record.next = { step, atMs };
+    if (this.record && !this.record.ending) this.record.next = { step, atMs };
   }
 
+  /**
+   * The call is over on the line: how it ended is kept before anything that can fail or take time.
+   * A result to extract is extracted outside the operation queue (callbacks and cancels are answered
+   * meanwhile); the end is then written to D1 — retried on the alarm while D1 refuses it. False
+   * when the call had already ended.
+   */
   async finish(endedReason: EndedReason, errorMessage: string | null = null): Promise<boolean> {
     const record = this.live();
-    const { params } = record;
+    if (record.ending) return false;
     const driver = this.driverFor(record);
-    // Off the line first (model socket, media stream); the extraction may take a moment.
+    // Off the line first (model socket, media stream).
     this.releaseDriver();
     const transcript = await this.transcript();
-    const endedAtMs = Date.now();
-    let callResult: Record<string, unknown> | null = null;
     // Nothing to extract from a call the customer never spoke in.
-    if (record.answeredBy === "human" && params.outputSchema && transcript.some((turn) => turn.role === "customer")) {
-      const extracted = await driver.extractResult(transcript, params.outputSchema);
-      callResult = extracted.value;
-      errorMessage ??= extracted.error;
-    }
-    const applied = await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, {
-      target: params,
-      endedReason,
-      errorMessage,
-      startedAt: record.ringingAt,
-      endedAt: new Date(endedAtMs).toISOString(),
-      connected: record.answeredAtMs !== null,
-      durationSeconds: record.answeredAtMs === null ? 0 : (endedAtMs - record.answeredAtMs) / 1000,
-      transcript,
-      callResult,
-    });
-    await this.clear();
-    return applied;
+    const extractionDue = record.answeredBy === "human" && record.params.outputSchema !== null && transcript.some((turn) => turn.role === "customer");
+    record.ending = { endedReason, errorMessage, endedAtMs: Date.now(), result: extractionDue ? null : NO_RESULT, extractions: 0, failedWrites: 0 };
+    record.next = null;
+    return this.continueEnding(driver);
   }
 
   async run<T>(body: () => Promise<T>): Promise<T | undefined> {
     try {
-      return await this.operation(async () => (this.record ? body() : undefined));
+      return await this.operation(async () => (this.record && !this.record.ending ? body() : undefined));
     } catch (error) {
       console.error("[echo] a call event could not be applied", error);
       return undefined;
@@ -316,18 +409,134 @@ class CallLifecycle implements CallCore {
     return state;
   }
 
+  async transcript(): Promise<TranscriptTurn[]> {
+    const stored = await this.ctx.storage.list<TranscriptTurn>({ prefix: TURN_PREFIX });
+    const all = new Map([...stored, ...Object.entries(this.pendingTurns)]);
+    return [...all.keys()].sort().map((key) => all.get(key)!);
+  }
+
+  /**
+   * The deadline passed: the carrier is asked what became of the call (a lost final callback), and a
+   * call still on the line is hung up — at max_duration_seconds, or never answered.
+   */
+  private async deadlinePassed(driver: CallDriver): Promise<void> {
+    await driver.reconcile();
+    const record = this.record;
+    if (!record || record.ending) return;
+    await driver.hangUp();
+    await this.finish(record.answeredAtMs !== null ? "exceeded-max-duration" : "customer-did-not-answer");
+  }
+
+  /**
+   * The next step of an end: extract the result if it is due (outside the queue), else write the end
+   * to D1. True unless the notification had already ended elsewhere.
+   */
+  private async continueEnding(driver?: CallDriver): Promise<boolean> {
+    const record = this.live();
+    const ending = record.ending!;
+    if (ending.result === null) {
+      if (this.extraction) {
+        // Still extracting in this object: look again once its own time limit has passed.
+        record.deadlineMs = Date.now() + this.extractionAllowanceMs();
+        return true;
+      }
+      if (ending.extractions < MAX_EXTRACTIONS) {
+        this.startExtraction(record, ending, driver ?? this.driverFor(record, { detached: true }), await this.transcript());
+        return true;
+      }
+      ending.result = { value: null, error: "Extracting call_result did not finish" };
+    }
+    const { params } = record;
+    const dropResult = ending.failedWrites >= WRITES_BEFORE_DROPPING_RESULT;
+    let applied: boolean;
+    try {
+      applied = await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, {
+        target: params,
+        endedReason: ending.endedReason,
+        errorMessage: dropResult ? "The call's result could not be stored" : (ending.errorMessage ?? ending.result.error),
+        startedAt: record.ringingAt,
+        endedAt: new Date(ending.endedAtMs).toISOString(),
+        connected: record.answeredAtMs !== null,
+        durationSeconds: record.answeredAtMs === null ? 0 : (ending.endedAtMs - record.answeredAtMs) / 1000,
+        transcript: await this.transcript(),
+        callResult: dropResult ? null : ending.result.value,
+      });
+    } catch (error) {
+      ending.failedWrites += 1;
+      record.deadlineMs = Date.now() + endRetryDelayMs(ending.failedWrites);
+      console.error(`[echo] the end of call ${params.callId} could not be stored (attempt ${ending.failedWrites}); retrying`, error);
+      return true;
+    }
+    await this.clear();
+    return applied;
+  }
+
+  /** Runs the extraction outside the operation queue; its result is applied, and the end written, in an operation. */
+  private startExtraction(record: CallRecord, ending: CallEnding, driver: CallDriver, transcript: TranscriptTurn[]): void {
+    ending.extractions += 1;
+    record.deadlineMs = Date.now() + this.extractionAllowanceMs();
+    const outputSchema = record.params.outputSchema!;
+    const extraction = (async () => {
+      let result: CallResult;
+      try {
+        result = await driver.extractResult(transcript, outputSchema);
+      } catch (error) {
+        // A schema that cannot be used (e.g. a $ref loop) must not keep the call from ending.
+        result = { value: null, error: `Extracting call_result failed: ${errorText(error)}` };
+      }
+      await this.operation(async () => {
+        const current = this.record?.ending;
+        if (!current || current.result !== null) return;
+        current.result = result;
+        await this.continueEnding();
+      }).catch((error: unknown) => console.error(`[echo] the end of call ${record.params.callId} could not be applied`, error));
+    })();
+    // In flight until its result is applied: a stop waiting on it answers with the end stored.
+    const inFlight = extraction.finally(() => {
+      if (this.extraction === inFlight) this.extraction = null;
+    });
+    this.extraction = inFlight;
+  }
+
+  /** The object has no record of the call: what the carrier says of its leg (if it was dialled) ends the notification. */
+  private async endLostCall({ target, carrierCallSid, answeredAt }: ReconcileRequest): Promise<void> {
+    const live = getConfig(this.env).live;
+    let end: { endedReason: EndedReason; errorMessage: string | null } = { endedReason: "error", errorMessage: "The call was lost before it could run" };
+    if (live && !target.simulated && carrierCallSid !== null) end = await endLostLeg(live, carrierCallSid);
+    await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, { ...neverConnected(target, end.endedReason, end.errorMessage), connected: answeredAt !== null });
+  }
+
+  /** The notification ended outside this object (canceled, or failed by the API): the call stops, off the line too. */
+  private async endedElsewhere(): Promise<void> {
+    await this.driverFor(this.live()).hangUp();
+    await this.clear();
+  }
+
   /** The one place that chooses how a call is made: live when it was created with Twilio configured, else the simulator. */
-  private driverFor(record: CallRecord): CallDriver {
-    if (record.live) return this.liveDriverFor(record);
+  private driverFor(record: CallRecord, { detached = false } = {}): CallDriver {
+    if (record.live) return detached ? this.newLiveDriver(record) : this.liveDriverFor(record);
     return new SimulatorDriver(this, record.params, getConfig(this.env).simulatorTimeScale);
   }
 
   private liveDriverFor(record: CallRecord): LiveCallDriver {
-    if (this.liveDriver) return this.liveDriver;
-    const config = getConfig(this.env);
-    if (!config.live) throw new Error(`Call ${record.params.callId} is live but live calls are no longer configured`);
-    this.liveDriver = new LiveCallDriver(this, record.params, { live: config.live, openai: config.openai });
+    this.liveDriver ??= this.newLiveDriver(record);
     return this.liveDriver;
+  }
+
+  private newLiveDriver(record: CallRecord): LiveCallDriver {
+    const config = getConfig(this.env);
+    return new LiveCallDriver(this, record.params, { live: this.liveConfig(), openai: config.openai });
+  }
+
+  private liveConfig(): LiveCallConfig {
+    const live = getConfig(this.env).live;
+    if (!live) throw new Error("A live call needs live calls configured");
+    return live;
+  }
+
+  /** An extraction's own time limit, and a little more for its result to be applied. */
+  private extractionAllowanceMs(): number {
+    return getConfig(this.env).openai.extractionTimeoutMs + 5_000;
   }
 
   /** Closes what a live call holds (its sockets); the next operation on a live call makes a new driver. */
@@ -379,12 +588,6 @@ class CallLifecycle implements CallCore {
     await this.ctx.storage.setAlarm(Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs), { allowUnconfirmed: true });
   }
 
-  async transcript(): Promise<TranscriptTurn[]> {
-    const stored = await this.ctx.storage.list<TranscriptTurn>({ prefix: TURN_PREFIX });
-    const all = new Map([...stored, ...Object.entries(this.pendingTurns)]);
-    return [...all.keys()].sort().map((key) => all.get(key)!);
-  }
-
   /** D1 is the record of an ended call; the object keeps nothing. */
   private async clear(): Promise<void> {
     this.releaseDriver();
@@ -396,7 +599,7 @@ class CallLifecycle implements CallCore {
 
   /**
    * Applies a move forward in D1. False when the notification has ended meanwhile (canceled, or
-   * failed to start): the call stops here and the object forgets it.
+   * failed to start): the call stops here, off the line too, and the object forgets it.
    */
   private async transition(statements: [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]], target: LiveCallStatus): Promise<boolean> {
     const notificationId = this.live().params.notificationId;
@@ -406,7 +609,7 @@ class CallLifecycle implements CallCore {
     } catch (error) {
       const [row] = await this.db.select({ status: notifications.status, callStatus: notifications.callStatus }).from(notifications).where(eq(notifications.id, notificationId));
       if (row && row.status !== "in_progress") {
-        await this.clear();
+        await this.endedElsewhere();
         return false;
       }
       // Our own earlier write went through but the object lost its state before storing it.

@@ -89,6 +89,8 @@ export interface LiveCallState {
 
 /** What a driver may do to the call: from inside a step or an operation (see `run`). */
 export interface CallCore {
+  /** A live call was dialled: its carrier leg, kept with the call and in D1 (where the reconciler finds it). */
+  markDialled(carrierCallSid: string): Promise<void>;
   /** False: the notification ended elsewhere (e.g. canceled) and the driver must stop. */
   markRinging(): Promise<boolean>;
   /** False as for markRinging; otherwise emits call.started. */
@@ -114,10 +116,14 @@ export interface CallCore {
 }
 
 export interface CallDriver {
+  /** How long after the start the call must have been answered; past that, the core ends it. */
+  readonly answerWithinMs: number;
   begin(): void | Promise<void>;
   runStep(step: number): Promise<void>;
-  /** Ends the call on the line (cancel, max duration); the core then finishes it. */
+  /** Ends the call on the line (cancel, deadline, an end decided elsewhere); idempotent. The core then finishes it. */
   hangUp(): Promise<void>;
+  /** Learns what became of the call where it runs (a live call asks the carrier) and reports it as its callbacks would. */
+  reconcile(): Promise<void>;
   /** `call_result` from a call a person answered and spoke in; null value with a reason when it cannot be had. */
   extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): CallResult | Promise<CallResult>;
 }

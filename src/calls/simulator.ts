@@ -94,6 +94,8 @@ function conversation(opening: string): SimulatorAction[] {
 /** Plays `simulatorScript` through the lifecycle core, one alarm per step, paced by the time scale. */
 export class SimulatorDriver implements CallDriver {
   private readonly steps: SimulatorStep[];
+  /** The longest ring of the script, at least a minute: its steps end the call long before. */
+  readonly answerWithinMs: number;
 
   constructor(
     private readonly core: CallCore,
@@ -101,6 +103,7 @@ export class SimulatorDriver implements CallDriver {
     private readonly timeScale: number,
   ) {
     this.steps = simulatorScript(params);
+    this.answerWithinMs = Math.max(60_000, (PACING.ring + PACING.noAnswer) * 1000 * timeScale * 2);
   }
 
   begin(): void {
@@ -129,6 +132,9 @@ export class SimulatorDriver implements CallDriver {
 
   /** Nothing is on the line: the core dropping the pending step is the hang-up. */
   async hangUp(): Promise<void> {}
+
+  /** The script is the whole truth of a simulated call: there is nothing else to ask. */
+  async reconcile(): Promise<void> {}
 
   /** A cooperative customer gives what the schema asks for. */
   extractResult(_transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {

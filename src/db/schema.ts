@@ -152,10 +152,15 @@ export const notifications = sqliteTable(
     answeredBy: text("answered_by", { enum: ANSWERED_BY }),
     simulated: integer("simulated", { mode: "boolean" }).notNull(),
     errorMessage: text("error_message"),
+    /** The carrier's id of the call's leg (Twilio's CallSid), stored once dialled: the reconciler asks the carrier by it. */
+    carrierCallSid: text("carrier_call_sid"),
+    /** When the reconciler next checks an in-progress notification whose call may have been lost. */
+    reconcileAt: text("reconcile_at"),
     ...timestamps,
   },
   (t) => [
     index("notifications_project_idx").on(t.projectId, t.id),
+    index("notifications_reconcile_idx").on(t.status, t.reconcileAt),
     index("notifications_customer_idx").on(t.customerId),
     uniqueIndex("notifications_call_id_idx").on(t.callId),
   ],

@@ -1,5 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import type { CallParams } from "../calls/call";
+import { firstReconcileAt } from "../calls/reconcile";
 import { llmScript, openingLine, promptValues, renderScript, type ScriptTemplate } from "../calls/prompt";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
@@ -145,6 +146,8 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     answeredBy: null,
     simulated,
     errorMessage: null,
+    carrierCallSid: null,
+    reconcileAt: firstReconcileAt(Date.parse(now)),
     createdAt: now,
     updatedAt: now,
   };

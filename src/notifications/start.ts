@@ -6,6 +6,8 @@ import type { Bindings } from "../env";
 import { ApiError } from "../errors";
 import type { IdempotentRequest } from "./idempotency";
 
+const START_FAILED = "The call could not be started";
+
 /**
  * Hands a new notification's call to its Durable Object, placed near the callee. "ended": the call
  * ended at once (Twilio refused it) and the notification says why. A call that cannot be started
@@ -19,7 +21,21 @@ export async function startCall(env: Bindings, db: Database, params: CallParams,
     return started.status === "ended" ? "ended" : "queued";
   } catch (error) {
     console.error(`[echo] could not start the call of notification ${params.notificationId}`, error);
-    await persistCallEnd(db, env.WEBHOOK_QUEUE, neverConnected(params, "error", "The call could not be started"), idempotency ? [idempotency.release()] : []);
+    // The object may have dialled before it failed (or before the RPC broke): it ends the call and
+    // hangs up its leg. If it cannot be reached either, the notification is failed here; a leg it
+    // dialled is hung up at its first status callback, and the reconciler ends what is left.
+    const { notificationId, projectId, customerId, simulated } = params;
+    const target = { notificationId, projectId, customerId, simulated };
+    try {
+      await stub.stop(target, "error", START_FAILED);
+    } catch (stopError) {
+      console.error(`[echo] could not stop the call of notification ${params.notificationId}`, stopError);
+      await persistCallEnd(db, env.WEBHOOK_QUEUE, neverConnected(target, "error", START_FAILED)).catch((endError: unknown) =>
+        console.error(`[echo] could not fail notification ${params.notificationId}; the reconciler will`, endError),
+      );
+    }
+    // Whether or not the notification had already ended, the failed request's key is free for a retry.
+    await idempotency?.release();
     throw new ApiError(502, "call_start_failed", "The call could not be started; the notification was marked failed. Retry the request.", { notification_id: params.notificationId });
   }
 }

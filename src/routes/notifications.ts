@@ -250,9 +250,12 @@ export const notificationRoutes = createRouter()
     const row = await findNotification(db, auth, c.req.valid("param").id);
     if (row.status !== "in_progress" && row.status !== "queued") throw ApiError.conflict(`The notification has already ended (${row.status})`, "notification_already_ended");
     const stub = c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id));
-    await stub.cancel({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated });
-    // The call may have ended on its own just before the cancel reached it.
+    const outcome = await stub.stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated }, "canceled");
     const after = await findNotification(db, auth, row.id);
-    if (after.status !== "canceled") throw ApiError.conflict(`The notification has already ended (${after.status})`, "notification_already_ended");
+    // The call may have ended on its own just before the cancel reached it (its result may still be on its way).
+    if (outcome === "already-ended") {
+      const state = after.status === "in_progress" ? "its result is being prepared" : after.status;
+      throw ApiError.conflict(`The notification's call has already ended (${state})`, "notification_already_ended");
+    }
     return c.json(notificationBody(after), 200);
   });

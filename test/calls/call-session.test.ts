@@ -284,3 +284,36 @@ describe("the call's Durable Object", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(false);
   });
 });
+
+describe("an output_schema that makes validation throw (a $ref loop, stored before such schemas were refused)", () => {
+  const LOOPING_SCHEMA = {
+    type: "object",
+    required: ["a"],
+    properties: { a: { $ref: "#/$defs/x" } },
+    $defs: { x: { $ref: "#/$defs/y" }, y: { $ref: "#/$defs/x" } },
+  };
+
+  it("the call still ends, once, with every event: call_result null and error_message says why", async () => {
+    const account = await signup();
+    const agent = await createAgent(account, QUICKSTART_AGENT);
+    await env.DB.prepare("UPDATE agents SET output_schema = ? WHERE id = ?").bind(JSON.stringify(LOOPING_SCHEMA), agent.id).run();
+    const customer = await createCustomer(account, quickstartCustomer());
+    const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } });
+    expect(created.status).toBe(201);
+    const n = await waitUntilEnded(account, created.body.notification.id);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", answered_by: "human", call_result: null });
+    expect(n.error_message).toMatch(/^Extracting call_result failed: .*call stack/);
+    expect((await storedEvents(n.id)).map((e) => e.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
+  });
+
+  it("a cancel mid-call is answered (200, canceled), not a 500", async () => {
+    const { account, id, stub, step } = await frozenCall("+14155550100", { outputSchema: LOOPING_SCHEMA });
+    for (let i = 0; i < 4; i++) await step(); // ringing, answered, the opening, the customer's reply
+    const res = await api("POST", `/api/v1/notifications/${id}/cancel`, { key: account.key });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: "canceled", ended_reason: "canceled", call_result: null });
+    expect(res.body.error_message).toMatch(/^Extracting call_result failed: /);
+    expect((await storedEvents(id)).map((e) => e.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
+    expect(await runDurableObjectAlarm(stub)).toBe(false);
+  });
+});

@@ -20,6 +20,7 @@
  *   `[extract-invalid-once]`  the same, for the first request with this transcript only;
  *   `[extract-refusal]`       a refusal (`message.refusal` set, `content` null);
  *   `[extract-status <code>]` that HTTP status with OpenAI's error JSON;
+ *   `[extract-hang]`          no answer for two minutes (then a 504): the client gives up first;
  *   otherwise values derived from the strict schema: a nullable node (an optional key) is null, "not
  *   collected"; a boolean is true when a line `Customer: yes…` (yes, yeah, yep, sure, correct) is
  *   there, else false; a string is its const/first enum value, a sample of its format, else the last
@@ -82,6 +83,8 @@ export async function openaiChat(request) {
   const count = (answered.get(transcript) ?? 0) + 1;
   answered.set(transcript, count);
 
+  // A timer, not a promise that never settles: workerd cancels a request that can never be answered.
+  if (transcript.includes("[extract-hang]")) return new Promise((resolve) => setTimeout(() => resolve(openaiError(504, "fake-openai: gave up")), 120_000));
   const status = /\[extract-status (\d{3})\]/.exec(transcript);
   if (status) return openaiError(Number(status[1]), STATUS_MESSAGES[Number(status[1])] ?? "fake-openai: error on command");
   if (transcript.includes("[extract-refusal]")) return completion(body.model, null, "I'm sorry, I cannot assist with that request.");

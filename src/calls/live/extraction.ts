@@ -34,10 +34,13 @@ const MAX_ATTEMPTS = 2;
 
 /** Never throws: every failure is a null value with a message saying why. */
 export async function extractCallResult(input: ExtractionInput): Promise<CallResult> {
+  // The SDK itself retries rate limits, 5xx and timeouts; the call's end waits on this, so the
+  // whole extraction, retries and the second attempt included, has one time limit.
+  const { extractionTimeoutMs } = input.openai;
+  const signal = AbortSignal.timeout(extractionTimeoutMs);
   try {
     const strict = new StrictOutputSchema(input.outputSchema);
-    // The SDK itself retries rate limits, 5xx and timeouts; the call's end waits on this, so bounded.
-    const client = new OpenAI({ apiKey: input.openai.apiKey, baseURL: input.openai.baseUrl, maxRetries: 2, timeout: 30_000 });
+    const client = new OpenAI({ apiKey: input.openai.apiKey, baseURL: input.openai.baseUrl, maxRetries: 2, timeout: extractionTimeoutMs });
     const messages: ChatCompletionMessageParam[] = [
       { role: "system", content: `${SYSTEM_PROMPT}\n\nThe agent's instructions:\n${input.instructions}` },
       { role: "user", content: transcriptText(input.transcript) },
@@ -48,7 +51,7 @@ export async function extractCallResult(input: ExtractionInput): Promise<CallRes
         model: input.openai.extractionModel,
         messages,
         response_format: { type: "json_schema", json_schema: { name: "call_result", schema: strict.schema, strict: true } },
-      });
+      }, { signal });
       const message = completion.choices[0]?.message;
       if (message?.refusal) return { value: null, error: `The model refused to extract call_result: ${message.refusal}` };
       const content = message?.content ?? "";
@@ -62,6 +65,7 @@ export async function extractCallResult(input: ExtractionInput): Promise<CallRes
     }
     return { value: null, error: `The extracted call_result does not satisfy the agent's output_schema (${MAX_ATTEMPTS} attempts): ${errors.join("; ")}` };
   } catch (error) {
+    if (signal.aborted) return { value: null, error: `Extracting call_result took longer than ${extractionTimeoutMs} ms` };
     return { value: null, error: `Extracting call_result failed: ${error instanceof Error ? error.message : String(error)}` };
   }
 }

@@ -6,6 +6,7 @@ import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
 import { createOpenAIRealtimeEngine } from "./openai-realtime";
 import {
+  isFinalTwilioStatus,
   streamTwiml,
   twilioMachineDetectionCallbackUrl,
   twilioStatusCallbackUrl,
@@ -50,13 +51,16 @@ const NEVER_CONNECTED: Partial<Record<TwilioCallStatus, { endedReason: EndedReas
   canceled: { endedReason: "canceled", errorMessage: null },
 };
 
-/** Twilio's AnsweredBy (machine detection): machine_start, machine_end_beep, … are a machine; anything else a person. */
-function answeredByOf(twilioAnsweredBy: string | null): AnsweredBy {
-  return twilioAnsweredBy?.startsWith("machine_") ? "machine_end_beep" : "human";
-}
+/**
+ * Answering machine detection verdicts that mean no person is on the line (a fax cannot listen
+ * either); human and unknown leave the call with the person.
+ */
+const MACHINE_VERDICTS: ReadonlySet<string> = new Set<TwilioAnsweredBy>(["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"]);
 
-/** Detection verdicts that mean no person is on the line; human and unknown leave the call with the person. */
-const MACHINE_VERDICTS: ReadonlySet<TwilioAnsweredBy> = new Set(["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"]);
+/** Who answered, from Twilio's AnsweredBy (on callbacks, the detection verdict and the call resource). */
+function answeredByOf(twilioAnsweredBy: string | null): AnsweredBy {
+  return twilioAnsweredBy !== null && MACHINE_VERDICTS.has(twilioAnsweredBy) ? "machine_end_beep" : "human";
+}
 
 /** The model's instructions: the rendered prompt, plus how to open and what to do at a voicemail. */
 function sessionInstructions(params: CallParams): string {
@@ -67,7 +71,39 @@ function sessionInstructions(params: CallParams): string {
 
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
+/**
+ * Hangs up a leg (Status=completed; a leg already over stays as it was). A failure is logged: the
+ * call still ends on our side, and Twilio's time limit ends it on the line at the latest.
+ */
+export async function hangUpLeg(config: LiveCallConfig, callSid: string): Promise<void> {
+  try {
+    await new TwilioClient(config.twilio).hangUp(callSid);
+  } catch (error) {
+    console.error(`[echo] could not hang up Twilio call ${callSid}`, error);
+  }
+}
+
+/**
+ * How a call whose object lost it ends, from its leg's status on Twilio: a leg that never connected
+ * ends the way Twilio says; one still up is hung up. Either way the conversation (if any) is gone.
+ */
+export async function endLostLeg(config: LiveCallConfig, callSid: string): Promise<{ endedReason: EndedReason; errorMessage: string | null }> {
+  let status: TwilioCallStatus;
+  try {
+    status = (await new TwilioClient(config.twilio).fetchCall(callSid)).status;
+  } catch (error) {
+    await hangUpLeg(config, callSid);
+    return { endedReason: "error", errorMessage: `The call was lost and Twilio could not be asked how it ended: ${errorText(error)}` };
+  }
+  const neverConnected = NEVER_CONNECTED[status];
+  if (neverConnected) return neverConnected;
+  if (!isFinalTwilioStatus(status)) await hangUpLeg(config, callSid);
+  return { endedReason: "error", errorMessage: `The call was lost while Twilio reported it ${status}` };
+}
+
 export class LiveCallDriver implements CallDriver {
+  /** The ring timeout Twilio is given, and half a minute for its final callback. */
+  readonly answerWithinMs = (RING_TIMEOUT_SECONDS + 30) * 1000;
   private readonly twilio: TwilioClient;
   private readonly bridge: MediaBridge;
   private readonly liveParams: LiveCallParams;
@@ -119,7 +155,7 @@ export class LiveCallDriver implements CallDriver {
         timeoutSeconds: RING_TIMEOUT_SECONDS,
         timeLimitSeconds: Math.ceil(this.params.maxDurationSeconds) + TIME_LIMIT_GRACE_SECONDS,
       });
-      this.core.liveState().callSid = call.sid;
+      await this.core.markDialled(call.sid);
     } catch (error) {
       if (!(error instanceof TwilioApiError)) throw error;
       // Twilio refused the call (or could not be reached): the notification fails with its reason.
@@ -165,7 +201,7 @@ export class LiveCallDriver implements CallDriver {
    */
   async twilioMachineDetection(detection: TwilioMachineDetection): Promise<void> {
     const state = this.core.liveState();
-    if (detection.callSid !== state.callSid || !MACHINE_VERDICTS.has(detection.answeredBy)) return;
+    if (detection.callSid !== state.callSid || answeredByOf(detection.answeredBy) === "human") return;
     // The verdict may beat the in-progress callback and the stream: it answers the call too.
     if (!(await this.answered("machine_end_beep"))) return;
     if (!(await this.core.markAnsweredBy("machine_end_beep"))) return;
@@ -197,15 +233,25 @@ export class LiveCallDriver implements CallDriver {
   }
 
   async hangUp(): Promise<void> {
-    const callSid = this.core.liveState().callSid;
+    const { callSid, statusRank } = this.core.liveState();
     this.release();
+    // Not dialled, or Twilio already reported the call over.
+    if (callSid === null || statusRank === twilioStatusRank("completed")) return;
+    await hangUpLeg(this.config.live, callSid);
+  }
+
+  /** Twilio's own record of the call, applied as the status callback that may have been lost. */
+  async reconcile(): Promise<void> {
+    const { callSid } = this.core.liveState();
     if (callSid === null) return;
+    let call: Awaited<ReturnType<TwilioClient["fetchCall"]>>;
     try {
-      await this.twilio.hangUp(callSid);
+      call = await this.twilio.fetchCall(callSid);
     } catch (error) {
-      // The call still ends on our side; Twilio's time limit ends it on the line at the latest.
-      console.error(`[echo] could not hang up Twilio call ${callSid}`, error);
+      console.error(`[echo] could not read Twilio call ${callSid}`, error);
+      return;
     }
+    await this.twilioStatus({ callSid, callStatus: call.status, sequenceNumber: null, answeredBy: call.answeredBy, durationSeconds: call.duration, sipResponseCode: null });
   }
 
   async extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {

@@ -24,6 +24,8 @@ const CallResourceSchema = z.object({
   status: z.enum(CALL_STATUSES),
   /** Seconds, as a string, once the call has ended. */
   duration: z.string().regex(/^\d+$/).transform(Number).nullish(),
+  /** The machine detection verdict (human, machine_start, …, fax, unknown), when there is one. */
+  answered_by: z.string().nullish(),
 });
 
 /** A request Twilio refused (its error code and message), or one that never got an answer (status 0). */
@@ -85,9 +87,9 @@ export class TwilioClient {
     await this.request("POST", `Calls/${encodeURIComponent(callSid)}.json`, new URLSearchParams({ Status: "completed" }));
   }
 
-  async fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus; duration: number | null }> {
+  async fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus; duration: number | null; answeredBy: string | null }> {
     const call = await this.request("GET", `Calls/${encodeURIComponent(callSid)}.json`);
-    return { sid: call.sid, status: call.status, duration: call.duration ?? null };
+    return { sid: call.sid, status: call.status, duration: call.duration ?? null, answeredBy: call.answered_by ?? null };
   }
 
   private async request(method: "GET" | "POST", path: string, form?: URLSearchParams): Promise<z.infer<typeof CallResourceSchema>> {

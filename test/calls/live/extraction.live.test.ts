@@ -26,7 +26,8 @@ function call(customerLines: string[], outputSchema: Record<string, unknown> = q
     { role: "agent", text: `${QUICKSTART_OPENING} (${marker})`, at_ms: 0 },
     ...customerLines.map((text, i) => ({ role: "customer" as const, text, at_ms: 3000 * (i + 1) })),
   ];
-  const input: ExtractionInput = { openai: { ...config.openai, apiKey }, instructions: "Confirm the appointment.", transcript, outputSchema };
+  // Time for the SDK's retries however loaded the machine: the time limit has its own test.
+  const input: ExtractionInput = { openai: { ...config.openai, apiKey, extractionTimeoutMs: 30_000 }, instructions: "Confirm the appointment.", transcript, outputSchema };
   return { marker, input };
 }
 
@@ -177,6 +178,13 @@ describe("extractCallResult", () => {
     const result = await extractCallResult(input);
     expect(result).toEqual({ value: null, error: "Extracting call_result failed: 500 The server had an error while processing your request. Sorry about that!" });
     expect(await requestsFor(marker)).toHaveLength(3);
+  });
+
+  it("gives up at its time limit when the model does not answer: null, saying so", async () => {
+    const { marker, input } = call(["Yes. [extract-hang]"]);
+    const result = await extractCallResult({ ...input, openai: { ...input.openai, extractionTimeoutMs: 300 } });
+    expect(result).toEqual({ value: null, error: "Extracting call_result took longer than 300 ms" });
+    expect(await requestsFor(marker)).not.toHaveLength(0);
   });
 
   it("would be refused had it sent the agent's schema as it is (the fake checks the strict rules)", async () => {

@@ -1,20 +1,11 @@
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import {
-  createAgent,
-  createCustomer,
-  getNotification as getNotificationById,
-  QUICKSTART_AGENT,
-  QUICKSTART_VARIABLES,
-  quickstartCustomer,
-  storedEvents,
-  waitUntilEnded as waitUntilNotificationEnded,
-} from "../../fixtures";
-import { realtimeSessions, scriptRealtime, sha256Hex, type RealtimeScript } from "../../fakes/realtime-client";
-import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../../fakes/twilio-peer";
-import { api, inbox, signup, uniqueName, type Account } from "../../helpers";
-import { createEndpoint } from "../../webhooks/support";
+import { QUICKSTART_VARIABLES, storedEvents } from "../../fixtures";
+import { realtimeSessions, sha256Hex } from "../../fakes/realtime-client";
+import { MediaStreamPeer, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../../fakes/twilio-peer";
+import { api, uniqueName } from "../../helpers";
+import { answer, getNotification, greeted, placeLiveCall, say, streamUp, twilioUpdates, WAIT, waitUntilEnded, webhooks } from "./support";
 
 /**
  * Live calls end to end, inside workerd: our Worker dials the fake Twilio, the test plays Twilio's
@@ -23,92 +14,6 @@ import { createEndpoint } from "../../webhooks/support";
  * result. What is checked is what people and peers see: API bodies, webhooks, and the protocol
  * messages the fakes and the peer recorded.
  */
-
-const WAIT = { timeout: 15_000, interval: 20 };
-const FRAME_BYTES = 160;
-/** A μ-law byte that is not one of the two silences: the fake's VAD hears speech. */
-const SPEECH = 0x10;
-
-interface LiveCall {
-  account: Account;
-  /** In the agent's prompt, so the fake Realtime session of this call is found (and scripted) by it. */
-  marker: string;
-  notificationId: string;
-  created: { status: number; body: any };
-  inboxName: string;
-}
-
-/** A notification through the API, with the model's script for its call and a webhook for its events. */
-async function placeLiveCall(script: RealtimeScript, options: { phone?: string; idempotencyKey?: string; voicemailMessage?: string } = {}): Promise<LiveCall> {
-  const account = await signup();
-  const marker = `live-${crypto.randomUUID()}`;
-  await scriptRealtime(marker, script);
-  const agent = await createAgent(account, {
-    ...QUICKSTART_AGENT,
-    system_prompt: `${QUICKSTART_AGENT.system_prompt} (${marker})`,
-    ...(options.voicemailMessage ? { voicemail_message: options.voicemailMessage } : {}),
-  });
-  const customer = await createCustomer(account, quickstartCustomer(options.phone ?? "+14155552671"));
-  const inboxName = uniqueName("live");
-  await createEndpoint(account, inboxName, ["call.started", "call.ended", "call.summary"]);
-  const created = await api("POST", "/api/v1/notifications", {
-    key: account.key,
-    body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES },
-    headers: options.idempotencyKey ? { "Idempotency-Key": options.idempotencyKey } : {},
-  });
-  return { account, marker, notificationId: created.body?.notification?.id, created, inboxName };
-}
-
-/** The call's notification (GET must answer 200). */
-const getNotification = (call: LiveCall) => getNotificationById(call.account, call.notificationId);
-
-/** The call's notification once it is no longer in_progress. */
-const waitUntilEnded = (call: LiveCall) => waitUntilNotificationEnded(call.account, call.notificationId, WAIT);
-
-/** Ringing, then answered by a person: what Twilio reports before the stream connects. */
-async function answer(twilioCall: FakeTwilioCall) {
-  for (const status of ["initiated", "ringing"]) expect((await reportCallStatus(twilioCall, status)).status).toBe(204);
-  expect((await reportCallStatus(twilioCall, "in-progress", { AnsweredBy: "human" })).status).toBe(204);
-}
-
-/** Webhook bodies of a call, once all `expected` events have arrived, in the order they were emitted. */
-async function webhooks(call: LiveCall, expected: string[]) {
-  return vi.waitFor(async () => {
-    const bodies = (await inbox(call.inboxName)).map((request) => JSON.parse(request.body));
-    expect(bodies.map((body) => body.event_name).sort()).toEqual([...expected].sort());
-    return expected.map((name) => bodies.find((body) => body.event_name === name));
-  }, WAIT);
-}
-
-/**
- * The caller's audio, silent until `say` writes speech into it: the peer reads each 20 ms frame
- * from this buffer as it sends it, so speech written just past the frames sent is heard next.
- */
-function callerLine(): Uint8Array {
-  return new Uint8Array(8000 * 60).fill(MULAW_SILENCE);
-}
-
-/** Twilio's Media Stream connected, with a silent caller line that `say` can fill. */
-async function streamUp(twilioCall: FakeTwilioCall): Promise<{ peer: MediaStreamPeer; line: Uint8Array }> {
-  const line = callerLine();
-  return { peer: await MediaStreamPeer.connect(twilioCall, { callerAudio: line }), line };
-}
-
-/** The stream up and the greeting played to its end (the mark after its three chunks echoed). */
-async function greeted(twilioCall: FakeTwilioCall): Promise<{ peer: MediaStreamPeer; line: Uint8Array }> {
-  const stream = await streamUp(twilioCall);
-  await vi.waitFor(() => expect(stream.peer.marks).toHaveLength(1), WAIT);
-  return stream;
-}
-
-function say(peer: MediaStreamPeer, line: Uint8Array, frames = 6): void {
-  const next = peer.sent.filter((message) => message.event === "media").length;
-  line.fill(SPEECH, next * FRAME_BYTES, (next + frames) * FRAME_BYTES);
-}
-
-async function twilioUpdates(notificationId: string) {
-  return (await twilioCallFor(notificationId)).updates.map((update) => update.params);
-}
 
 describe("a live call", () => {
   it("greets first, hears the caller, ends with end_call, hangs up Twilio, and delivers the extracted result", async () => {
@@ -357,6 +262,15 @@ describe("status callbacks out of order", () => {
 
     expect((await reportCallStatus(twilioCall, "completed", { SequenceNumber: "6", CallDuration: "3" })).status).toBe(204);
     expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", answered_at: answered.answered_at });
+  });
+
+  it("a fax (AnsweredBy fax on the answer) counts as a machine, as the detection verdict does", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "in-progress", { AnsweredBy: "fax" })).status).toBe(204);
+    expect(await getNotification(call)).toMatchObject({ status: "in_progress", answered_by: "machine_end_beep" });
+    expect((await reportCallStatus(twilioCall, "completed", { AnsweredBy: "fax", CallDuration: "2" })).status).toBe(204);
+    expect(await waitUntilEnded(call)).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", call_result: null });
   });
 
   it("an answering machine (AnsweredBy machine_*) makes the call a voicemail", async () => {

@@ -107,16 +107,16 @@ describe("TwilioClient against the fake Twilio", () => {
     await client.hangUp(sid);
     const call = await fakeCall(sid);
     expect(call.updates.map((update) => update.params)).toEqual([{ Status: "completed" }, { Status: "completed" }]);
-    expect(await client.fetchCall(sid)).toEqual({ sid, status: "canceled", duration: 0 });
+    expect(await client.fetchCall(sid)).toEqual({ sid, status: "canceled", duration: 0, answeredBy: null });
   });
 
-  it("reads a call: its status, and the duration once it has ended", async () => {
+  it("reads a call: its status, who answered, and the duration once it has ended", async () => {
     const { sid } = await client.createCall(callInput("+14155552671"));
-    expect(await client.fetchCall(sid)).toEqual({ sid, status: "queued", duration: null });
-    await fetch(`https://api.twilio.com/_fake/calls/${sid}`, { method: "POST", body: new URLSearchParams({ CallStatus: "in-progress" }) });
-    expect(await client.fetchCall(sid)).toMatchObject({ status: "in-progress", duration: null });
+    expect(await client.fetchCall(sid)).toEqual({ sid, status: "queued", duration: null, answeredBy: null });
+    await fetch(`https://api.twilio.com/_fake/calls/${sid}`, { method: "POST", body: new URLSearchParams({ CallStatus: "in-progress", AnsweredBy: "machine_start" }) });
+    expect(await client.fetchCall(sid)).toMatchObject({ status: "in-progress", duration: null, answeredBy: "machine_start" });
     await fetch(`https://api.twilio.com/_fake/calls/${sid}`, { method: "POST", body: new URLSearchParams({ CallStatus: "completed", CallDuration: "12" }) });
-    expect(await client.fetchCall(sid)).toEqual({ sid, status: "completed", duration: 12 });
+    expect(await client.fetchCall(sid)).toEqual({ sid, status: "completed", duration: 12, answeredBy: "machine_start" });
 
     const missing = await twilioError(client.fetchCall("CA00000000000000000000000000000000"));
     expect(missing).toMatchObject({ status: 404, code: 20404 });
