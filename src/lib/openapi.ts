@@ -15,7 +15,7 @@ export function createRouter(options: { getPath?: (request: Request) => string }
       if (!result.success) {
         const details = zodDetails(result.error.issues);
         const summary = details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join("; ");
-        throw ApiError.badRequest(`Invalid request: ${summary}`, details);
+        throw new ApiError("validation_error", `Invalid request: ${summary}`, { details });
       }
     },
   });

@@ -20,6 +20,6 @@ export async function startCall(env: Bindings, db: Database, params: CallParams,
   } catch (error) {
     console.error(`[echo] could not start the call of notification ${params.notificationId}`, error);
     await persistCallEnd(db, env.WEBHOOK_QUEUE, neverConnected(params, "error", "The call could not be started"), idempotency ? [idempotency.release()] : []);
-    throw new ApiError(502, "call_start_failed", "The call could not be started; the notification was marked failed. Retry the request.", { notification_id: params.notificationId });
+    throw new ApiError("call_start_failed", "The call could not be started; the notification was marked failed. Retry the request.", { notification_id: params.notificationId });
   }
 }
