@@ -67,9 +67,6 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES;
 export type ErrorStatus = (typeof ERROR_CODES)[ErrorCode]["status"];
 
-/** The catalogue's codes as a tuple, for `z.enum`. */
-export const ERROR_CODE_LIST = Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]];
-
 // Typed by the catalogue's statuses, so a new status without a phrase does not compile.
 const REASON_PHRASES: Record<ErrorStatus, string> = {
   400: "Bad Request",

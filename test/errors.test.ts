@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, ERROR_CODES, errorBody, type ErrorCode } from "../src/errors";
+import { api } from "./helpers";
 
 const CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 
@@ -13,4 +14,9 @@ describe("the error catalogue", () => {
     expect(body).toEqual({ statusCode: body.statusCode, error: body.error, message: "message", code, request_id: "req_1" });
   });
 
+  it("is listed as the Error schema's code enum in /openapi.json", async () => {
+    const res = await api("GET", "/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.body.components.schemas.Error.properties.code.enum).toEqual(CODES);
+  });
 });
