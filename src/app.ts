@@ -1,5 +1,4 @@
 import { swaggerUI } from "@hono/swagger-ui";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { requireAuth } from "./auth/middleware";
@@ -46,21 +45,23 @@ export function createApp() {
     if (err instanceof ApiError) {
       apiError = err;
     } else if (err instanceof HTTPException && err.status < 500) {
-      // Hono's body parsers reject malformed JSON this way.
-      apiError = new ApiError(err.status as ContentfulStatusCode, err.status === 400 ? "invalid_json" : "bad_request", err.message || "Malformed request");
+      // Hono's body parsers reject malformed JSON with a 400. No Hono middleware in use raises
+      // another 4xx; should one, it is answered as a 400 bad_request.
+      apiError = new ApiError(err.status === 400 ? "invalid_json" : "bad_request", err.message || "Malformed request");
     } else if (err instanceof ConfigError) {
       console.error(`[echo] ${err.message}`);
-      apiError = new ApiError(503, "server_misconfigured", err.message);
+      apiError = new ApiError("server_misconfigured", err.message);
     } else {
       console.error(`[echo] unhandled error (request ${requestId})`, err);
-      apiError = new ApiError(500, "internal_error", "Internal server error");
+      apiError = new ApiError("internal_error", "Internal server error");
     }
     return c.json(errorBody(apiError, requestId), apiError.status);
   });
 
   app.notFound((c) => {
     const requestId = c.get("requestId") ?? uuidv7();
-    return c.json(errorBody(new ApiError(404, "route_not_found", `No route for ${c.req.method} ${c.req.path}`), requestId), 404);
+    const error = new ApiError("route_not_found", `No route for ${c.req.method} ${c.req.path}`);
+    return c.json(errorBody(error, requestId), error.status);
   });
 
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKey", { type: "apiKey", in: "header", name: "x-api-key" });

@@ -15,7 +15,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
 });
 
 async function authenticateApiKey({ db }: AppEnv["Variables"], key: string): Promise<AuthContext> {
-  if (!API_KEY_PATTERN.test(key.trim())) throw ApiError.unauthorized("Invalid API key", "invalid_api_key");
+  if (!API_KEY_PATTERN.test(key.trim())) throw new ApiError("invalid_api_key", "Invalid API key");
   const keyHash = await hashApiKey(key.trim());
   const [row] = await db
     .select({ projectId: apiKeys.projectId, businessId: projects.businessId })
@@ -23,15 +23,15 @@ async function authenticateApiKey({ db }: AppEnv["Variables"], key: string): Pro
     .innerJoin(projects, eq(projects.id, apiKeys.projectId))
     .where(and(eq(apiKeys.keyHash, keyHash), eq(apiKeys.status, "active")))
     .limit(1);
-  if (!row) throw ApiError.unauthorized("Invalid or revoked API key", "invalid_api_key");
+  if (!row) throw new ApiError("invalid_api_key", "Invalid or revoked API key");
   return { kind: "api_key", projectId: row.projectId, businessId: row.businessId };
 }
 
 async function authenticateUser({ db, config }: AppEnv["Variables"], authorization: string | undefined, projectHeader: string | undefined): Promise<AuthContext> {
   const token = bearerToken(authorization);
-  if (!token) throw ApiError.unauthorized("Provide an x-api-key header or an Authorization: Bearer access token", "missing_credentials");
+  if (!token) throw new ApiError("missing_credentials", "Provide an x-api-key header or an Authorization: Bearer access token");
   const claims = await verifyToken(config.jwtSecret, token);
-  if (!claims || claims.kind !== "access") throw ApiError.unauthorized("Invalid or expired access token", "invalid_token");
+  if (!claims || claims.kind !== "access") throw new ApiError("invalid_token", "Invalid or expired access token");
   const wanted = projectHeader?.trim();
   // The user and the project asked for (if any, and only in the user's business) in one query.
   const [user] = await db
@@ -41,10 +41,10 @@ async function authenticateUser({ db, config }: AppEnv["Variables"], authorizati
     .leftJoin(projects, and(eq(projects.id, wanted ?? ""), eq(projects.businessId, users.businessId)))
     .where(eq(users.id, claims.userId))
     .limit(1);
-  if (!user) throw ApiError.unauthorized("Invalid or expired access token", "invalid_token");
+  if (!user) throw new ApiError("invalid_token", "Invalid or expired access token");
   let projectId = user.defaultProjectId;
   if (wanted !== undefined) {
-    if (user.wantedProjectId === null) throw ApiError.notFound("Project");
+    if (user.wantedProjectId === null) throw new ApiError("project_not_found", "Project not found");
     projectId = user.wantedProjectId;
   }
   return { kind: "user", projectId, businessId: user.businessId };

@@ -1,6 +1,6 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../context";
-import { ApiError, type ErrorDetail } from "../errors";
+import { ApiError, ERROR_CODES, type ErrorCode, type ErrorDetail } from "../errors";
 
 /** Turns zod issues into the `details` of a 400. */
 export function zodDetails(issues: readonly z.core.$ZodIssue[]): ErrorDetail[] {
@@ -15,7 +15,7 @@ export function createRouter(options: { getPath?: (request: Request) => string }
       if (!result.success) {
         const details = zodDetails(result.error.issues);
         const summary = details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join("; ");
-        throw ApiError.badRequest(`Invalid request: ${summary}`, details);
+        throw new ApiError("validation_error", `Invalid request: ${summary}`, { details });
       }
     },
   });
@@ -26,7 +26,7 @@ export const ErrorSchema = z
     statusCode: z.number().int(),
     error: z.string(),
     message: z.string(),
-    code: z.string(),
+    code: z.enum(Object.keys(ERROR_CODES) as ErrorCode[]),
     request_id: z.string(),
     details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   })

@@ -18,7 +18,7 @@ export function encodeCursor(id: string): string {
 
 function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined || cursor === "") return undefined;
-  const invalid = () => ApiError.badRequest("Invalid cursor", [{ path: "cursor", message: "not a cursor returned by this API" }]);
+  const invalid = () => new ApiError("validation_error", "Invalid cursor", { details: [{ path: "cursor", message: "not a cursor returned by this API" }] });
   let id: string;
   try {
     id = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));

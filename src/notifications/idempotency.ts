@@ -90,7 +90,7 @@ export class IdempotentRequest<Response> {
 
   private replayOf(row: typeof idempotencyKeys.$inferSelect | undefined): Response | null {
     if (!row) return null;
-    if (row.requestHash !== this.requestHash) throw ApiError.conflict("This Idempotency-Key was already used with a different request body", "idempotency_key_reused");
+    if (row.requestHash !== this.requestHash) throw new ApiError("idempotency_key_reused", "This Idempotency-Key was already used with a different request body");
     return JSON.parse(row.responseBody) as Response;
   }
 }

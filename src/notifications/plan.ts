@@ -69,18 +69,18 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
             .where(and(eq(agents.id, body.agent_id), eq(agents.businessId, auth.businessId)))
             .limit(1),
         ]);
-  if (!customer) throw ApiError.notFound("Customer");
+  if (!customer) throw new ApiError("customer_not_found", "Customer not found");
 
   if (body.agent_id !== undefined) {
-    if (!agent) throw ApiError.notFound("Agent");
-    if (agent.status === "disabled") throw ApiError.unprocessable("The agent is disabled and cannot be used for new notifications", "agent_disabled");
+    if (!agent) throw new ApiError("agent_not_found", "Agent not found");
+    if (agent.status === "disabled") throw new ApiError("agent_disabled", "The agent is disabled and cannot be used for new notifications");
   }
 
-  if (!phone) throw ApiError.unprocessable("The customer has no active phone number to call", "no_active_phone");
-  if (phone.status === "opted_out") throw ApiError.unprocessable("The customer's phone number has opted out of calls", "phone_opted_out");
-  if (phone.status !== "active") throw ApiError.unprocessable("The customer's primary phone number is marked invalid", "no_active_phone");
+  if (!phone) throw new ApiError("no_active_phone", "The customer has no active phone number to call");
+  if (phone.status === "opted_out") throw new ApiError("phone_opted_out", "The customer's phone number has opted out of calls");
+  if (phone.status !== "active") throw new ApiError("no_active_phone", "The customer's primary phone number is marked invalid");
 
-  if (!business) throw ApiError.notFound("Business");
+  if (!business) throw new ApiError("business_not_found", "Business not found");
   const values = promptValues({
     business: { name: business.name, summary: business.summary, industry: business.industry },
     customer: { firstName: customer.firstName, lastName: customer.lastName },
@@ -91,7 +91,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
     : llmScript({ hasContext: body.context !== undefined, collectFeedback: body.collect_feedback === true });
   const script = renderScript(template, values);
   if (script.missing.length > 0) {
-    throw ApiError.unprocessable(`The prompt uses variables with no value: ${script.missing.join(", ")}. Pass them in "variables".`, "missing_variables", {
+    throw new ApiError("missing_variables", `The prompt uses variables with no value: ${script.missing.join(", ")}. Pass them in "variables".`, {
       missing_variables: script.missing,
     });
   }

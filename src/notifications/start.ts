@@ -36,6 +36,6 @@ export async function startCall(env: Bindings, db: Database, params: CallParams,
     }
     // Whether or not the notification had already ended, the failed request's key is free for a retry.
     await idempotency?.release();
-    throw new ApiError(502, "call_start_failed", "The call could not be started; the notification was marked failed. Retry the request.", { notification_id: params.notificationId });
+    throw new ApiError("call_start_failed", "The call could not be started; the notification was marked failed. Retry the request.", { notification_id: params.notificationId });
   }
 }

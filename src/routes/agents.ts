@@ -197,7 +197,7 @@ export const agentRoutes = createRouter()
       .from(agents)
       .where(and(eq(agents.id, c.req.valid("param").id), eq(agents.businessId, auth.businessId)))
       .limit(1);
-    if (!row) throw ApiError.notFound("Agent");
+    if (!row) throw new ApiError("agent_not_found", "Agent not found");
     return c.json(agentBody(row), 200);
   })
   .openapi(updateAgentRoute, async (c) => {
@@ -218,7 +218,7 @@ export const agentRoutes = createRouter()
       })
       .where(and(eq(agents.id, c.req.valid("param").id), eq(agents.businessId, auth.businessId)))
       .returning();
-    if (!row) throw ApiError.notFound("Agent");
+    if (!row) throw new ApiError("agent_not_found", "Agent not found");
     return c.json(agentBody(row), 200);
   })
   .openapi(deleteAgentRoute, async (c) => {
@@ -228,6 +228,6 @@ export const agentRoutes = createRouter()
       .set({ status: "disabled", updatedAt: nowIso() })
       .where(and(eq(agents.id, c.req.valid("param").id), eq(agents.businessId, auth.businessId)))
       .returning();
-    if (!row) throw ApiError.notFound("Agent");
+    if (!row) throw new ApiError("agent_not_found", "Agent not found");
     return c.json(agentBody(row), 200);
   });

@@ -105,6 +105,6 @@ export const apiKeyRoutes = createRouter()
       .set({ status: "revoked", updatedAt: nowIso() })
       .where(and(eq(apiKeys.id, c.req.valid("param").id), eq(apiKeys.projectId, auth.projectId)))
       .returning();
-    if (!row) throw ApiError.notFound("API key");
+    if (!row) throw new ApiError("api_key_not_found", "API key not found");
     return c.json(apiKeyBody(row), 200);
   });

@@ -96,7 +96,7 @@ async function issueTokens(db: Database, secret: string, user: UserRow, familyId
   return { accessToken, refreshToken: refresh.token, insert };
 }
 
-const emailTaken = () => ApiError.conflict("An account with this email already exists", "email_taken");
+const emailTaken = () => new ApiError("email_taken", "An account with this email already exists");
 
 export const authRoutes = createRouter()
   .openapi(signupRoute, async (c) => {
@@ -143,7 +143,7 @@ export const authRoutes = createRouter()
     const { db, config } = c.var;
     const [user] = await db.select().from(users).where(eq(users.email, email)).limit(1);
     const passwordOk = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
-    if (!user || !passwordOk) throw ApiError.unauthorized("Invalid email or password", "invalid_credentials");
+    if (!user || !passwordOk) throw new ApiError("invalid_credentials", "Invalid email or password");
     const tokens = await issueTokens(db, config.jwtSecret, user);
     await tokens.insert;
     return c.json({ access_token: tokens.accessToken, refresh_token: tokens.refreshToken, user: userBody(user) }, 200);
@@ -152,7 +152,7 @@ export const authRoutes = createRouter()
     const { db, config } = c.var;
     const token = bearerToken(c.req.header("authorization"));
     const claims = token ? await verifyToken(config.jwtSecret, token) : null;
-    if (!claims || claims.kind !== "refresh") throw ApiError.unauthorized("Invalid or expired refresh token", "invalid_refresh_token");
+    if (!claims || claims.kind !== "refresh") throw new ApiError("invalid_refresh_token", "Invalid or expired refresh token");
 
     const now = nowIso();
     const [[consumed], [user]] = await db.batch([
@@ -166,9 +166,9 @@ export const authRoutes = createRouter()
     if (!consumed) {
       // A used or revoked token presented again means it leaked: end the whole login.
       await db.update(refreshTokens).set({ status: "revoked", updatedAt: now }).where(eq(refreshTokens.familyId, claims.familyId));
-      throw ApiError.unauthorized("Refresh token already used; every token of this login has been revoked", "refresh_token_reused");
+      throw new ApiError("refresh_token_reused", "Refresh token already used; every token of this login has been revoked");
     }
-    if (!user) throw ApiError.unauthorized("Invalid or expired refresh token", "invalid_refresh_token");
+    if (!user) throw new ApiError("invalid_refresh_token", "Invalid or expired refresh token");
     const tokens = await issueTokens(db, config.jwtSecret, user, consumed.familyId);
     await tokens.insert;
     return c.json({ access_token: tokens.accessToken, refresh_token: tokens.refreshToken, user: userBody(user) }, 201);

@@ -136,12 +136,12 @@ function customerQuery(db: Database, projectId: string, id: string) {
 
 function found(rows: CustomerRow[]): CustomerRow {
   const [row] = rows;
-  if (!row) throw ApiError.notFound("Customer");
+  if (!row) throw new ApiError("customer_not_found", "Customer not found");
   return row;
 }
 
-const customerExists = (externalId: string) => ApiError.conflict(`A customer with external_id "${externalId}" already exists in this project`, "customer_exists");
-const phoneExists = (value: string) => ApiError.conflict(`The customer already has the phone ${value}`, "phone_exists");
+const customerExists = (externalId: string) => new ApiError("customer_exists", `A customer with external_id "${externalId}" already exists in this project`);
+const phoneExists = (value: string) => new ApiError("phone_exists", `The customer already has the phone ${value}`);
 
 const EXTERNAL_ID_INDEX = "customers.project_id, customers.external_id";
 const PHONE_VALUE_INDEX = "customer_phones.customer_id, customer_phones.value";
@@ -299,7 +299,7 @@ export const customerRoutes = createRouter()
     }
     // Not in the project (or not at all).
     const [row] = updated;
-    if (!row) throw ApiError.notFound("Customer");
+    if (!row) throw new ApiError("customer_not_found", "Customer not found");
     return c.json(customerBody(row, phones), 200);
   })
   .openapi(deleteCustomerRoute, async (c) => {
@@ -313,7 +313,7 @@ export const customerRoutes = createRouter()
         .where(and(eq(customers.id, id), eq(customers.projectId, auth.projectId)))
         .returning({ id: customers.id }),
     ]);
-    if (deleted.length === 0) throw ApiError.notFound("Customer");
+    if (deleted.length === 0) throw new ApiError("customer_not_found", "Customer not found");
     return c.body(null, 204);
   })
   .openapi(addPhoneRoute, async (c) => {
@@ -364,9 +364,9 @@ export const customerRoutes = createRouter()
         .limit(1),
     ]);
     const customer = found(rows);
-    if (!phone) throw ApiError.notFound("Phone");
+    if (!phone) throw new ApiError("phone_not_found", "Phone not found");
     if (body.is_primary === false && phone.isPrimary) {
-      throw ApiError.unprocessable("A customer always has a primary phone: make another phone primary instead", "primary_phone_required");
+      throw new ApiError("primary_phone_required", "A customer always has a primary phone: make another phone primary instead");
     }
     const now = nowIso();
     const update = db
@@ -387,6 +387,6 @@ export const customerRoutes = createRouter()
       updated = await update;
     }
     const [row] = updated;
-    if (!row) throw ApiError.notFound("Phone");
+    if (!row) throw new ApiError("phone_not_found", "Phone not found");
     return c.json(phoneBody(row), 200);
   });

@@ -130,7 +130,7 @@ async function findNotification(db: Database, auth: AuthContext, id: string): Pr
     .from(notifications)
     .where(and(eq(notifications.id, id), eq(notifications.projectId, auth.projectId)))
     .limit(1);
-  if (!row) throw ApiError.notFound("Notification");
+  if (!row) throw new ApiError("notification_not_found", "Notification not found");
   return row;
 }
 
@@ -248,14 +248,14 @@ export const notificationRoutes = createRouter()
   .openapi(cancelRouteDef, async (c) => {
     const { auth, db } = c.var;
     const row = await findNotification(db, auth, c.req.valid("param").id);
-    if (row.status !== "in_progress" && row.status !== "queued") throw ApiError.conflict(`The notification has already ended (${row.status})`, "notification_already_ended");
+    if (row.status !== "in_progress" && row.status !== "queued") throw new ApiError("notification_already_ended", `The notification has already ended (${row.status})`);
     const stub = c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id));
     const outcome = await stub.stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated }, "canceled");
     const after = await findNotification(db, auth, row.id);
     // The call may have ended on its own just before the cancel reached it (its result may still be on its way).
     if (outcome === "already-ended") {
       const state = after.status === "in_progress" ? "its result is being prepared" : after.status;
-      throw ApiError.conflict(`The notification's call has already ended (${state})`, "notification_already_ended");
+      throw new ApiError("notification_already_ended", `The notification's call has already ended (${state})`);
     }
     return c.json(notificationBody(after), 200);
   });

@@ -25,7 +25,7 @@ function projectBody(row: ProjectRow) {
 
 /** The `projects` row condition of `findAccessibleProject`, for queries that join the project. */
 export function accessibleProject(auth: AuthContext, projectId: string): SQL | undefined {
-  if (auth.kind === "api_key" && projectId !== auth.projectId) throw ApiError.notFound("Project");
+  if (auth.kind === "api_key" && projectId !== auth.projectId) throw new ApiError("project_not_found", "Project not found");
   return and(eq(projects.id, projectId), eq(projects.businessId, auth.businessId));
 }
 
@@ -35,12 +35,12 @@ export function accessibleProject(auth: AuthContext, projectId: string): SQL | u
  */
 export async function findAccessibleProject(db: Database, auth: AuthContext, projectId: string): Promise<ProjectRow> {
   const [row] = await db.select().from(projects).where(accessibleProject(auth, projectId)).limit(1);
-  if (!row) throw ApiError.notFound("Project");
+  if (!row) throw new ApiError("project_not_found", "Project not found");
   return row;
 }
 
 function requireUser(auth: AuthContext): void {
-  if (auth.kind !== "user") throw ApiError.forbidden("Listing and creating projects needs a user's Bearer token, not an API key", "user_token_required");
+  if (auth.kind !== "user") throw new ApiError("user_token_required", "Listing and creating projects needs a user's Bearer token, not an API key");
 }
 
 const currentProjectRoute = createRoute({

@@ -24,7 +24,7 @@ export const twilioRoutes = new Hono<AppEnv>();
 /** Without live calls configured, these routes do not exist. */
 function liveConfig(c: Context<AppEnv>): LiveCallConfig {
   const live = c.get("config").live;
-  if (!live) throw new ApiError(404, "route_not_found", `No route for ${c.req.method} ${c.req.path}`);
+  if (!live) throw new ApiError("route_not_found", `No route for ${c.req.method} ${c.req.path}`);
   return live;
 }
 
@@ -38,7 +38,7 @@ async function twilioForm(c: Context<AppEnv>): Promise<Record<string, string>> {
 
 async function requireTwilioSignature(c: Context<AppEnv>, live: LiveCallConfig, signedUrl: string, params: Record<string, string>): Promise<void> {
   if (!(await validTwilioSignature(live.twilio.authToken, c.req.header("x-twilio-signature"), signedUrl, params))) {
-    throw ApiError.forbidden("Missing or invalid X-Twilio-Signature", "invalid_twilio_signature");
+    throw new ApiError("invalid_twilio_signature", "Missing or invalid X-Twilio-Signature");
   }
 }
 
@@ -64,7 +64,7 @@ function formCallback<T>(
       value = parse(form);
     } catch (error) {
       if (!(error instanceof z.ZodError)) throw error;
-      throw ApiError.badRequest(`Not a Twilio ${what}`, zodDetails(error.issues));
+      throw new ApiError("validation_error", `Not a Twilio ${what}`, { details: zodDetails(error.issues) });
     }
     await deliver(c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)), value);
     return c.body(null, 204);
@@ -88,7 +88,7 @@ twilioRoutes.get("/media/:notificationId", async (c) => {
   const notificationId = c.req.param("notificationId");
   // Twilio signs the wss:// URL it connected to; an upgrade has no form parameters.
   await requireTwilioSignature(c, live, twilioStreamUrl(live.publicBaseUrl, notificationId), {});
-  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw ApiError.badRequest("Expected a WebSocket upgrade", undefined, "websocket_upgrade_required");
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("websocket_upgrade_required", "Expected a WebSocket upgrade");
   // The call's Durable Object accepts the socket and holds it for the rest of the call. Its response
   // is copied because the app's middleware adds headers and the original's headers are immutable.
   const response = await c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)).fetch(c.req.raw);

@@ -160,7 +160,7 @@ function attemptBody(row: AttemptRow) {
 /** The URL as the guard sees it: refused → 422 saying why. */
 function allowedUrl(url: string, config: Config): string {
   const check = checkWebhookUrl(url, config.webhooks.allowPrivateUrls);
-  if (!check.ok) throw ApiError.unprocessable(`Webhook URL not allowed: ${check.reason}`, "webhook_url_not_allowed");
+  if (!check.ok) throw new ApiError("webhook_url_not_allowed", `Webhook URL not allowed: ${check.reason}`);
   return url;
 }
 
@@ -172,16 +172,16 @@ async function findEndpoint(db: Database, auth: AuthContext, projectId: string, 
     .leftJoin(webhookEndpoints, and(eq(webhookEndpoints.projectId, projects.id), eq(webhookEndpoints.id, webhookId)))
     .where(accessibleProject(auth, projectId))
     .limit(1);
-  if (!row) throw ApiError.notFound("Project");
-  if (!row.endpoint) throw ApiError.notFound("Webhook");
+  if (!row) throw new ApiError("project_not_found", "Project not found");
+  if (!row.endpoint) throw new ApiError("webhook_not_found", "Webhook not found");
   return row.endpoint;
 }
 
 function assertEnabled(endpoint: EndpointRow): void {
   if (endpoint.status === "disabled") {
-    throw ApiError.unprocessable(
-      `Webhook is disabled (${endpoint.disabledReason ?? "no reason recorded"}); re-enable it with PATCH {"status":"active"} first`,
+    throw new ApiError(
       "webhook_disabled",
+      `Webhook is disabled (${endpoint.disabledReason ?? "no reason recorded"}); re-enable it with PATCH {"status":"active"} first`,
     );
   }
 }
@@ -196,7 +196,7 @@ function deliveryQuery(db: Database, endpoint: EndpointRow, deliveryId: string) 
 }
 
 function foundDelivery([row]: Awaited<ReturnType<typeof deliveryQuery>>): { delivery: DeliveryRow; payload: string } {
-  if (!row) throw ApiError.notFound("Webhook delivery");
+  if (!row) throw new ApiError("webhook_delivery_not_found", "Webhook delivery not found");
   return row;
 }
 
@@ -376,7 +376,7 @@ export const webhookRoutes = createRouter()
       .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.projectId, endpoint.projectId)))
       .returning();
     // Deleted between the lookup and the update.
-    if (!row) throw ApiError.notFound("Webhook");
+    if (!row) throw new ApiError("webhook_not_found", "Webhook not found");
     return c.json(webhookBody(row), 200);
   })
   .openapi(deleteWebhookRoute, async (c) => {
@@ -393,7 +393,7 @@ export const webhookRoutes = createRouter()
         .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, project.id)))
         .returning({ id: webhookEndpoints.id }),
     ]);
-    if (deleted.length === 0) throw ApiError.notFound("Webhook");
+    if (deleted.length === 0) throw new ApiError("webhook_not_found", "Webhook not found");
     return c.body(null, 204);
   })
   .openapi(rotateSecretRoute, async (c) => {
@@ -412,7 +412,7 @@ export const webhookRoutes = createRouter()
       })
       .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, project.id)))
       .returning({ id: webhookEndpoints.id });
-    if (!row) throw ApiError.notFound("Webhook");
+    if (!row) throw new ApiError("webhook_not_found", "Webhook not found");
     return c.json({ signing_secret: signingSecret }, 200);
   })
   .openapi(testWebhookRoute, async (c) => {
@@ -503,7 +503,7 @@ export const webhookRoutes = createRouter()
         ),
       )
       .returning();
-    if (!row) throw ApiError.conflict("An attempt of this delivery is in progress; retry it once that attempt is recorded", "webhook_delivery_in_flight");
+    if (!row) throw new ApiError("webhook_delivery_in_flight", "An attempt of this delivery is in progress; retry it once that attempt is recorded");
     await enqueueDeliveries(c.env.WEBHOOK_QUEUE, [row.id]);
     return c.json(deliveryBody(row, payload), 202);
   });
