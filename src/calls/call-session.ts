@@ -230,7 +230,11 @@ class CallLifecycle implements CallCore {
   async stop(target: CallTarget, endedReason: "canceled" | "error", errorMessage: string | null): Promise<"stopped" | "already-ended"> {
     const outcome = await this.operation(async () => {
       const record = this.record;
-      if (!record) return (await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, neverConnected(target, endedReason, errorMessage))) ? "stopped" : "already-ended";
+      if (!record) {
+        // The call never reached this object, or the object lost it: a leg D1 knows of is hung up all the same.
+        await this.hangUpStoredLeg(target);
+        return (await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, neverConnected(target, endedReason, errorMessage))) ? "stopped" : "already-ended";
+      }
       if (record.ending) return "already-ended";
       await this.driverFor(record).hangUp();
       await this.finish(endedReason, errorMessage);
@@ -447,7 +451,7 @@ class CallLifecycle implements CallCore {
       ending.result = { value: null, error: "Extracting call_result did not finish" };
     }
     const { params } = record;
-    const dropResult = ending.failedWrites >= WRITES_BEFORE_DROPPING_RESULT;
+    const dropResult = ending.result.value !== null && ending.failedWrites >= WRITES_BEFORE_DROPPING_RESULT;
     let applied: boolean;
     try {
       applied = await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, {
@@ -504,6 +508,13 @@ class CallLifecycle implements CallCore {
     let end: { endedReason: EndedReason; errorMessage: string | null } = { endedReason: "error", errorMessage: "The call was lost before it could run" };
     if (live && !target.simulated && carrierCallSid !== null) end = await endLostLeg(live, carrierCallSid);
     await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, { ...neverConnected(target, end.endedReason, end.errorMessage), connected: answeredAt !== null });
+  }
+
+  private async hangUpStoredLeg(target: CallTarget): Promise<void> {
+    const live = getConfig(this.env).live;
+    if (!live || target.simulated) return;
+    const [row] = await this.db.select({ carrierCallSid: notifications.carrierCallSid }).from(notifications).where(eq(notifications.id, target.notificationId));
+    if (row?.carrierCallSid) await hangUpLeg(live, row.carrierCallSid);
   }
 
   /** The notification ended outside this object (canceled, or failed by the API): the call stops, off the line too. */
@@ -613,7 +624,7 @@ class CallLifecycle implements CallCore {
         return false;
       }
       // Our own earlier write went through but the object lost its state before storing it.
-      if (row && LIVE_CALL_STATUSES.indexOf(row.callStatus as LiveCallStatus) >= LIVE_CALL_STATUSES.indexOf(target)) return true;
+      if (row && LIVE_CALL_STATUSES.findIndex((status) => status === row.callStatus) >= LIVE_CALL_STATUSES.indexOf(target)) return true;
       throw error;
     }
   }

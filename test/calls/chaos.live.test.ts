@@ -27,14 +27,20 @@ async function expectEventsOnce(call: Parameters<typeof webhooks>[0], names: str
   return webhooks(call, names);
 }
 
+/** A live call answered by a person who has spoken: the greeting, the reply and the agent's answer are stored. */
+async function midConversation() {
+  const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."] });
+  const twilioCall = await twilioCallFor(call.notificationId);
+  await answer(twilioCall);
+  const { peer, line } = await greeted(twilioCall);
+  say(peer, line);
+  await vi.waitFor(async () => expect((await runInDurableObject(callObject(call.notificationId), (_, state) => state.storage.list({ prefix: "turn:" }))).size).toBe(3), WAIT);
+  return { call, twilioCall, peer };
+}
+
 describe("chaos: a live call still ends exactly once", () => {
   it("the call object is reset mid-call: Twilio's end of the call ends it once, with what was said and its result", async () => {
-    const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."] });
-    const twilioCall = await twilioCallFor(call.notificationId);
-    await answer(twilioCall);
-    const { peer, line } = await greeted(twilioCall);
-    say(peer, line);
-    await vi.waitFor(async () => expect((await runInDurableObject(callObject(call.notificationId), (_, state) => state.storage.list({ prefix: "turn:" }))).size).toBe(3), WAIT);
+    const { call, twilioCall, peer } = await midConversation();
 
     // A deploy resets the object: its sockets go, what it stored stays; Twilio hangs up the stream's call.
     await abortAllDurableObjects();
@@ -52,12 +58,7 @@ describe("chaos: a live call still ends exactly once", () => {
   });
 
   it("D1 refuses the end three times: the end is kept, retried on the alarm and lands once with its own reason", async () => {
-    const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."] });
-    const twilioCall = await twilioCallFor(call.notificationId);
-    await answer(twilioCall);
-    const { peer, line } = await greeted(twilioCall);
-    say(peer, line);
-    await vi.waitFor(async () => expect((await runInDurableObject(callObject(call.notificationId), (_, state) => state.storage.list({ prefix: "turn:" }))).size).toBe(3), WAIT);
+    const { call, twilioCall, peer } = await midConversation();
 
     const outage = await refuseEnding(call.notificationId);
     try {
@@ -119,6 +120,19 @@ describe("chaos: a live call still ends exactly once", () => {
     expect(await getNotification(call)).toMatchObject({ status: "failed", call_status: "failed", answered_at: null });
     expect(await storedEvents(call.notificationId)).toEqual([]);
     expect(await runDurableObjectAlarm(callObject(call.notificationId))).toBe(false);
+  });
+
+  it("the call object lost its record of a dialled call: a cancel still hangs up the leg, known from D1", async () => {
+    const call = await placeLiveCall({});
+    const twilioCall = await twilioCallFor(call.notificationId);
+    expect((await reportCallStatus(twilioCall, "ringing")).status).toBe(204);
+    await runInDurableObject(callObject(call.notificationId), (_, state) => state.storage.deleteAll());
+    await abortAllDurableObjects();
+    const res = await api("POST", `/api/v1/notifications/${call.notificationId}/cancel`, { key: call.account.key });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: "canceled", ended_reason: "canceled" });
+    expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+    await expectEventsOnce(call, ["call.ended"]);
   });
 
   it("the start fails on a notification that had already ended: the Idempotency-Key is freed all the same", async () => {
