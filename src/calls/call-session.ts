@@ -391,7 +391,7 @@ class CallLifecycle implements CallCore {
     const extractionDue = record.answeredBy === "human" && record.params.outputSchema !== null && transcript.some((turn) => turn.role === "customer");
     record.ending = { endedReason, errorMessage, endedAtMs: Date.now(), result: extractionDue ? null : NO_RESULT, extractions: 0, failedWrites: 0 };
     record.next = null;
-    return this.continueEnding(driver);
+    return this.continueEnding(driver, transcript);
   }
 
   async run<T>(body: () => Promise<T>): Promise<T | undefined> {
@@ -433,11 +433,13 @@ class CallLifecycle implements CallCore {
 
   /**
    * The next step of an end: extract the result if it is due (outside the queue), else write the end
-   * to D1. True unless the notification had already ended elsewhere.
+   * to D1. True unless the notification had already ended elsewhere. `driver` and `transcript` are
+   * passed by a call that just finished; a later step makes or reads them.
    */
-  private async continueEnding(driver?: CallDriver): Promise<boolean> {
+  private async continueEnding(driver?: CallDriver, transcript?: TranscriptTurn[]): Promise<boolean> {
     const record = this.live();
     const ending = record.ending!;
+    transcript ??= await this.transcript();
     if (ending.result === null) {
       if (this.extraction) {
         // Still extracting in this object: look again once its own time limit has passed.
@@ -445,7 +447,7 @@ class CallLifecycle implements CallCore {
         return true;
       }
       if (ending.extractions < MAX_EXTRACTIONS) {
-        this.startExtraction(record, ending, driver ?? this.driverFor(record, { detached: true }), await this.transcript());
+        this.startExtraction(record, ending, driver ?? this.driverFor(record, { detached: true }), transcript);
         return true;
       }
       ending.result = { value: null, error: "Extracting call_result did not finish" };
@@ -462,7 +464,7 @@ class CallLifecycle implements CallCore {
         endedAt: new Date(ending.endedAtMs).toISOString(),
         connected: record.answeredAtMs !== null,
         durationSeconds: record.answeredAtMs === null ? 0 : (ending.endedAtMs - record.answeredAtMs) / 1000,
-        transcript: await this.transcript(),
+        transcript,
         callResult: dropResult ? null : ending.result.value,
       });
     } catch (error) {

@@ -14,7 +14,7 @@ import { startCall } from "../notifications/start";
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 const TranscriptTurnSchema = z
-  .object({ role: z.enum(["agent", "customer"]), text: z.string(), at_ms: z.number().openapi({ description: "Milliseconds since the call was answered" }) })
+  .object({ role: z.enum(TURN_ROLES), text: z.string(), at_ms: z.number().openapi({ description: "Milliseconds since the call was answered" }) })
   .openapi("TranscriptTurn");
 
 const NotificationSchema = z

@@ -1,13 +1,13 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { CallParams } from "../../src/calls/call";
 import type { CallSession } from "../../src/calls/call-session";
 import { createDb } from "../../src/db/client";
 import { notifications } from "../../src/db/schema";
 import { nowIso, randomHex, uuidv7 } from "../../src/lib/ids";
 import { createAgent, createCustomer, getNotification, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents, waitUntilEnded, type AgentInput } from "../fixtures";
-import { api, signup, type Account } from "../helpers";
+import { api, signup } from "../helpers";
 
 const HOUR_MS = 3_600_000;
 /** Longer than a whole simulated call at the tests' time scale (0.01: about 65 ms). */

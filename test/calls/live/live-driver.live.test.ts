@@ -537,6 +537,7 @@ describe("the model session", () => {
     const [, ended, summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
     expect(ended.data).toEqual({ status: "failed", ended_reason: "error", simulated: false });
     expect(summary.data.transcript).toBe("AI: Hi John, this is Acme.\nCustomer: Yes, that works for me.");
+    expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
   });
 });
 
