@@ -189,4 +189,22 @@ describe("chaos: a live call still ends exactly once", () => {
     const [, , summary] = await expectEventsOnce(call, ["call.started", "call.ended", "call.summary"]);
     expect(summary.data.analysis).toBeNull();
   });
+
+  it("the call object is reset while it extracts: the extraction starts again from what it stored, and the call ends once", async () => {
+    const call = await placeLiveCall({ responses: ["Hi John, this is Acme.", "Thanks, goodbye!"], caller_turns: ["Yes. [extract-hang]"], end_call_after_turn: 1 });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const { peer, line } = await greeted(twilioCall);
+    say(peer, line);
+    await peer.closed;
+    await vi.waitFor(async () => expect(await storedEnding(call.notificationId)).toMatchObject({ result: null, extractions: 1 }), WAIT);
+
+    await abortAllDurableObjects();
+    // The object's alarm (the extraction's time limit) finds the end it stored, with no extraction running.
+    expect(await runDurableObjectAlarm(callObject(call.notificationId))).toBe(true);
+    expect(await storedEnding(call.notificationId)).toMatchObject({ endedReason: "assistant-ended-call", result: null, extractions: 2 });
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call", call_result: null, error_message: "Extracting call_result took longer than 3000 ms" });
+    await expectEventsOnce(call, ["call.started", "call.ended", "call.summary"]);
+  });
 });
