@@ -37,7 +37,7 @@ async function authenticateApiKey({ db }: AppEnv["Variables"], waitUntil: (work:
       .where(and(eq(apiKeys.id, row.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, staleBefore))));
     waitUntil(touch.then(undefined, (error: unknown) => console.error(`[echo] could not record the use of API key ${row.id}`, error)));
   }
-  return { kind: "api_key", projectId: row.projectId, businessId: row.businessId };
+  return { kind: "api_key", callerId: row.id, projectId: row.projectId, businessId: row.businessId };
 }
 
 async function authenticateUser({ db, config }: AppEnv["Variables"], authorization: string | undefined, projectHeader: string | undefined): Promise<AuthContext> {
@@ -61,5 +61,5 @@ async function authenticateUser({ db, config }: AppEnv["Variables"], authorizati
     if (user.wantedProjectId === null) throw new ApiError("project_not_found", "Project not found");
     projectId = user.wantedProjectId;
   }
-  return { kind: "user", projectId, businessId: user.businessId };
+  return { kind: "user", callerId: claims.userId, projectId, businessId: user.businessId };
 }
