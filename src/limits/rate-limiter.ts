@@ -20,9 +20,9 @@ const STORED_WINDOW = "window";
 
 /**
  * One rate-limited thing (an API key, a client IP, an account's logins, a project's triggers), one
- * object, named by what it counts. A single writer counts exactly, however many requests race. Short windows live in memory (an eviction forgives at
- * most one of them); a `durable` count — failed logins — is kept in the object's storage and
- * deleted by the alarm once its window is over.
+ * object, named by what it counts. A single writer counts exactly, however many requests race.
+ * Short windows live in memory (an eviction forgives at most one of them); a `durable` count —
+ * failed logins — is kept in the object's storage and deleted by the alarm once its window is over.
  */
 export class RateLimiter extends DurableObject<Bindings> {
   private window: CountWindow | undefined;
