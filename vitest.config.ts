@@ -8,6 +8,12 @@ const COMMON_BINDINGS = {
   JWT_SECRET: "test-jwt-secret-that-is-at-least-32-characters",
   SIMULATOR_TIME_SCALE: "0.01",
   WEBHOOK_RETRY_SCHEDULE: "0,1,1",
+  // Each test file signs up and calls hundreds of times from one client; the limits' own tests
+  // (test/limits) set low ones per request.
+  RATE_LIMIT_API_KEY: "1000000/1s",
+  RATE_LIMIT_AUTH_IP: "1000000/1s",
+  RATE_LIMIT_FAILED_LOGINS: "1000000/1s",
+  RATE_LIMIT_NOTIFICATIONS: "1000000/1s",
 };
 
 /**

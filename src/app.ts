@@ -7,6 +7,7 @@ import { ConfigError, getConfig } from "./env";
 import { ApiError, errorBody } from "./errors";
 import { createRouter } from "./lib/openapi";
 import { uuidv7 } from "./lib/ids";
+import { limitPerCaller, limitPerClientIp } from "./limits/rate-limit";
 import { agentRoutes } from "./routes/agents";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { authRoutes } from "./routes/auth";
@@ -67,8 +68,10 @@ export function createApp() {
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKey", { type: "apiKey", in: "header", name: "x-api-key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 
+  // /api/auth/* is routed as /auth/* (getPath above), so one limit covers both.
+  app.use("/auth/*", limitPerClientIp);
   app.route("/auth", authRoutes);
-  app.use("/api/v1/*", requireAuth);
+  app.use("/api/v1/*", requireAuth, limitPerCaller);
   app.route("/api/v1", projectRoutes);
   app.route("/api/v1", apiKeyRoutes);
   app.route("/api/v1", agentRoutes);

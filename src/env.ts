@@ -28,6 +28,11 @@ export interface Vars {
   WEBHOOK_TIMEOUT_MS?: string;
   /** An endpoint failing every attempt for this many seconds is disabled (default 5 days). */
   WEBHOOK_DISABLE_AFTER_SECONDS?: string;
+  /** Rate limits, each `<requests>/<window>` (e.g. `100/10s`, `60/1m`, `10/15m`): see `DEFAULT_RATE_LIMITS`. */
+  RATE_LIMIT_API_KEY?: string;
+  RATE_LIMIT_AUTH_IP?: string;
+  RATE_LIMIT_FAILED_LOGINS?: string;
+  RATE_LIMIT_NOTIFICATIONS?: string;
 }
 
 /** The bindings wrangler.toml declares, as `npm run types` generates them (worker-configuration.d.ts), and the vars. */
@@ -41,6 +46,26 @@ const optionalText = z
   .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()));
 
 const optionalNumber = optionalText.transform((value) => (value === undefined ? undefined : Number(value)));
+
+/** At most `limit` requests in each fixed window of `windowSeconds`, which starts at the first request counted. */
+export interface RateLimitRule {
+  limit: number;
+  windowSeconds: number;
+}
+
+const WINDOW_UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+const RATE_LIMIT_RULE = /^(\d+)\s*\/\s*(\d+)\s*([smh])$/;
+
+/** `<requests>/<window>`: `100/10s`, `60/1m`, `10/15m`, `1000/1h`. */
+const rateLimitRule = z
+  .string()
+  .regex(RATE_LIMIT_RULE, "<requests>/<window>, e.g. 100/10s, 60/1m or 10/15m")
+  .transform((text): RateLimitRule => {
+    const [, limit = "", amount = "", unit = "s"] = RATE_LIMIT_RULE.exec(text) ?? [];
+    return { limit: Number(limit), windowSeconds: Number(amount) * WINDOW_UNIT_SECONDS[unit as keyof typeof WINDOW_UNIT_SECONDS] };
+  })
+  .refine((rule) => rule.limit >= 1 && rule.limit <= 1_000_000, "between 1 and 1,000,000 requests")
+  .refine((rule) => rule.windowSeconds >= 1 && rule.windowSeconds <= 24 * 3600, "a window between 1 s and 24 h");
 
 const rawConfigSchema = z.object({
   ENVIRONMENT: z.enum(["development", "test", "production"]).default("production"),
@@ -68,6 +93,10 @@ const rawConfigSchema = z.object({
   ),
   WEBHOOK_TIMEOUT_MS: optionalNumber.pipe(z.number().int().min(100).max(60_000).optional()),
   WEBHOOK_DISABLE_AFTER_SECONDS: optionalNumber.pipe(z.number().int().min(1).optional()),
+  RATE_LIMIT_API_KEY: optionalText.pipe(rateLimitRule.optional()),
+  RATE_LIMIT_AUTH_IP: optionalText.pipe(rateLimitRule.optional()),
+  RATE_LIMIT_FAILED_LOGINS: optionalText.pipe(rateLimitRule.optional()),
+  RATE_LIMIT_NOTIFICATIONS: optionalText.pipe(rateLimitRule.optional()),
 });
 
 export interface TwilioConfig {
@@ -116,7 +145,30 @@ export interface Config {
     /** How long an endpoint may fail every attempt before it is disabled. */
     disableAfterSeconds: number;
   };
+  rateLimits: RateLimits;
 }
+
+export interface RateLimits {
+  /** `/api/v1/*` requests per API key, or per user and project for a Bearer token. */
+  perCaller: RateLimitRule;
+  /** `/auth/*` (and `/api/auth/*`) requests per client IP (an IPv6 client per /64). */
+  authPerIp: RateLimitRule;
+  /** Login attempts per account (email) that did not succeed; a success starts the count again. */
+  failedLoginsPerAccount: RateLimitRule;
+  /** `POST /api/v1/notifications` per project: each one may place a call. */
+  notificationsPerProject: RateLimitRule;
+}
+
+/**
+ * API.md "Limits". Triggers: 10 per 10 s is the 1 call per second Twilio places for an account by
+ * default (it queues calls beyond that), so a burst never waits in Twilio's queue for long.
+ */
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  perCaller: { limit: 100, windowSeconds: 10 },
+  authPerIp: { limit: 60, windowSeconds: 60 },
+  failedLoginsPerAccount: { limit: 10, windowSeconds: 15 * 60 },
+  notificationsPerProject: { limit: 10, windowSeconds: 10 },
+};
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -172,6 +224,12 @@ export function getConfig(env: Vars): Config {
       retryScheduleSeconds: raw.WEBHOOK_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE_SECONDS,
       timeoutMs: raw.WEBHOOK_TIMEOUT_MS ?? 10_000,
       disableAfterSeconds: raw.WEBHOOK_DISABLE_AFTER_SECONDS ?? DEFAULT_DISABLE_AFTER_SECONDS,
+    },
+    rateLimits: {
+      perCaller: raw.RATE_LIMIT_API_KEY ?? DEFAULT_RATE_LIMITS.perCaller,
+      authPerIp: raw.RATE_LIMIT_AUTH_IP ?? DEFAULT_RATE_LIMITS.authPerIp,
+      failedLoginsPerAccount: raw.RATE_LIMIT_FAILED_LOGINS ?? DEFAULT_RATE_LIMITS.failedLoginsPerAccount,
+      notificationsPerProject: raw.RATE_LIMIT_NOTIFICATIONS ?? DEFAULT_RATE_LIMITS.notificationsPerProject,
     },
   };
   if (devDefaults.length > 0 && raw.ENVIRONMENT === "development") {

@@ -57,6 +57,9 @@ export const ERROR_CODES = {
   webhook_url_not_allowed: { status: 422 },
   webhook_disabled: { status: 422 },
 
+  // Over a rate limit; Retry-After and X-RateLimit-Reset say when to try again.
+  rate_limited: { status: 429 },
+
   internal_error: { status: 500 },
   // The call's Durable Object could not start the call; the notification is marked failed.
   call_start_failed: { status: 502 },
@@ -75,6 +78,7 @@ const REASON_PHRASES: Record<ErrorStatus, string> = {
   404: "Not Found",
   409: "Conflict",
   422: "Unprocessable Entity",
+  429: "Too Many Requests",
   500: "Internal Server Error",
   502: "Bad Gateway",
   503: "Service Unavailable",

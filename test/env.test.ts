@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
+import { ConfigError, DEFAULT_RATE_LIMITS, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
 
 /** A fresh object each time: getConfig validates each environment once. */
 function bindings(vars: Vars): Vars {
@@ -45,5 +45,25 @@ describe("getConfig", () => {
     expect(() => getConfig(bindings({ ENVIRONMENT: "development", WEBHOOK_RETRY_SCHEDULE: "0, 1m" }))).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
     expect(() => getConfig(bindings({ ENVIRONMENT: "development", PUBLIC_BASE_URL: "not a url" }))).toThrow(/PUBLIC_BASE_URL/);
     expect(getConfig(bindings({ ENVIRONMENT: "development", WEBHOOK_RETRY_SCHEDULE: "0, 5,10" })).webhooks.retryScheduleSeconds).toEqual([0, 5, 10]);
+  });
+
+  it("reads rate limits as <requests>/<window>, with API.md's defaults", () => {
+    expect(getConfig(bindings({ ENVIRONMENT: "development" })).rateLimits).toEqual({
+      perCaller: { limit: 100, windowSeconds: 10 },
+      authPerIp: { limit: 60, windowSeconds: 60 },
+      failedLoginsPerAccount: { limit: 10, windowSeconds: 900 },
+      notificationsPerProject: { limit: 10, windowSeconds: 10 },
+    });
+    expect(DEFAULT_RATE_LIMITS.perCaller).toEqual({ limit: 100, windowSeconds: 10 });
+    const custom = getConfig(bindings({ ENVIRONMENT: "development", RATE_LIMIT_API_KEY: "500 / 1m", RATE_LIMIT_AUTH_IP: "300/1h", RATE_LIMIT_FAILED_LOGINS: "5/30m", RATE_LIMIT_NOTIFICATIONS: "1/1s" }));
+    expect(custom.rateLimits).toEqual({
+      perCaller: { limit: 500, windowSeconds: 60 },
+      authPerIp: { limit: 300, windowSeconds: 3600 },
+      failedLoginsPerAccount: { limit: 5, windowSeconds: 1800 },
+      notificationsPerProject: { limit: 1, windowSeconds: 1 },
+    });
+    for (const malformed of ["100", "100/10", "100 per 10s", "0/10s", "10/0s", "10/25h", "-1/10s"]) {
+      expect(() => getConfig(bindings({ ENVIRONMENT: "development", RATE_LIMIT_API_KEY: malformed })), malformed).toThrow(/RATE_LIMIT_API_KEY/);
+    }
   });
 });

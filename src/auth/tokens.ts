@@ -52,10 +52,10 @@ export async function signRefreshToken(secret: string, subject: TokenSubject, fa
   return { token, tokenId, expiresAt };
 }
 
-/** Verifies signature, algorithm, expiry and kind; returns null for anything invalid. */
+/** Verifies signature, algorithm, expiry (which must be there) and kind; returns null for anything invalid. */
 export async function verifyToken(secret: string, token: string): Promise<AccessClaims | RefreshClaims | null> {
   try {
-    const { payload } = await jwtVerify(token, keyOf(secret), { algorithms: ["HS256"] });
+    const { payload } = await jwtVerify(token, keyOf(secret), { algorithms: ["HS256"], requiredClaims: ["exp"] });
     const { sub, email, typ, jti, fam } = payload as Record<string, unknown>;
     if (typeof sub !== "string" || typeof email !== "string") return null;
     if (typ === "access") return { kind: "access", userId: sub, email };

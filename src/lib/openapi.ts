@@ -34,8 +34,21 @@ export const ErrorSchema = z
 
 const errorResponse = (description: string) => ({ content: { "application/json": { schema: ErrorSchema } }, description });
 
-/** The error responses a route may return, for the OpenAPI document. */
-export function errorResponses(...statuses: Array<400 | 401 | 403 | 404 | 409 | 422 | 429>) {
+const seconds = (description: string) => ({ schema: { type: "integer" as const, minimum: 1 }, description });
+
+/** Every route that documents its errors is rate limited (API.md "Limits"). */
+const rateLimitedResponse = {
+  ...errorResponse("Rate limited (code rate_limited). Every response of the route carries the X-RateLimit-* headers"),
+  headers: {
+    "Retry-After": seconds("Seconds until a request is counted again"),
+    "X-RateLimit-Limit": { schema: { type: "integer" as const }, description: "Requests allowed in the window" },
+    "X-RateLimit-Remaining": { schema: { type: "integer" as const }, description: "Requests left in the window" },
+    "X-RateLimit-Reset": seconds("Seconds until the window ends and the count starts again"),
+  },
+};
+
+/** The error responses a route may return, for the OpenAPI document; 429 is always one of them. */
+export function errorResponses(...statuses: Array<400 | 401 | 403 | 404 | 409 | 422>) {
   const descriptions = {
     400: "Invalid request",
     401: "Missing or invalid credentials",
@@ -43,9 +56,9 @@ export function errorResponses(...statuses: Array<400 | 401 | 403 | 404 | 409 | 
     404: "Not found in your project",
     409: "Conflict",
     422: "Well-formed but cannot be processed",
-    429: "Rate limited",
   } as const;
-  return Object.fromEntries(statuses.map((s) => [s, errorResponse(descriptions[s])])) as Record<number, ReturnType<typeof errorResponse>>;
+  const responses: Record<number, ReturnType<typeof errorResponse>> = Object.fromEntries(statuses.map((s) => [s, errorResponse(descriptions[s])]));
+  return { ...responses, 429: rateLimitedResponse };
 }
 
 export function jsonContent<T extends z.ZodType>(schema: T, description: string) {

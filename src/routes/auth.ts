@@ -8,6 +8,7 @@ import { apiKeys, businesses, projects, refreshTokens, users } from "../db/schem
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { createRouter, errorResponses, jsonBody, jsonContent } from "../lib/openapi";
+import { countLoginAttempt } from "../limits/rate-limit";
 
 const requiredText = (max: number) => z.string().trim().min(1, "is required").max(max);
 
@@ -141,9 +142,15 @@ export const authRoutes = createRouter()
   .openapi(loginRoute, async (c) => {
     const { email, password } = c.req.valid("json");
     const { db, config } = c.var;
+    // Before the lookup and the PBKDF2: a locked account costs neither.
+    const attempt = await countLoginAttempt(c, email);
     const [user] = await db.select().from(users).where(eq(users.email, email)).limit(1);
     const passwordOk = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
-    if (!user || !passwordOk) throw new ApiError("invalid_credentials", "Invalid email or password");
+    if (!user || !passwordOk) {
+      attempt.failed();
+      throw new ApiError("invalid_credentials", "Invalid email or password");
+    }
+    await attempt.succeeded();
     const tokens = await issueTokens(db, config.jwtSecret, user);
     await tokens.insert;
     return c.json({ access_token: tokens.accessToken, refresh_token: tokens.refreshToken, user: userBody(user) }, 200);
