@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
+import { ConfigError, DEFAULT_DNS_RESOLVER_URL, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
 
 /** A fresh object each time: getConfig validates each environment once. */
 function bindings(vars: Vars): Vars {
@@ -45,5 +45,13 @@ describe("getConfig", () => {
     expect(() => getConfig(bindings({ ENVIRONMENT: "development", WEBHOOK_RETRY_SCHEDULE: "0, 1m" }))).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
     expect(() => getConfig(bindings({ ENVIRONMENT: "development", PUBLIC_BASE_URL: "not a url" }))).toThrow(/PUBLIC_BASE_URL/);
     expect(getConfig(bindings({ ENVIRONMENT: "development", WEBHOOK_RETRY_SCHEDULE: "0, 5,10" })).webhooks.retryScheduleSeconds).toEqual([0, 5, 10]);
+  });
+
+  it("resolves webhook hosts with Cloudflare's DNS over HTTPS unless another https:// resolver is set", () => {
+    expect(getConfig(bindings({ ENVIRONMENT: "development" })).webhooks.dnsResolverUrl).toBe(DEFAULT_DNS_RESOLVER_URL);
+    expect(DEFAULT_DNS_RESOLVER_URL).toBe("https://cloudflare-dns.com/dns-query");
+    expect(getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: " https://dns.google/resolve " })).webhooks.dnsResolverUrl).toBe("https://dns.google/resolve");
+    expect(() => getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: "http://dns.google/resolve" }))).toThrow(/DNS_RESOLVER_URL: an https:\/\/ URL/);
+    expect(() => getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: "not a url" }))).toThrow(/DNS_RESOLVER_URL/);
   });
 });
