@@ -7,6 +7,7 @@ import { violatesUnique, type Database } from "../db/client";
 import { apiKeys, businesses, projects, refreshTokens, users } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
+import { noStore } from "../lib/no-store";
 import { createRouter, errorResponses, jsonBody, jsonContent } from "../lib/openapi";
 
 const requiredText = (max: number) => z.string().trim().min(1, "is required").max(max);
@@ -127,6 +128,7 @@ export const authRoutes = createRouter()
       if (violatesUnique(err, "users.email")) throw emailTaken();
       throw err;
     }
+    noStore(c);
     return c.json(
       {
         access_token: tokens.accessToken,
@@ -146,6 +148,7 @@ export const authRoutes = createRouter()
     if (!user || !passwordOk) throw new ApiError("invalid_credentials", "Invalid email or password");
     const tokens = await issueTokens(db, config.jwtSecret, user);
     await tokens.insert;
+    noStore(c);
     return c.json({ access_token: tokens.accessToken, refresh_token: tokens.refreshToken, user: userBody(user) }, 200);
   })
   .openapi(refreshRoute, async (c) => {
@@ -171,5 +174,6 @@ export const authRoutes = createRouter()
     if (!user) throw new ApiError("invalid_refresh_token", "Invalid or expired refresh token");
     const tokens = await issueTokens(db, config.jwtSecret, user, consumed.familyId);
     await tokens.insert;
+    noStore(c);
     return c.json({ access_token: tokens.accessToken, refresh_token: tokens.refreshToken, user: userBody(user) }, 201);
   });

@@ -6,6 +6,7 @@ import type { Database } from "../db/client";
 import { events, projects, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
+import { noStore } from "../lib/no-store";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, paginate, pageWithCursorHeader } from "../lib/pagination";
 import { attemptDelivery, deliveryEvent, isLeaseFree, leaseMs, type AttemptRow } from "../webhooks/deliver";
@@ -341,6 +342,7 @@ export const webhookRoutes = createRouter()
       updatedAt: now,
     };
     await db.insert(webhookEndpoints).values(row);
+    noStore(c);
     return c.json({ ...webhookBody(row), signing_secret: row.signingSecret }, 201);
   })
   .openapi(listWebhooksRoute, async (c) => {
@@ -414,6 +416,7 @@ export const webhookRoutes = createRouter()
       .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, project.id)))
       .returning({ id: webhookEndpoints.id });
     if (!row) throw new ApiError("webhook_not_found", "Webhook not found");
+    noStore(c);
     return c.json({ signing_secret: signingSecret }, 200);
   })
   .openapi(testWebhookRoute, async (c) => {
