@@ -31,7 +31,7 @@ const LIVE_BINDINGS = {
 };
 
 /** The fakes' worker: upstream.mjs (its entry) first, then every module it imports. */
-const FAKE_MODULES = ["upstream.mjs", "receiver.mjs", "twilio.mjs", "openai-realtime.mjs", "openai-chat.mjs"].map((file) => ({
+const FAKE_MODULES = ["upstream.mjs", "receiver.mjs", "twilio.mjs", "openai-realtime.mjs", "openai-chat.mjs", "dns.mjs"].map((file) => ({
   type: "ESModule" as const,
   path: `test/fakes/${file}`,
 }));
@@ -46,7 +46,7 @@ export default defineConfig(async () => {
       miniflare: {
         bindings: { TEST_MIGRATIONS: migrations, ...COMMON_BINDINGS, ...bindings },
         // Every outbound fetch (and WebSocket upgrade) of the Worker and its Durable Objects
-        // reaches the fakes of Twilio, OpenAI and webhook receivers in this auxiliary worker.
+        // reaches the fakes of Twilio, OpenAI, webhook receivers and DNS in this auxiliary worker.
         outboundService: "fake-upstream",
         workers: [{ name: "fake-upstream", modulesRoot: ".", modules: FAKE_MODULES, compatibilityDate: "2026-11-09", compatibilityFlags: ["nodejs_compat"] }],
       },

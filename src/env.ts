@@ -33,6 +33,8 @@ export interface Vars {
   RATE_LIMIT_AUTH_IP?: string;
   RATE_LIMIT_FAILED_LOGINS?: string;
   RATE_LIMIT_NOTIFICATIONS?: string;
+  /** The DNS-over-HTTPS JSON endpoint that resolves webhook hosts in production (default Cloudflare's). */
+  DNS_RESOLVER_URL?: string;
 }
 
 /** The bindings wrangler.toml declares, as `npm run types` generates them (worker-configuration.d.ts), and the vars. */
@@ -97,6 +99,8 @@ const rawConfigSchema = z.object({
   RATE_LIMIT_AUTH_IP: optionalText.pipe(rateLimitRule.optional()),
   RATE_LIMIT_FAILED_LOGINS: optionalText.pipe(rateLimitRule.optional()),
   RATE_LIMIT_NOTIFICATIONS: optionalText.pipe(rateLimitRule.optional()),
+  // https only: a lookup an attacker on the path could answer would defeat the check it serves.
+  DNS_RESOLVER_URL: optionalText.pipe(z.url({ protocol: /^https$/, error: "an https:// URL" }).optional()),
 });
 
 export interface TwilioConfig {
@@ -144,6 +148,8 @@ export interface Config {
     timeoutMs: number;
     /** How long an endpoint may fail every attempt before it is disabled. */
     disableAfterSeconds: number;
+    /** Resolves receivers' host names (DNS over HTTPS, JSON) so that names reaching private space are refused. */
+    dnsResolverUrl: string;
   };
   rateLimits: RateLimits;
 }
@@ -176,6 +182,8 @@ export class ConfigError extends Error {
 
 /** Attempts at 0, 1 min, 5 min, 30 min, 2 h, 6 h, 12 h (API.md, Webhooks). */
 export const DEFAULT_RETRY_SCHEDULE_SECONDS = [0, 60, 300, 1800, 7200, 21600, 43200];
+
+export const DEFAULT_DNS_RESOLVER_URL = "https://cloudflare-dns.com/dns-query";
 
 /** An endpoint failing continuously for 5 days is disabled (API.md, Webhooks). */
 export const DEFAULT_DISABLE_AFTER_SECONDS = 5 * 24 * 60 * 60;
@@ -224,6 +232,7 @@ export function getConfig(env: Vars): Config {
       retryScheduleSeconds: raw.WEBHOOK_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE_SECONDS,
       timeoutMs: raw.WEBHOOK_TIMEOUT_MS ?? 10_000,
       disableAfterSeconds: raw.WEBHOOK_DISABLE_AFTER_SECONDS ?? DEFAULT_DISABLE_AFTER_SECONDS,
+      dnsResolverUrl: raw.DNS_RESOLVER_URL ?? DEFAULT_DNS_RESOLVER_URL,
     },
     rateLimits: {
       perCaller: raw.RATE_LIMIT_API_KEY ?? DEFAULT_RATE_LIMITS.perCaller,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, DEFAULT_RATE_LIMITS, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
+import { ConfigError, DEFAULT_DNS_RESOLVER_URL, DEFAULT_RATE_LIMITS, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
 
 /** A fresh object each time: getConfig validates each environment once. */
 function bindings(vars: Vars): Vars {
@@ -65,5 +65,13 @@ describe("getConfig", () => {
     for (const malformed of ["100", "100/10", "100 per 10s", "0/10s", "10/0s", "10/25h", "-1/10s"]) {
       expect(() => getConfig(bindings({ ENVIRONMENT: "development", RATE_LIMIT_API_KEY: malformed })), malformed).toThrow(/RATE_LIMIT_API_KEY/);
     }
+  });
+
+  it("resolves webhook hosts with Cloudflare's DNS over HTTPS unless another https:// resolver is set", () => {
+    expect(getConfig(bindings({ ENVIRONMENT: "development" })).webhooks.dnsResolverUrl).toBe(DEFAULT_DNS_RESOLVER_URL);
+    expect(DEFAULT_DNS_RESOLVER_URL).toBe("https://cloudflare-dns.com/dns-query");
+    expect(getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: " https://dns.google/resolve " })).webhooks.dnsResolverUrl).toBe("https://dns.google/resolve");
+    expect(() => getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: "http://dns.google/resolve" }))).toThrow(/DNS_RESOLVER_URL: an https:\/\/ URL/);
+    expect(() => getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: "not a url" }))).toThrow(/DNS_RESOLVER_URL/);
   });
 });

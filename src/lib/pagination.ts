@@ -6,8 +6,20 @@ import { ApiError } from "../errors";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/**
+ * Decimal digits only: coercing with Number() would also read `0x10`, `1e1`, `+5` and ` 5`, so one
+ * page size could be spelled many ways (and caches and logs would see them as different).
+ */
+const PageSize = z
+  .string()
+  .regex(/^[0-9]+$/, "must be a whole number from 1 to 200, in decimal digits")
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(200))
+  .default(50)
+  .openapi({ type: "integer", minimum: 1, maximum: 200, default: 50, description: "Page size (1–200 in decimal digits, default 50)" });
+
 export const PaginationQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ description: "Page size (1–200, default 50)" }),
+  limit: PageSize,
   cursor: z.string().optional().openapi({ description: "The X-Next-Cursor of the previous page" }),
 });
 

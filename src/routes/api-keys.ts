@@ -4,6 +4,7 @@ import { generateApiKey } from "../auth/api-keys";
 import { apiKeys } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
+import { noStore } from "../lib/no-store";
 import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
@@ -84,6 +85,7 @@ export const apiKeyRoutes = createRouter()
       updatedAt: now,
     };
     await db.insert(apiKeys).values(row);
+    noStore(c);
     return c.json({ ...apiKeyBody(row), key: key.key }, 201);
   })
   .openapi(listRouteDef, async (c) => {

@@ -7,6 +7,7 @@ import { violatesUnique, type Database } from "../db/client";
 import { apiKeys, businesses, projects, refreshTokens, users } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
+import { noStore } from "../lib/no-store";
 import { createRouter, errorResponses, jsonBody, jsonContent } from "../lib/openapi";
 import { countLoginAttempt } from "../limits/rate-limit";
 
@@ -128,6 +129,7 @@ export const authRoutes = createRouter()
       if (violatesUnique(err, "users.email")) throw emailTaken();
       throw err;
     }
+    noStore(c);
     return c.json(
       {
         access_token: tokens.accessToken,
@@ -153,6 +155,7 @@ export const authRoutes = createRouter()
     await attempt.succeeded();
     const tokens = await issueTokens(db, config.jwtSecret, user);
     await tokens.insert;
+    noStore(c);
     return c.json({ access_token: tokens.accessToken, refresh_token: tokens.refreshToken, user: userBody(user) }, 200);
   })
   .openapi(refreshRoute, async (c) => {
@@ -178,5 +181,6 @@ export const authRoutes = createRouter()
     if (!user) throw new ApiError("invalid_refresh_token", "Invalid or expired refresh token");
     const tokens = await issueTokens(db, config.jwtSecret, user, consumed.familyId);
     await tokens.insert;
+    noStore(c);
     return c.json({ access_token: tokens.accessToken, refresh_token: tokens.refreshToken, user: userBody(user) }, 201);
   });

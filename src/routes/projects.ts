@@ -6,6 +6,7 @@ import { apiKeys, projects } from "../db/schema";
 import { generateApiKey } from "../auth/api-keys";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
+import { noStore } from "../lib/no-store";
 import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
@@ -114,5 +115,6 @@ export const projectRoutes = createRouter()
       db.insert(projects).values(project),
       db.insert(apiKeys).values({ id: uuidv7(), projectId: project.id, name: "default", keyHash: key.keyHash, keyPrefix: key.keyPrefix, status: "active", createdAt: now, updatedAt: now }),
     ]);
+    noStore(c);
     return c.json({ ...projectBody(project), api_key: key.key }, 201);
   });

@@ -6,6 +6,7 @@ import type { Database } from "../db/client";
 import { events, projects, webhookAttempts, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
+import { noStore } from "../lib/no-store";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, paginate, pageWithCursorHeader } from "../lib/pagination";
 import { attemptDelivery, deliveryEvent, isLeaseFree, leaseMs, type AttemptRow } from "../webhooks/deliver";
@@ -24,7 +25,8 @@ const UrlField = z
   .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), "must be an absolute http or https URL")
   .openapi({
     format: "uri",
-    description: "Where events are POSTed. In production: https, a public host, port 443 or ≥ 1024, no credentials in the URL",
+    description:
+      "Where events are POSTed. In production: https, port 443 or ≥ 1024, no credentials in the URL, and a public host: a public IP address, or a name whose every A/AAAA record is one (checked on save and before each delivery attempt)",
     example: "https://your-server.com/webhooks/echo",
   });
 
@@ -157,9 +159,9 @@ function attemptBody(row: AttemptRow) {
   };
 }
 
-/** The URL as the guard sees it: refused → 422 saying why. */
-function allowedUrl(url: string, config: Config): string {
-  const check = checkWebhookUrl(url, config.webhooks.allowPrivateUrls);
+/** The URL as the guard sees it (in production its host resolved): refused → 422 saying why. */
+async function allowedUrl(url: string, config: Config): Promise<string> {
+  const check = await checkWebhookUrl(url, config.webhooks);
   if (!check.ok) throw new ApiError("webhook_url_not_allowed", `Webhook URL not allowed: ${check.reason}`);
   return url;
 }
@@ -327,7 +329,7 @@ export const webhookRoutes = createRouter()
     const row: EndpointRow = {
       id: uuidv7(),
       projectId: project.id,
-      url: allowedUrl(body.url, config),
+      url: await allowedUrl(body.url, config),
       signingSecret: generateSigningSecret(),
       previousSigningSecret: null,
       previousSecretExpiresAt: null,
@@ -340,6 +342,7 @@ export const webhookRoutes = createRouter()
       updatedAt: now,
     };
     await db.insert(webhookEndpoints).values(row);
+    noStore(c);
     return c.json({ ...webhookBody(row), signing_secret: row.signingSecret }, 201);
   })
   .openapi(listWebhooksRoute, async (c) => {
@@ -366,7 +369,7 @@ export const webhookRoutes = createRouter()
     const body = c.req.valid("json");
     const endpoint = await findEndpoint(db, auth, projectId, webhookId);
     const changes: Partial<EndpointRow> = { updatedAt: nowIso() };
-    if (body.url !== undefined) changes.url = allowedUrl(body.url, config);
+    if (body.url !== undefined) changes.url = await allowedUrl(body.url, config);
     if (body.events !== undefined) changes.events = body.events;
     if (body.status === "active" && endpoint.status === "disabled") Object.assign(changes, { status: "active", disabledReason: null, consecutiveFailures: 0, failingSince: null });
     if (body.status === "disabled" && endpoint.status === "active") Object.assign(changes, { status: "disabled", disabledReason: DISABLED_BY_API });
@@ -413,6 +416,7 @@ export const webhookRoutes = createRouter()
       .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.projectId, project.id)))
       .returning({ id: webhookEndpoints.id });
     if (!row) throw new ApiError("webhook_not_found", "Webhook not found");
+    noStore(c);
     return c.json({ signing_secret: signingSecret }, 200);
   })
   .openapi(testWebhookRoute, async (c) => {

@@ -39,8 +39,8 @@ export const USER_AGENT = "Echo-Webhooks/1.0";
 export const RESPONSE_BODY_LIMIT = 2048;
 export const GONE_REASON = "Endpoint answered 410 Gone";
 /**
- * A claim outlives the attempt it covers: the request's timeout plus this margin for signing,
- * reading the answer and recording the attempt. A consumer that dies mid-attempt frees the
+ * A claim outlives the attempt it covers: the request's timeout plus this margin for resolving the
+ * host, signing, reading the answer and recording the attempt. A consumer that dies mid-attempt frees the
  * delivery when its claim expires, and the sweeper hands it out again.
  */
 export const LEASE_MARGIN_MS = 20_000;
@@ -180,8 +180,10 @@ type AttemptOutcome = "success" | "gone" | "failure";
 export async function attemptDelivery(db: Database, settings: WebhookSettings, target: DeliveryTarget, triggeredBy: "auto" | "manual"): Promise<AttemptResult> {
   const { delivery, endpoint } = target;
   const attemptNumber = delivery.attemptCount + 1;
-  // Checked again here: an endpoint saved under older rules must not reach a private network.
-  const check = checkWebhookUrl(endpoint.url, settings.allowPrivateUrls);
+  // Checked again here, host name resolved anew: an endpoint saved under older rules, or whose name
+  // has since been pointed elsewhere, must not reach a private network. A refusal is a failed
+  // attempt like any other, in the log and retried. The lookup's few seconds fit in the lease's margin.
+  const check = await checkWebhookUrl(endpoint.url, settings);
   const outcome: HttpOutcome = check.ok
     ? await post(check.url, target, settings.timeoutMs)
     : { httpStatus: null, responseBody: null, retryAfter: null, errorMessage: `URL not allowed: ${check.reason}`, durationMs: 0 };

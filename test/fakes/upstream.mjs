@@ -1,19 +1,22 @@
 // @ts-check
 /**
  * The outside world for tests: every outbound fetch and WebSocket upgrade of the Worker under test
- * lands here (miniflare `outboundService`), and is answered by the fake of the host it was meant for.
+ * lands here (miniflare `outboundService`), and is answered by the fake of the host it was meant for
+ * (DNS-over-HTTPS lookups of the webhook URL guard too).
  * Unknown hosts get a 502, so a test never reaches the real internet by accident.
  */
 import { receiver } from "./receiver.mjs";
 import { twilio } from "./twilio.mjs";
 import { openaiRealtime } from "./openai-realtime.mjs";
 import { openaiChat } from "./openai-chat.mjs";
+import { dns } from "./dns.mjs";
 
 /** @type {Record<string, (request: Request) => Promise<Response>>} */
 const FAKES = {
   "receiver.test": receiver,
   "api.twilio.com": twilio,
   "api.openai.com": openai,
+  "cloudflare-dns.com": dns,
 };
 
 /**

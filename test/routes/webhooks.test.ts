@@ -104,11 +104,23 @@ describe("the SSRF guard in production", () => {
     ["a private address (192.168/16)", "https://192.168.1.20/echo", "private"],
     ["link-local / cloud metadata", "https://169.254.169.254/latest/meta-data", "link-local"],
     ["carrier-grade NAT", "https://100.64.0.1/echo", "carrier-grade NAT"],
-    ["IPv4-mapped IPv6 private", "https://[::ffff:10.0.0.1]/echo", "private"],
+    ["IPv4-mapped IPv6 private", "https://[::ffff:10.0.0.1]/echo", "IPv4-mapped"],
     ["localhost", "https://localhost/echo", "local or internal host name"],
     ["an .internal name", "https://metadata.google.internal/computeMetadata/v1", "local or internal host name"],
     ["credentials", "https://user:pass@hooks.example.com/echo", "username or password"],
     ["a low port", "https://hooks.example.com:22/echo", "port 22"],
+    // Addresses that embed or reach IPv4 space through a transition mechanism, refused outright.
+    ["IPv4-translated loopback", "https://[::ffff:0:127.0.0.1]/echo", "IPv4-translated"],
+    ["6to4 of the metadata address", "https://[2002:a9fe:a9fe::]/echo", "6to4"],
+    ["Teredo", "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/echo", "Teredo"],
+    ["local-use NAT64 of the metadata address", "https://[64:ff9b:1::a9fe:a9fe]/echo", "NAT64"],
+    // Names are resolved (fake DNS: test/fakes/dns.mjs) and every address they resolve to is judged.
+    ["a name resolving to loopback", "https://127.0.0.1.nip.io/echo", "127.0.0.1.nip.io resolves to 127.0.0.1, a loopback address"],
+    ["a name resolving to the metadata address", "https://169.254.169.254.nip.io/latest/meta-data", "resolves to 169.254.169.254, a link-local address"],
+    ["a name with one private address among public ones", "https://mixed.example.com/echo", "resolves to 10.0.0.8, a private address"],
+    ["a CNAME chain ending at a link-local address", "https://chain-private.example.com/echo", "resolves to 169.254.169.254, a link-local address"],
+    ["a name that does not exist", "https://no-such-host.example.com/echo", "does not resolve"],
+    ["a name whose lookup fails", "https://servfail.example.com/echo", "could not be resolved"],
   ])("refuses %s with 422 at create and at update", async (_label, url, reason) => {
     const account = await signup();
     const base = `/api/v1/projects/${account.projectId}/webhooks`;
@@ -124,6 +136,25 @@ describe("the SSRF guard in production", () => {
     expect(updated.status).toBe(422);
     expect(updated.body.message).toContain(reason);
     expect(await storedEndpoint(allowed.body.id)).toMatchObject({ url: "https://hooks.example.com:8443/echo" });
+  });
+
+  it.each(["https://hooks.example.com/echo", "https://chain-public.example.com/echo", "https://v4-only.example.com/echo", "https://8.8.8.8/echo"])(
+    "accepts %s, a public host",
+    async (url) => {
+      const account = await signup();
+      const created = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, { key: account.key, body: { url, events: ["call.summary"] }, bindings: production });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+    },
+  );
+
+  it("delivers a test event to a name that resolves to public addresses", async () => {
+    const account = await signup();
+    const name = uniqueName("production");
+    const created = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, { key: account.key, body: { url: `https://receiver.test/${name}`, events: ["call.summary"] }, bindings: production });
+    expect(created.status).toBe(201);
+    const tested = await api("POST", `/api/v1/projects/${account.projectId}/webhooks/${created.body.id}/test`, { key: account.key, bindings: production });
+    expect(tested.body.attempts).toEqual([expect.objectContaining({ http_status: 200, success: true, error_message: null })]);
+    expect(await inbox(name)).toHaveLength(1);
   });
 });
 

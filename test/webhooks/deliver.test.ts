@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { DEFAULT_DNS_RESOLVER_URL } from "../../src/env";
 import { attemptDelivery, GONE_REASON, parseRetryAfter, RESPONSE_BODY_LIMIT, retryDelaySeconds, type WebhookSettings } from "../../src/webhooks/deliver";
 import { api, inbox, signup, uniqueName } from "../helpers";
 import { createEndpoint, db, emit, endpointWithDelivery, getDelivery, getEndpoint, runConsumer, target, waitForDelivery, waitForInbox } from "./support";
@@ -7,6 +8,7 @@ import { quickstartSignature, verifyStandardSignature } from "./verify";
 
 const devSettings = (overrides: Partial<WebhookSettings> = {}): WebhookSettings => ({
   allowPrivateUrls: true,
+  dnsResolverUrl: DEFAULT_DNS_RESOLVER_URL,
   retryScheduleSeconds: [0, 60, 300],
   timeoutMs: 5_000,
   disableAfterSeconds: 432_000,
@@ -204,6 +206,36 @@ describe("attemptDelivery", () => {
     expect(await inbox(name)).toEqual([]);
   });
 
+  it("resolves the host again before each attempt: a name now pointing at a private address gets a failed attempt saying why, retried", async () => {
+    const account = await signup();
+    const host = `${uniqueName("rebind")}.example.com`;
+    await pointName(host, ["93.184.215.14"]);
+    const created = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, { key: account.key, body: { url: `https://${host}/echo`, events: ["call.ended"] }, bindings: { ENVIRONMENT: "production" } });
+    expect(created.status).toBe(201);
+    const deliveryId = (await emit(account, { queue: false })).deliveryIds[0]!;
+    // Saved while public; the name now points at the cloud metadata service.
+    await pointName(host, ["169.254.169.254"]);
+
+    const result = await attemptDelivery(db, devSettings({ allowPrivateUrls: false }), await target(deliveryId), "auto");
+    expect(result.attempt).toMatchObject({ httpStatus: null, success: false, errorMessage: `URL not allowed: ${host} resolves to 169.254.169.254, a link-local address` });
+    expect(result).toMatchObject({ retryInSeconds: expect.any(Number), delivery: { status: "retrying", attemptCount: 1 } });
+    const logged = await getDelivery(account, created.body.id, deliveryId);
+    expect(logged.attempts).toEqual([expect.objectContaining({ success: false, http_status: null, error_message: expect.stringContaining("169.254.169.254, a link-local address") })]);
+  });
+
+  it("fails an attempt closed when the host's lookup fails", async () => {
+    const account = await signup();
+    const host = `${uniqueName("vanishing")}.example.com`;
+    await pointName(host, ["93.184.215.14"]);
+    const created = await api("POST", `/api/v1/projects/${account.projectId}/webhooks`, { key: account.key, body: { url: `https://${host}/echo`, events: ["call.ended"] }, bindings: { ENVIRONMENT: "production" } });
+    const deliveryId = (await emit(account, { queue: false })).deliveryIds[0]!;
+    const broken = devSettings({ allowPrivateUrls: false, dnsResolverUrl: "https://resolver.invalid.test/dns-query" });
+    const result = await attemptDelivery(db, broken, await target(deliveryId), "auto");
+    expect(result.attempt.errorMessage).toMatch(new RegExp(`^URL not allowed: ${host} could not be resolved`));
+    expect(result.delivery.status).toBe("retrying");
+    expect((await getDelivery(account, created.body.id, deliveryId)).attempts).toHaveLength(1);
+  });
+
   it("keeps an endpoint active when a delivery gives up, counting its failures and when they began", async () => {
     const { account, endpoint, deliveryId } = await endpointWithDelivery("status-500", { queue: false });
     const before = Date.now();
@@ -214,6 +246,12 @@ describe("attemptDelivery", () => {
     expect(Date.parse(after.failing_since)).toBeGreaterThanOrEqual(before - 1);
   });
 });
+
+/** Points a name of the fake resolver (test/fakes/dns.mjs) at these IPv4 addresses. */
+async function pointName(name: string, addresses: string[]) {
+  const response = await fetch("https://cloudflare-dns.com/_fake/records", { method: "POST", body: JSON.stringify({ name, A: addresses }) });
+  expect(response.status).toBe(204);
+}
 
 describe("retry delays", () => {
   const now = Date.parse("2026-03-01T12:00:00.000Z");

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_DISABLE_AFTER_SECONDS, getConfig, type Vars } from "../../src/env";
+import { DEFAULT_DISABLE_AFTER_SECONDS, DEFAULT_DNS_RESOLVER_URL, getConfig, type Vars } from "../../src/env";
 import { attemptDelivery, describeSpan, type WebhookSettings } from "../../src/webhooks/deliver";
 import { api, inbox, uniqueName, type Account } from "../helpers";
 import { db, emit, endpointWithDelivery, getDelivery, getEndpoint, runConsumer, secondsFromNow, setDelivery, target, waitForDelivery } from "./support";
@@ -114,7 +114,7 @@ describe("endpoint health", () => {
     const { account, endpoint, deliveryId } = await endpointWithDelivery("status-500", { queue: false });
     const failingSince = secondsFromNow(-3700);
     await setStreak(endpoint.id, 3, failingSince);
-    const settings: WebhookSettings = { allowPrivateUrls: true, retryScheduleSeconds: [0, 60], timeoutMs: 5_000, disableAfterSeconds: 3600 };
+    const settings: WebhookSettings = { allowPrivateUrls: true, dnsResolverUrl: DEFAULT_DNS_RESOLVER_URL, retryScheduleSeconds: [0, 60], timeoutMs: 5_000, disableAfterSeconds: 3600 };
     await attemptDelivery(db, settings, await target(deliveryId), "auto");
     expect(await getEndpoint(account, endpoint.id)).toMatchObject({
       status: "disabled",
