@@ -19,7 +19,7 @@ import { webhookRoutes } from "./routes/webhooks";
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
-/** The largest body a JSON route reads; the largest legitimate one (a batch of customers) is far smaller. */
+/** The largest body a JSON route reads; every legitimate one is far smaller. */
 export const JSON_BODY_MAX_BYTES = 1024 * 1024;
 /** Twilio's callbacks are a few form fields; the media stream is a WebSocket upgrade with no body. */
 export const TWILIO_BODY_MAX_BYTES = 64 * 1024;
