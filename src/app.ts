@@ -1,10 +1,11 @@
 import { swaggerUI } from "@hono/swagger-ui";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { requireAuth } from "./auth/middleware";
 import { createDb } from "./db/client";
 import { ConfigError, getConfig } from "./env";
-import { ApiError, errorBody } from "./errors";
+import { ApiError, errorBody, type ErrorCode } from "./errors";
 import { createRouter } from "./lib/openapi";
 import { uuidv7 } from "./lib/ids";
 import { limitPerCaller, limitPerClientIp } from "./limits/rate-limit";
@@ -18,6 +19,26 @@ import { twilioRoutes } from "./routes/twilio";
 import { webhookRoutes } from "./routes/webhooks";
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
+
+/** The largest body a JSON route reads; every legitimate one is far smaller. */
+export const JSON_BODY_MAX_BYTES = 1024 * 1024;
+/** Twilio's callbacks are a few form fields; the media stream is a WebSocket upgrade with no body. */
+export const TWILIO_BODY_MAX_BYTES = 64 * 1024;
+
+/** Refuses a body over `maxSize` bytes by its Content-Length, or by counting it as it streams, before anything parses it. */
+const limitBody = (maxSize: number, label: string) =>
+  bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new ApiError("payload_too_large", `The request body is over ${label}`);
+    },
+  });
+
+/**
+ * Hono's own 4xx: its body parsers reject malformed JSON with a 400, and the validator a body of
+ * another Content-Type with a 415. Any other is answered as a 400 bad_request.
+ */
+const HTTP_EXCEPTION_CODES: Partial<Record<number, ErrorCode>> = { 400: "invalid_json", 413: "payload_too_large", 415: "unsupported_media_type" };
 
 export function createApp() {
   // The public reference serves auth under both /auth/* and /api/auth/*.
@@ -38,6 +59,9 @@ export function createApp() {
     await next();
   });
   app.use("*", secureHeaders({ crossOriginResourcePolicy: false }));
+  app.use("/auth/*", limitBody(JSON_BODY_MAX_BYTES, "1 MB"));
+  app.use("/api/v1/*", limitBody(JSON_BODY_MAX_BYTES, "1 MB"));
+  app.use("/twilio/*", limitBody(TWILIO_BODY_MAX_BYTES, "64 KB"));
 
   app.onError((err, c) => {
     const requestId = c.get("requestId") ?? uuidv7();
@@ -46,9 +70,7 @@ export function createApp() {
     if (err instanceof ApiError) {
       apiError = err;
     } else if (err instanceof HTTPException && err.status < 500) {
-      // Hono's body parsers reject malformed JSON with a 400. No Hono middleware in use raises
-      // another 4xx; should one, it is answered as a 400 bad_request.
-      apiError = new ApiError(err.status === 400 ? "invalid_json" : "bad_request", err.message || "Malformed request");
+      apiError = new ApiError(HTTP_EXCEPTION_CODES[err.status] ?? "bad_request", err.message || "Malformed request");
     } else if (err instanceof ConfigError) {
       console.error(`[echo] ${err.message}`);
       apiError = new ApiError("server_misconfigured", err.message);

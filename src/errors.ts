@@ -46,6 +46,11 @@ export const ERROR_CODES = {
   // An attempt of the delivery is running; a retry waits until that attempt is recorded.
   webhook_delivery_in_flight: { status: 409 },
 
+  // The body is over the route's limit (README, "Limits"); refused before it is read further.
+  payload_too_large: { status: 413 },
+  // A JSON route got a body of another Content-Type.
+  unsupported_media_type: { status: 415 },
+
   primary_phone_required: { status: 422 },
   agent_disabled: { status: 422 },
   // The customer's primary phone is missing or marked invalid.
@@ -77,6 +82,8 @@ const REASON_PHRASES: Record<ErrorStatus, string> = {
   403: "Forbidden",
   404: "Not Found",
   409: "Conflict",
+  413: "Payload Too Large",
+  415: "Unsupported Media Type",
   422: "Unprocessable Entity",
   429: "Too Many Requests",
   500: "Internal Server Error",

@@ -1,10 +1,29 @@
 import { schemaArrayKeyword, schemaKeyword, schemaMapKeyword, Validator, type Schema } from "@cfworker/json-schema";
 import type { CallResult, TranscriptTurn } from "./call";
-import { isObject, mergeSchemas, OUTPUT_SCHEMA_DRAFT } from "../lib/json-schema";
+import { checkOutputSchema, isObject, mergeSchemas, OUTPUT_SCHEMA_DRAFT } from "../lib/json-schema";
 
 /** `call_result` against an agent's `output_schema` (API.md: "keys not collected are null"). */
 
 type Json = Record<string, unknown>;
+
+/** The most a `call_result` may weigh serialized: it is stored, served and sent in webhooks. */
+export const CALL_RESULT_MAX_BYTES = 64 * 1024;
+
+const tooLarge = (what: string) => ({ value: null, error: `The call_result is over ${CALL_RESULT_MAX_BYTES / 1024} KB serialized (${what}); the agent's output_schema asks for too much` });
+
+/**
+ * How every call driver, simulated or live, gets its `call_result`: a schema today's checks refuse
+ * (an agent stored before they existed) is not used, since sampling, converting or validating with
+ * it may never finish; a result over CALL_RESULT_MAX_BYTES is dropped. Either gives null with why.
+ */
+export async function boundedCallResult(schema: Json, extract: () => CallResult | Promise<CallResult>): Promise<CallResult> {
+  const refused = checkOutputSchema(schema);
+  if (refused.length > 0) return { value: null, error: `The agent's output_schema cannot be used: ${refused.map((d) => `${d.path} ${d.message}`).join("; ")}` };
+  const result = await extract();
+  if (result.value === null) return result;
+  const bytes = new TextEncoder().encode(JSON.stringify(result.value)).length;
+  return bytes > CALL_RESULT_MAX_BYTES ? tooLarge(`${bytes} bytes`) : result;
+}
 
 /** The transcript as the summary webhook and the extraction model read it: one "AI:" / "Customer:" line a turn. */
 export function transcriptText(turns: TranscriptTurn[]): string {
@@ -96,7 +115,13 @@ function followWrapped(ref: string, wrapped: Set<string>): string {
  * when the sample does not satisfy the schema (e.g. a `pattern` it cannot meet).
  */
 export function sampleCallResult(schema: Record<string, unknown>): CallResult {
-  const value = new Sampler(schema).sample(schema, "", 0, 0);
+  let value: unknown;
+  try {
+    value = new Sampler(schema).sample(schema, "", 0, 0);
+  } catch (error) {
+    if (error instanceof SampleTooLarge) return tooLarge(`more than ${CALL_RESULT_MAX_BYTES} values`);
+    throw error;
+  }
   const check = validateCallResult(schema, value);
   if (check.valid && isObject(value)) return { value, error: null };
   return { value: null, error: `The simulated call_result does not satisfy the agent's output_schema: ${check.errors.join("; ")}` };
@@ -104,11 +129,17 @@ export function sampleCallResult(schema: Record<string, unknown>): CallResult {
 
 const MAX_DEPTH = 32;
 
+/** Every value serializes to at least one byte: past CALL_RESULT_MAX_BYTES values, building more is wasted. */
+class SampleTooLarge extends Error {}
+
 class Sampler {
+  private values = 0;
+
   constructor(private readonly root: Json) {}
 
   /** `variant` makes the items of one array differ (uniqueItems). */
   sample(schema: unknown, name: string, variant: number, depth: number): unknown {
+    if (++this.values > CALL_RESULT_MAX_BYTES) throw new SampleTooLarge();
     if (!isObject(schema) || depth > MAX_DEPTH) return null;
     const s = this.flatten(schema, depth);
     if ("const" in s) return s.const;

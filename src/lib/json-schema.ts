@@ -1,11 +1,26 @@
 import { dereference, ignoredKeyword, schemaArrayKeyword, schemaMapKeyword, Validator, type OutputUnit, type Schema, type SchemaDraft } from "@cfworker/json-schema";
+import { isSafePattern } from "redos-detector";
 import type { ErrorDetail } from "../errors";
 import { JSON_SCHEMA_2020_12_META } from "./json-schema-2020-12";
 
 /** The dialect agents' output schemas are checked against; validate call results with the same. */
 export const OUTPUT_SCHEMA_DRAFT: SchemaDraft = "2020-12";
-const MAX_BYTES = 32 * 1024;
-const MAX_DEPTH = 10;
+
+/**
+ * What an output schema may ask for, so that sampling, converting and validating its values stays
+ * small and fast (README, "Limits"). Checking a pattern for backtracking costs up to ~100 ms, hence
+ * the pattern count.
+ */
+export const OUTPUT_SCHEMA_LIMITS = {
+  bytes: 32 * 1024,
+  depth: 10,
+  patternLength: 256,
+  patterns: 16,
+  keywordMaximums: { minItems: 100, maxItems: 1000, minContains: 100, maxContains: 1000, minLength: 1000, maxLength: 10_000, minProperties: 100, maxProperties: 1000 },
+} as const;
+const { bytes: MAX_BYTES, depth: MAX_DEPTH } = OUTPUT_SCHEMA_LIMITS;
+/** redos-detector's work is bounded in steps, not time: a Worker's clock stands still while it computes. */
+const REDOS_MAX_STEPS = 1000;
 const ROOT = "output_schema";
 
 const metaValidator = new Validator(JSON_SCHEMA_2020_12_META, OUTPUT_SCHEMA_DRAFT, false);
@@ -14,9 +29,9 @@ type SchemaObject = Record<string, unknown>;
 
 /**
  * Checks an agent's `output_schema`: a valid JSON Schema (2020-12) whose root is `type: "object"`,
- * at most 32 KB serialized, subschemas nested at most 10 deep, and every `$ref` pointing inside the
- * schema (remote ones are never fetched). Returns what is wrong, with paths under `output_schema`;
- * empty when the schema is fine.
+ * within OUTPUT_SCHEMA_LIMITS, every `$ref` pointing inside the schema (remote ones are never
+ * fetched) with no cycle among them, no `$anchor` declared twice, and no pattern a ReDoS checker
+ * flags. Returns what is wrong, with paths under `output_schema`; empty when the schema is fine.
  */
 export function checkOutputSchema(schema: unknown): ErrorDetail[] {
   if (!isObject(schema)) return [{ path: ROOT, message: 'must be a JSON Schema object with "type": "object"' }];
@@ -30,7 +45,7 @@ export function checkOutputSchema(schema: unknown): ErrorDetail[] {
   if (schema.type !== "object" && !details.some((d) => d.path === `${ROOT}.type`)) {
     details.unshift({ path: `${ROOT}.type`, message: `${schema.type === undefined ? "is required and " : ""}must be "object": the root describes the object extracted from the call` });
   }
-  return details.length > 0 ? details : refErrors(schema);
+  return details.length > 0 ? details : [...refErrors(schema), ...boundErrors(schema)];
 }
 
 /** A JSON object (not null, not an array). */
@@ -128,7 +143,11 @@ const FORMAT_MESSAGES: Record<string, string> = {
   "uri-reference": "must be a URI reference",
 };
 
-/** Every `$ref` must resolve inside the schema: we never fetch, so a remote one cannot work. */
+/**
+ * Every `$ref` must resolve inside the schema (we never fetch, so a remote one cannot work), and no
+ * chain of them may come back to where it started: sampling, the strict conversion and validation
+ * all follow refs, so a recursive schema is refused outright. An `$anchor` names one subschema.
+ */
 function refErrors(schema: SchemaObject): ErrorDetail[] {
   // dereference annotates the schema it walks; keep the caller's object as it was.
   const copy = structuredClone(schema) as Schema;
@@ -136,20 +155,101 @@ function refErrors(schema: SchemaObject): ErrorDetail[] {
   try {
     lookup = dereference(copy);
   } catch {
-    // dereference throws when two subschemas claim the same URI.
+    // dereference throws when two subschemas claim the same $id.
     return [{ path: ROOT, message: "declares the same $id or $anchor twice" }];
   }
   const details: ErrorDetail[] = [];
-  const visit = (node: SchemaObject, path: string[]) => {
+  const paths = new Map<SchemaObject, string[]>();
+  const anchors = new Map<string, string[]>();
+  const index = (node: SchemaObject, path: string[], resource: string) => {
+    paths.set(node, path);
+    const scope = typeof node.$id === "string" ? node.$id : resource;
+    if (typeof node.$anchor === "string") {
+      const first = anchors.get(`${scope}#${node.$anchor}`);
+      if (first) details.push({ path: toPath([...path, "$anchor"]), message: `repeats the $anchor ${JSON.stringify(node.$anchor)} of ${toPath(first)}` });
+      else anchors.set(`${scope}#${node.$anchor}`, path);
+    }
     const ref = node.$ref;
-    if (typeof ref === "string" && lookup[node.__absolute_ref__ as string] === undefined) {
+    if (typeof ref === "string" && refTarget(node, lookup) === undefined) {
       const message = /^https?:/i.test(ref)
         ? "must point inside this schema (e.g. #/$defs/name): remote references are never fetched"
         : "does not point to a subschema of this schema";
       details.push({ path: toPath([...path, "$ref"]), message });
     }
+    for (const [child, childPath] of subschemas(node, path)) index(child, childPath, scope);
+  };
+  index(copy, [], "");
+  if (details.length > 0) return details;
+
+  // Depth-first over containment and $ref edges: reaching a subschema still being walked closes a
+  // cycle. Containment alone is a tree, so the cycle holds a $ref: the latest one walked is named.
+  const state = new Map<SchemaObject, "walking" | "done">();
+  const refsWalked: SchemaObject[] = [];
+  const reported = new Set<SchemaObject>();
+  const walk = (node: SchemaObject) => {
+    state.set(node, "walking");
+    const target = refTarget(node, lookup);
+    const next = [...[...subschemas(node, [])].map(([child]) => [child, false] as const), ...(isObject(target) ? [[target, true] as const] : [])];
+    for (const [child, viaRef] of next) {
+      if (viaRef) refsWalked.push(node);
+      const seen = state.get(child);
+      if (seen === "walking") {
+        const closing = refsWalked.at(-1)!;
+        if (!reported.has(closing)) {
+          reported.add(closing);
+          details.push({ path: toPath([...paths.get(closing)!, "$ref"]), message: "makes a cycle of $refs that leads back here: recursive schemas are not supported" });
+        }
+      } else if (seen === undefined) {
+        walk(child);
+      }
+      if (viaRef) refsWalked.pop();
+    }
+    state.set(node, "done");
+  };
+  walk(copy);
+  return details;
+}
+
+function refTarget(node: SchemaObject, lookup: Record<string, Schema | boolean>): unknown {
+  return typeof node.$ref === "string" ? lookup[node.__absolute_ref__ as string] : undefined;
+}
+
+/** Numbers and patterns that would make a value huge to build or slow to check. */
+function boundErrors(schema: SchemaObject): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  const maximums: Record<string, number> = OUTPUT_SCHEMA_LIMITS.keywordMaximums;
+  let patterns = 0;
+  const checkPattern = (pattern: string, path: string[]) => {
+    patterns += 1;
+    const problem =
+      patterns > OUTPUT_SCHEMA_LIMITS.patterns
+        ? `is one pattern too many: a schema may have at most ${OUTPUT_SCHEMA_LIMITS.patterns} (pattern and patternProperties keys)`
+        : patternProblem(pattern);
+    if (problem) details.push({ path: toPath(path), message: problem });
+  };
+  const visit = (node: SchemaObject, path: string[]) => {
+    for (const [keyword, maximum] of Object.entries(maximums)) {
+      const value = node[keyword];
+      if (typeof value === "number" && value > maximum) details.push({ path: toPath([...path, keyword]), message: `must be at most ${maximum}` });
+    }
+    if (typeof node.pattern === "string") checkPattern(node.pattern, [...path, "pattern"]);
+    if (isObject(node.patternProperties)) for (const key of Object.keys(node.patternProperties)) checkPattern(key, [...path, "patternProperties", key]);
     for (const [child, childPath] of subschemas(node, path)) visit(child, childPath);
   };
-  visit(copy, []);
+  visit(schema, []);
   return details;
+}
+
+/** Why a (syntactically valid) pattern is refused, or null. */
+function patternProblem(pattern: string): string | null {
+  if (pattern.length > OUTPUT_SCHEMA_LIMITS.patternLength) return `must be at most ${OUTPUT_SCHEMA_LIMITS.patternLength} characters long; it is ${pattern.length}`;
+  const advice = "avoid repeated groups whose parts can match the same text, such as (.+)+, (a|a)* or .*.*";
+  try {
+    const result = isSafePattern(pattern, { unicode: true, maxSteps: REDOS_MAX_STEPS });
+    if (result.safe) return null;
+    if (result.error === "hitMaxSteps" || result.error === "timedOut") return `is too complex to be shown free of catastrophic backtracking: ${advice}`;
+    return `can cause catastrophic backtracking (matching time that explodes with the text's length): ${advice}`;
+  } catch {
+    return "uses syntax the catastrophic backtracking check cannot analyse (e.g. named groups): write it without";
+  }
 }

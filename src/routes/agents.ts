@@ -3,7 +3,7 @@ import { and, desc, eq } from "drizzle-orm";
 import { agents } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
-import { checkOutputSchema } from "../lib/json-schema";
+import { checkOutputSchema, OUTPUT_SCHEMA_LIMITS } from "../lib/json-schema";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
@@ -16,7 +16,7 @@ const OutputSchemaField = z
     for (const detail of checkOutputSchema(schema)) ctx.addIssue({ code: "custom", message: detail.message, path: detail.path.split(".").slice(1) });
   })
   .openapi({
-    description: 'A JSON Schema (2020-12) with `"type": "object"` at the root: what to extract from the call into `call_result`. At most 32 KB, 10 levels deep, local `$ref`s only.',
+    description: `A JSON Schema (2020-12) with \`"type": "object"\` at the root: what to extract from the call into \`call_result\`. At most ${OUTPUT_SCHEMA_LIMITS.bytes / 1024} KB, ${OUTPUT_SCHEMA_LIMITS.depth} levels deep, local \`$ref\`s only and none recursive, at most ${OUTPUT_SCHEMA_LIMITS.patterns} patterns of ${OUTPUT_SCHEMA_LIMITS.patternLength} characters that cannot backtrack catastrophically, and ${Object.entries(OUTPUT_SCHEMA_LIMITS.keywordMaximums).map(([keyword, max]) => `${keyword} ≤ ${max}`).join(", ")}.`,
     example: { type: "object", required: ["confirmed"], properties: { confirmed: { type: "boolean" }, reschedule_request: { type: "string" } } },
   });
 

@@ -1,7 +1,9 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { relaxedSchema, sampleCallResult, validateCallResult } from "../../src/calls/call-result";
+import { boundedCallResult, relaxedSchema, sampleCallResult, validateCallResult } from "../../src/calls/call-result";
 import { FEEDBACK_OUTPUT_SCHEMA } from "../../src/calls/prompt";
-import { QUICKSTART_AGENT } from "../fixtures";
+import { createAgent, createCustomer, QUICKSTART_AGENT, quickstartCustomer, storedEvents, waitUntilEnded } from "../fixtures";
+import { api, signup } from "../helpers";
 
 const quickstartSchema = QUICKSTART_AGENT.output_schema!;
 
@@ -135,5 +137,58 @@ describe("sampleCallResult", () => {
   it("stops at recursive references", () => {
     const schema = { type: "object", required: ["node"], properties: { node: { $ref: "#/$defs/node" } }, $defs: { node: { type: "object", required: ["child"], properties: { child: { $ref: "#/$defs/node" } } } } };
     expect(() => sampleCallResult(schema)).not.toThrow();
+  });
+});
+
+describe("boundedCallResult", () => {
+  const schema = { type: "object", properties: { notes: { type: "string" } } };
+
+  it("drops an extracted value over 64 KB serialized, and keeps one at 64 KB", async () => {
+    const overhead = JSON.stringify({ notes: "" }).length;
+    await expect(boundedCallResult(schema, () => ({ value: { notes: "x".repeat(64 * 1024 - overhead) }, error: null }))).resolves.toMatchObject({ error: null });
+    await expect(boundedCallResult(schema, async () => ({ value: { notes: "x".repeat(64 * 1024 - overhead + 1) }, error: null }))).resolves.toEqual({
+      value: null,
+      error: expect.stringContaining("over 64 KB serialized (65537 bytes)"),
+    });
+  });
+});
+
+describe("a simulated call's call_result", () => {
+  /** Places a call with an agent of `schema` and waits for its end; `stored` replaces the schema in D1 afterwards, as an agent saved before today's checks. */
+  async function callWith(schema: Record<string, unknown>, stored?: Record<string, unknown>) {
+    const account = await signup();
+    const agent = await createAgent(account, { name: "Collector", system_prompt: "Collect things.", output_schema: schema });
+    if (stored) await env.DB.prepare("UPDATE agents SET output_schema = ? WHERE id = ?").bind(JSON.stringify(stored), agent.id).run();
+    const customer = await createCustomer(account, quickstartCustomer());
+    const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id } });
+    expect(created.status).toBe(201);
+    const notification = await waitUntilEnded(account, created.body.notification.id);
+    const summary = (await storedEvents(notification.id)).find((event) => event.event_name === "call.summary");
+    return { notification, analysis: JSON.parse(summary?.payload ?? "null")?.data.analysis };
+  }
+
+  it("is null, saying why, when it would be over 64 KB serialized", async () => {
+    // 100 × 100 strings of 10 characters: every bound respected, about 130 KB built.
+    const grid = { type: "array", minItems: 100, items: { type: "array", minItems: 100, items: { type: "string", minLength: 10 } } };
+    const { notification, analysis } = await callWith({ type: "object", required: ["grid"], properties: { grid } });
+    expect(notification).toMatchObject({ status: "completed", call_result: null, error_message: expect.stringContaining("64 KB") });
+    expect(analysis).toBeNull();
+  });
+
+  it("is kept when it fits", async () => {
+    const list = { type: "array", minItems: 100, items: { type: "string", minLength: 10 } };
+    const { notification } = await callWith({ type: "object", required: ["list"], properties: { list } });
+    expect(notification.call_result.list).toHaveLength(100);
+    expect(notification.error_message).toBeNull();
+  });
+
+  it.each([
+    ["a $ref cycle", { type: "object", required: ["a"], properties: { a: { $ref: "#/properties/a" } } }, "output_schema.properties.a.$ref"],
+    ["a catastrophic pattern", { type: "object", required: ["a"], properties: { a: { type: "string", pattern: "^(.+)+X$", minLength: 28 } } }, "output_schema.properties.a.pattern"],
+    ["the issue's minItems 1000 nested twice", { type: "object", required: ["a"], properties: { a: { type: "array", minItems: 1000, items: { type: "array", minItems: 1000, items: { type: "string" } } } } }, "output_schema.properties.a.minItems"],
+  ])("of an agent stored with %s is null, saying why, and the call ends", async (_case, stored, path) => {
+    const { notification, analysis } = await callWith({ type: "object" }, stored);
+    expect(notification).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", call_result: null, error_message: expect.stringContaining(path) });
+    expect(analysis).toBeNull();
   });
 });

@@ -285,7 +285,7 @@ describe("the call's Durable Object", () => {
   });
 });
 
-describe("an output_schema that makes validation throw (a $ref loop, stored before such schemas were refused)", () => {
+describe("an output_schema that cannot be used (a $ref loop, stored before such schemas were refused)", () => {
   const LOOPING_SCHEMA = {
     type: "object",
     required: ["a"],
@@ -302,7 +302,7 @@ describe("an output_schema that makes validation throw (a $ref loop, stored befo
     expect(created.status).toBe(201);
     const n = await waitUntilEnded(account, created.body.notification.id);
     expect(n).toMatchObject({ status: "completed", ended_reason: "customer-ended-call", answered_by: "human", call_result: null });
-    expect(n.error_message).toMatch(/^Extracting call_result failed: .*call stack/);
+    expect(n.error_message).toMatch(/^The agent's output_schema cannot be used: output_schema\.\$defs\.y\.\$ref makes a cycle of \$refs/);
     expect((await storedEvents(n.id)).map((e) => e.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
   });
 
@@ -312,7 +312,7 @@ describe("an output_schema that makes validation throw (a $ref loop, stored befo
     const res = await api("POST", `/api/v1/notifications/${id}/cancel`, { key: account.key });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: "canceled", ended_reason: "canceled", call_result: null });
-    expect(res.body.error_message).toMatch(/^Extracting call_result failed: /);
+    expect(res.body.error_message).toMatch(/^The agent's output_schema cannot be used: /);
     expect((await storedEvents(id)).map((e) => e.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
     expect(await runDurableObjectAlarm(stub)).toBe(false);
   });

@@ -23,12 +23,12 @@ describe("checkOutputSchema accepts", () => {
     ["the quickstart's schema", QUICKSTART_SCHEMA],
     ["a bare object schema", { type: "object" }],
     [
-      "local $refs to $defs, to the root and to an anchor",
+      "local $refs to $defs, to another property and to an anchor",
       {
         $schema: "https://json-schema.org/draft/2020-12/schema",
         type: "object",
         $defs: { slot: { type: "string", format: "date-time" }, tag: { $anchor: "tag", type: "string", enum: ["a", "b"] } },
-        properties: { when: { $ref: "#/$defs/slot" }, self: { $ref: "#" }, tag: { $ref: "#tag" } },
+        properties: { when: { $ref: "#/$defs/slot" }, also: { $ref: "#/properties/when" }, tag: { $ref: "#tag" } },
         additionalProperties: false,
       },
     ],
@@ -47,6 +47,7 @@ describe("checkOutputSchema accepts", () => {
       },
     ],
     ["subschemas nested 10 deep", nested(10)],
+    ["a $ref to a boolean subschema", { type: "object", $defs: { anything: true }, properties: { a: { $ref: "#/$defs/anything" } } }],
   ])("%s", (_case, schema) => {
     expect(checkOutputSchema(schema)).toEqual([]);
   });
@@ -149,6 +150,76 @@ describe("checkOutputSchema refuses", () => {
     const base = JSON.stringify({ type: "object", description: "" }).length;
     // "é" is two bytes in UTF-8.
     expect(checkOutputSchema({ type: "object", description: "é".repeat((32 * 1024 - base) / 2 + 1) })[0]?.path).toBe("output_schema");
+  });
+});
+
+describe("checkOutputSchema refuses what cannot be used safely", () => {
+  const schema = (extra: Record<string, unknown>) => ({ type: "object", ...extra });
+
+  it.each([
+    ["a property that refers to itself", { properties: { a: { $ref: "#/properties/a" } } }, "output_schema.properties.a.$ref"],
+    ["a property that refers to the root", { properties: { self: { $ref: "#" } } }, "output_schema.properties.self.$ref"],
+    ["an allOf that points at the root", { allOf: [{ $ref: "#" }] }, "output_schema.allOf.0.$ref"],
+    ["$defs x → y → x", { $defs: { x: { $ref: "#/$defs/y" }, y: { items: { $ref: "#/$defs/x" } } }, properties: { a: { $ref: "#/$defs/x" } } }, "output_schema.$defs.y.items.$ref"],
+    ["a cycle through anchors", { $defs: { x: { $anchor: "ex", properties: { n: { $ref: "#why" } } }, y: { $anchor: "why", anyOf: [{ $ref: "#ex" }] } } }, "output_schema.$defs.y.anyOf.0.$ref"],
+    ["a cycle in $defs that nothing uses", { $defs: { x: { $ref: "#/$defs/x" } } }, "output_schema.$defs.x.$ref"],
+  ])("a $ref cycle: %s", (_case, extra, path) => {
+    expect(checkOutputSchema(schema(extra))).toEqual([{ path, message: expect.stringContaining("cycle") }]);
+  });
+
+  it("a repeated $anchor, naming where it was first declared", () => {
+    expect(checkOutputSchema(schema({ $defs: { a: { $anchor: "x", type: "string" }, b: { $anchor: "x", type: "integer" } } }))).toEqual([
+      { path: "output_schema.$defs.b.$anchor", message: 'repeats the $anchor "x" of output_schema.$defs.a' },
+    ]);
+  });
+
+  it.each([
+    ["the issue's nested quantifier", "^(.+)+X$"],
+    ["an ambiguous alternation", "(a|a)*b"],
+    ["a star of overlapping words", "^(\\w+\\s?)*$"],
+  ])("a pattern the ReDoS checker flags: %s", (_case, pattern) => {
+    expect(checkOutputSchema(schema({ properties: { a: { type: "string", pattern, minLength: 28 } } }))).toEqual([
+      { path: "output_schema.properties.a.pattern", message: expect.stringContaining("catastrophic backtracking") },
+    ]);
+    expect(checkOutputSchema(schema({ patternProperties: { [pattern]: { type: "string" } } }))).toEqual([
+      { path: `output_schema.patternProperties.${pattern}`, message: expect.stringContaining("catastrophic backtracking") },
+    ]);
+  });
+
+  it("a pattern longer than 256 characters", () => {
+    expect(checkOutputSchema(schema({ properties: { a: { type: "string", pattern: `^${"[a-z]".repeat(51)}$` } } }))).toEqual([
+      { path: "output_schema.properties.a.pattern", message: "must be at most 256 characters long; it is 257" },
+    ]);
+  });
+
+  it("more than 16 patterns in one schema", () => {
+    const properties = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`p${i}`, { type: "string", pattern: `^${i}$` }]));
+    expect(checkOutputSchema(schema({ properties }))).toEqual([{ path: "output_schema.properties.p16.pattern", message: "is one pattern too many: a schema may have at most 16 (pattern and patternProperties keys)" }]);
+  });
+
+  it("accepts everyday patterns", () => {
+    const patterns = ["^[a-z]+$", "^\\d{4}-\\d{2}-\\d{2}$", "^\\+?[0-9 ()-]{7,20}$", "^[A-Z][a-z]+( [A-Z][a-z]+)*$", "^[^@\\s]+@[^@\\s.]+(\\.[^@\\s.]+)+$", "^(yes|no|maybe)$"];
+    const properties = Object.fromEntries(patterns.map((pattern, i) => [`p${i}`, { type: "string", pattern }]));
+    expect(checkOutputSchema(schema({ properties, patternProperties: { "^x-[a-z]+$": { type: "string" } } }))).toEqual([]);
+  });
+
+  it.each([
+    ["minItems", 100, 101],
+    ["maxItems", 1000, 1001],
+    ["minContains", 100, 101],
+    ["maxContains", 1000, 1001],
+    ["minLength", 1000, 1001],
+    ["maxLength", 10000, 10001],
+    ["minProperties", 100, 101],
+    ["maxProperties", 1000, 1001],
+  ])("%s over %i", (keyword, bound, over) => {
+    expect(checkOutputSchema(schema({ properties: { a: { [keyword]: bound } } }))).toEqual([]);
+    expect(checkOutputSchema(schema({ properties: { a: { [keyword]: over } } }))).toEqual([{ path: `output_schema.properties.a.${keyword}`, message: `must be at most ${bound}` }]);
+  });
+
+  it("the issue's minItems 1000 nested twice", () => {
+    const big = { type: "array", minItems: 1000, items: { type: "array", minItems: 1000, items: { type: "string" } } };
+    expect(checkOutputSchema(schema({ required: ["a"], properties: { a: big } })).map((d) => d.path)).toEqual(["output_schema.properties.a.minItems", "output_schema.properties.a.items.minItems"]);
   });
 });
 
