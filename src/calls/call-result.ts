@@ -12,7 +12,7 @@ export const CALL_RESULT_MAX_BYTES = 64 * 1024;
 const tooLarge = (what: string) => ({ value: null, error: `The call_result is over ${CALL_RESULT_MAX_BYTES / 1024} KB serialized (${what}); the agent's output_schema asks for too much` });
 
 /**
- * How every call driver, simulated or live, gets its `call_result`: a schema today's checks refuse
+ * How a call's end gets its `call_result` from any driver, simulated or live: a schema today's checks refuse
  * (an agent stored before they existed) is not used, since sampling, converting or validating with
  * it may never finish; a result over CALL_RESULT_MAX_BYTES is dropped. Either gives null with why.
  */

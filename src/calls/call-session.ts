@@ -21,6 +21,7 @@ import {
   type TurnRole,
 } from "./call";
 import { neverConnected, persistCallEnd } from "./call-end";
+import { boundedCallResult } from "./call-result";
 import { endLostLeg, hangUpLeg, LiveCallDriver, newLiveCallState } from "./live/live-driver";
 import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpdate } from "./live/twilio";
 import { reconcileAfter } from "./reconcile";
@@ -485,7 +486,8 @@ class CallLifecycle implements CallCore {
     const extraction = (async () => {
       let result: CallResult;
       try {
-        result = await driver.extractResult(transcript, outputSchema);
+        // Whichever driver extracts, the schema is checked and the result's size capped here.
+        result = await boundedCallResult(outputSchema, () => driver.extractResult(transcript, outputSchema));
       } catch (error) {
         // A schema that cannot be used (e.g. a $ref loop) must not keep the call from ending.
         result = { value: null, error: `Extracting call_result failed: ${errorText(error)}` };

@@ -1,5 +1,5 @@
 import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, TranscriptTurn, TurnRole } from "./call";
-import { boundedCallResult, sampleCallResult } from "./call-result";
+import { sampleCallResult } from "./call-result";
 
 /**
  * The built-in call simulator (API.md "Calls", last paragraph): nothing is dialled; the number
@@ -138,7 +138,7 @@ export class SimulatorDriver implements CallDriver {
 
   /** A cooperative customer gives what the schema asks for. */
   extractResult(_transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {
-    return boundedCallResult(outputSchema, () => sampleCallResult(outputSchema));
+    return sampleCallResult(outputSchema);
   }
 
   /** Each step keeps its gap from the one before, counted from when that one actually ran. */

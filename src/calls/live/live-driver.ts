@@ -1,7 +1,6 @@
 import type { LiveCallConfig, OpenAIConfig } from "../../env";
 import { timingSafeEqualStrings } from "../../lib/crypto";
 import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, LiveCallParams, LiveCallState, TranscriptTurn } from "../call";
-import { boundedCallResult } from "../call-result";
 import type { EngineEvent, EngineSessionConfig, VoiceEngine } from "./engine";
 import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
@@ -256,8 +255,7 @@ export class LiveCallDriver implements CallDriver {
   }
 
   async extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {
-    const openai = { ...this.config.openai, apiKey: this.config.live.openaiApiKey };
-    return boundedCallResult(outputSchema, () => extractCallResult({ openai, instructions: this.params.prompt, transcript, outputSchema }));
+    return extractCallResult({ openai: { ...this.config.openai, apiKey: this.config.live.openaiApiKey }, instructions: this.params.prompt, transcript, outputSchema });
   }
 
   /** The call is over: the model session and Twilio's stream are closed. */
