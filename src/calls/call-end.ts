@@ -5,7 +5,7 @@ import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { nowIso } from "../lib/ids";
 import { prepareEvents, enqueueDeliveries, type EventInput } from "../webhooks/emit";
-import type { CallStatus, CallTarget, EndedReason, NotificationStatus, TranscriptTurn } from "./call";
+import { isOpen, type CallStatus, type CallTarget, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
 import { transcriptText } from "./call-result";
 
 /** How a notification ends, whatever ended it: the call object, the API or the reconciler. */
@@ -70,7 +70,7 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
     .update(notifications)
     .set({
       // See guardedCallStatus: an ended notification makes the batch fail instead of ending twice.
-      status: sql`CASE WHEN status = 'in_progress' THEN ${status} ELSE NULL END`,
+      status: sql`CASE WHEN status IN ('queued', 'in_progress') THEN ${status} ELSE NULL END`,
       callStatus,
       endedReason,
       errorMessage: end.errorMessage,
@@ -78,6 +78,8 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
       durationSeconds: end.durationSeconds,
       transcript: end.transcript,
       callResult: end.callResult,
+      scheduledFor: null,
+      queuedReason: null,
       updatedAt: end.endedAt,
     })
     .where(eq(notifications.id, target.notificationId));
@@ -85,7 +87,7 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
     await db.batch([update, ...prepared.flatMap((event) => event.statements), ...extra]);
   } catch (error) {
     const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, target.notificationId));
-    if (row && row.status !== "in_progress") return false;
+    if (row && !isOpen(row.status)) return false;
     throw error;
   }
   await enqueueDeliveries(queue, prepared.flatMap((event) => event.deliveryIds));

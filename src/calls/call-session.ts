@@ -2,11 +2,12 @@ import { DurableObject } from "cloudflare:workers";
 import { and, eq, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
-import { notifications } from "../db/schema";
+import { customerPhones, notifications } from "../db/schema";
 import { getConfig, type Bindings, type LiveCallConfig } from "../env";
 import { nowIso } from "../lib/ids";
 import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
 import {
+  isOpen,
   LIVE_CALL_STATUSES,
   type AnsweredBy,
   type CallCore,
@@ -24,7 +25,7 @@ import { neverConnected, persistCallEnd } from "./call-end";
 import { boundedCallResult } from "./call-result";
 import { endLostLeg, hangUpLeg, LiveCallDriver, newLiveCallState } from "./live/live-driver";
 import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpdate } from "./live/twilio";
-import { reconcileAfter } from "./reconcile";
+import { firstReconcileAt, reconcileAfter } from "./reconcile";
 import { SimulatorDriver } from "./simulator";
 
 /**
@@ -57,9 +58,11 @@ interface CallRecord {
   turnCount: number;
   /** A live call's Twilio progress; null for a simulated call. */
   live: LiveCallState | null;
+  /** Set while the call waits to be dialled (scheduled): when it is due. */
+  dueAtMs: number | null;
   /**
-   * The alarm's backstop: before the answer, when the call must have been answered; after it, when
-   * max_duration_seconds is up; once ending, when the end's next step is due.
+   * The alarm's backstop: while waiting, when the call is due; before the answer, when it must have
+   * been answered; after it, when max_duration_seconds is up; once ending, when the end's next step is due.
    */
   deadlineMs: number;
   next: { step: number; atMs: number } | null;
@@ -97,11 +100,12 @@ export class CallSession extends DurableObject<Bindings> {
   private readonly lifecycle = new CallLifecycle(this.ctx, this.env);
 
   /**
-   * Stores the call and starts it (a live call is dialled before this returns); idempotent for the
+   * Stores the call and starts it — a live call is dialled before this returns — or, with `dueAtMs`
+   * in the future, keeps it waiting until then (its notification is `queued`). Idempotent for the
    * same call. "ended": it ended at once — Twilio refused it — and its notification says why.
    */
-  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
-    return this.lifecycle.start(params);
+  async start(params: CallParams, dueAtMs: number | null = null): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
+    return this.lifecycle.start(params, dueAtMs);
   }
 
   /** A live call's Twilio status callback (signature already checked by the route). */
@@ -165,31 +169,21 @@ class CallLifecycle implements CallCore {
     this.db = createDb(env.DB);
   }
 
-  async start(params: CallParams): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
+  async start(params: CallParams, dueAtMs: number | null): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
     return this.operation(async () => {
       const existing = this.record;
       if (existing) return { callId: existing.params.callId, status: existing.ending ? ("ended" as const) : existing.callStatus };
-      const record: CallRecord = {
-        params,
-        callStatus: "queued",
-        ringingAt: null,
-        answeredAtMs: null,
-        answeredBy: null,
-        turnCount: 0,
-        live: params.live ? newLiveCallState() : null,
-        deadlineMs: 0,
-        next: null,
-        ending: null,
-      };
+      if (dueAtMs !== null && dueAtMs > Date.now()) {
+        // Nothing to dial yet: the alarm places the call when it is due.
+        this.record = { ...newRecord(params), dueAtMs, deadlineMs: dueAtMs };
+        return { callId: params.callId, status: "queued" as const };
+      }
+      const record = newRecord(params);
       this.record = record;
-      const driver = this.driverFor(record);
-      record.deadlineMs = Date.now() + driver.answerWithinMs;
       try {
-        await driver.begin();
+        await this.dial(record);
       } catch (error) {
-        // Nothing is stored and the caller fails the notification: a leg already dialled must not ring on.
-        await driver.hangUp();
-        this.releaseDriver();
+        // Nothing is stored: the caller fails the notification.
         this.record = null;
         throw error;
       }
@@ -254,7 +248,9 @@ class CallLifecycle implements CallCore {
         return { state: "ended" };
       }
       if (record.ending) await this.continueEnding();
-      else {
+      else if (record.dueAtMs !== null) {
+        if (Date.now() >= record.dueAtMs + STUCK_AFTER_MS) await this.placeWaitingCall(record);
+      } else {
         const driver = this.driverFor(record);
         await driver.reconcile();
         if (this.record && !this.record.ending && Date.now() >= record.deadlineMs + STUCK_AFTER_MS) await this.deadlinePassed(driver);
@@ -274,6 +270,10 @@ class CallLifecycle implements CallCore {
       if (!record) return;
       if (record.ending) {
         await this.continueEnding();
+        return;
+      }
+      if (record.dueAtMs !== null) {
+        await this.placeWaitingCall(record);
         return;
       }
       const driver = this.driverFor(record);
@@ -418,6 +418,58 @@ class CallLifecycle implements CallCore {
     const stored = await this.ctx.storage.list<TranscriptTurn>({ prefix: TURN_PREFIX });
     const all = new Map([...stored, ...Object.entries(this.pendingTurns)]);
     return [...all.keys()].sort().map((key) => all.get(key)!);
+  }
+
+  /** Dials a live call (or starts the simulation); a failure hangs up whatever was dialled, then throws. */
+  private async dial(record: CallRecord): Promise<void> {
+    const driver = this.driverFor(record);
+    record.dueAtMs = null;
+    record.deadlineMs = Date.now() + driver.answerWithinMs;
+    try {
+      await driver.begin();
+    } catch (error) {
+      // A leg already dialled must not ring on.
+      await driver.hangUp();
+      this.releaseDriver();
+      throw error;
+    }
+  }
+
+  /**
+   * A waiting call is due. Unless its notification ended meanwhile (canceled), the phone is checked
+   * again — it may have opted out since — and the notification moves from queued to in_progress
+   * just before the call is dialled.
+   */
+  private async placeWaitingCall(record: CallRecord): Promise<void> {
+    const { params } = record;
+    const [[phone], [notification]] = await this.db.batch([
+      this.db.select({ status: customerPhones.status }).from(customerPhones).where(eq(customerPhones.id, params.phoneId)),
+      this.db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, params.notificationId)),
+    ]);
+    if (notification?.status !== "queued") {
+      await this.endedElsewhere();
+      return;
+    }
+    if (phone?.status !== "active") {
+      await this.finish("error", `The phone number was ${phone ? (phone.status === "opted_out" ? "opted out" : "marked invalid") : "removed"} before the call was placed`);
+      return;
+    }
+    const placedAt = Date.now();
+    const placed = await this.db
+      .update(notifications)
+      .set({ status: "in_progress", scheduledFor: null, queuedReason: null, reconcileAt: firstReconcileAt(placedAt), updatedAt: new Date(placedAt).toISOString() })
+      .where(and(eq(notifications.id, params.notificationId), eq(notifications.status, "queued")))
+      .returning({ id: notifications.id });
+    if (placed.length === 0) {
+      await this.endedElsewhere();
+      return;
+    }
+    try {
+      await this.dial(record);
+    } catch (error) {
+      console.error(`[echo] could not place the due call ${params.callId}`, error);
+      await this.finish("error", "The call could not be started");
+    }
   }
 
   /**
@@ -623,7 +675,7 @@ class CallLifecycle implements CallCore {
       return true;
     } catch (error) {
       const [row] = await this.db.select({ status: notifications.status, callStatus: notifications.callStatus }).from(notifications).where(eq(notifications.id, notificationId));
-      if (row && row.status !== "in_progress") {
+      if (row && !isOpen(row.status)) {
         await this.endedElsewhere();
         return false;
       }
@@ -646,3 +698,19 @@ function guardedCallStatus(to: LiveCallStatus, from: LiveCallStatus[]) {
   )}) THEN ${to} ELSE NULL END`;
 }
 
+/** A call not yet dialled. */
+function newRecord(params: CallParams): CallRecord {
+  return {
+    params,
+    callStatus: "queued",
+    ringingAt: null,
+    answeredAtMs: null,
+    answeredBy: null,
+    turnCount: 0,
+    live: params.live ? newLiveCallState() : null,
+    dueAtMs: null,
+    deadlineMs: 0,
+    next: null,
+    ending: null,
+  };
+}

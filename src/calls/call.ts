@@ -9,6 +9,14 @@
 export const NOTIFICATION_STATUSES = ["queued", "in_progress", "completed", "failed", "canceled"] as const;
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
+/** A notification that has not ended: waiting to be dialled (queued), or with its call under way. */
+export const OPEN_NOTIFICATION_STATUSES = ["queued", "in_progress"] as const satisfies readonly NotificationStatus[];
+export const isOpen = (status: NotificationStatus) => OPEN_NOTIFICATION_STATUSES.some((open) => open === status);
+
+/** Why a `queued` notification waits (API.md, Scheduling). */
+export const QUEUED_REASONS = ["scheduled", "calling_hours", "retry", "capacity"] as const;
+export type QueuedReason = (typeof QUEUED_REASONS)[number];
+
 /** Where a call is while its notification is in progress. */
 export const LIVE_CALL_STATUSES = ["queued", "ringing", "in-progress"] as const;
 export type LiveCallStatus = (typeof LIVE_CALL_STATUSES)[number];
@@ -65,6 +73,8 @@ export interface LiveCallParams {
 /** Everything a call needs, rendered when the notification was created. */
 export interface CallParams extends CallTarget {
   callId: string;
+  /** The customer's phone row: its status is checked again just before a waiting call is dialled. */
+  phoneId: string;
   phoneE164: string;
   prompt: string;
   /** What the agent says first. */

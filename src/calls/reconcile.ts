@@ -1,10 +1,11 @@
-import { and, asc, eq, lte } from "drizzle-orm";
+import { and, asc, eq, inArray, lte } from "drizzle-orm";
+import { OPEN_NOTIFICATION_STATUSES } from "./call";
 import { createDb } from "../db/client";
 import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
 
 /**
- * The call reconciler (cron trigger, every minute): a notification still in progress past its
+ * The call reconciler (cron trigger, every minute): a notification still open (queued or in progress) past its
  * `reconcile_at` may have lost its call — an object reset before it stored the call, a final status
  * callback that never came, an alarm that keeps failing. Its call object is asked: it learns the
  * call's real state (from Twilio for a live call, or from the leg's CallSid in D1 when the object
@@ -52,7 +53,7 @@ export async function reconcileCalls(env: Pick<Bindings, "DB" | "CALL_SESSION">,
       answeredAt: notifications.answeredAt,
     })
     .from(notifications)
-    .where(and(eq(notifications.status, "in_progress"), lte(notifications.reconcileAt, new Date(now).toISOString())))
+    .where(and(inArray(notifications.status, OPEN_NOTIFICATION_STATUSES), lte(notifications.reconcileAt, new Date(now).toISOString())))
     .orderBy(asc(notifications.reconcileAt))
     .limit(limit);
   const outcomes = await Promise.allSettled(
@@ -67,7 +68,7 @@ export async function reconcileCalls(env: Pick<Bindings, "DB" | "CALL_SESSION">,
       await db
         .update(notifications)
         .set({ reconcileAt: reconcileAfter(outcome.deadlineMs) })
-        .where(and(eq(notifications.id, row.id), eq(notifications.status, "in_progress")));
+        .where(and(eq(notifications.id, row.id), inArray(notifications.status, OPEN_NOTIFICATION_STATUSES)));
       return false;
     }),
   );

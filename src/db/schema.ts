@@ -1,6 +1,6 @@
 
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, type TranscriptTurn } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type TranscriptTurn } from "../calls/call";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
 const timestamps = {
@@ -154,7 +154,10 @@ export const notifications = sqliteTable(
     errorMessage: text("error_message"),
     /** The carrier's id of the call's leg (Twilio's CallSid), stored once dialled: the reconciler asks the carrier by it. */
     carrierCallSid: text("carrier_call_sid"),
-    /** When the reconciler next checks an in-progress notification whose call may have been lost. */
+    /** While `queued`: when the call is due to be dialled, and why it waits. */
+    scheduledFor: text("scheduled_for"),
+    queuedReason: text("queued_reason", { enum: QUEUED_REASONS }),
+    /** When the reconciler next checks an open notification whose call may have been lost. */
     reconcileAt: text("reconcile_at"),
     ...timestamps,
   },

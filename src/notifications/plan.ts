@@ -6,7 +6,7 @@ import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { agents, businesses, customerPhones, customers, notifications } from "../db/schema";
 import { ApiError } from "../errors";
-import { nowIso, randomHex, uuidv7 } from "../lib/ids";
+import { randomHex, uuidv7 } from "../lib/ids";
 
 /**
  * Planning a call: every check that refuses a notification, the prompt rendered with its variables,
@@ -24,6 +24,8 @@ export interface NotificationRequest {
   variables?: Record<string, string | number | boolean> | undefined;
   collect_feedback?: boolean | undefined;
   max_duration_seconds?: number | undefined;
+  /** ISO 8601 with an offset; a past time means now. */
+  scheduled_at?: string | undefined;
 }
 
 export type NotificationRow = typeof notifications.$inferSelect;
@@ -113,9 +115,15 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
   };
 }
 
-/** The notification of a planned call, in progress with its call queued. */
+/**
+ * The notification of a planned call: in progress with its call queued, or — scheduled for later —
+ * `queued` until it is due.
+ */
 export function newNotification(auth: AuthContext, body: NotificationRequest, plan: CallPlan, simulated: boolean): NotificationRow {
-  const now = nowIso();
+  const nowMs = Date.now();
+  const now = new Date(nowMs).toISOString();
+  const dueAtMs = body.scheduled_at === undefined ? nowMs : Math.max(nowMs, Date.parse(body.scheduled_at));
+  const waiting = dueAtMs > nowMs;
   return {
     id: uuidv7(),
     projectId: auth.projectId,
@@ -133,7 +141,7 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     firstMessage: plan.script.firstMessage,
     voicemailMessage: plan.script.voicemailMessage,
     outputSchema: plan.script.outputSchema,
-    status: "in_progress",
+    status: waiting ? "queued" : "in_progress",
     callId: `call-${randomHex(16)}`,
     callStatus: "queued",
     endedReason: null,
@@ -147,7 +155,9 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     simulated,
     errorMessage: null,
     carrierCallSid: null,
-    reconcileAt: firstReconcileAt(Date.parse(now)),
+    scheduledFor: waiting ? new Date(dueAtMs).toISOString() : null,
+    queuedReason: waiting ? "scheduled" : null,
+    reconcileAt: firstReconcileAt(dueAtMs),
     createdAt: now,
     updatedAt: now,
   };
@@ -161,6 +171,7 @@ export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
     customerId: row.customerId,
     simulated: row.simulated,
     callId: row.callId,
+    phoneId: row.phoneId,
     phoneE164: row.targetPhoneE164,
     prompt: row.renderedPrompt,
     opening: plan.opening,

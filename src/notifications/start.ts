@@ -9,15 +9,16 @@ import type { IdempotentRequest } from "./idempotency";
 const START_FAILED = "The call could not be started";
 
 /**
- * Hands a new notification's call to its Durable Object, placed near the callee. "ended": the call
- * ended at once (Twilio refused it) and the notification says why. A call that cannot be started
+ * Hands a new notification's call to its Durable Object, placed near the callee, to be dialled at
+ * once or kept until `dueAtMs`. "ended": the call ended at once (Twilio refused it) and the
+ * notification says why. A call that cannot be started
  * fails its notification, frees its idempotency key for a retry, and is a 502.
  */
-export async function startCall(env: Bindings, db: Database, params: CallParams, idempotency: IdempotentRequest<unknown> | null): Promise<"queued" | "ended"> {
+export async function startCall(env: Bindings, db: Database, params: CallParams, dueAtMs: number | null, idempotency: IdempotentRequest<unknown> | null): Promise<"queued" | "ended"> {
   const locationHint = locationHintForPhone(params.phoneE164);
   const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(params.notificationId), locationHint ? { locationHint } : undefined);
   try {
-    const started = await stub.start(params);
+    const started = await stub.start(params, dueAtMs);
     return started.status === "ended" ? "ended" : "queued";
   } catch (error) {
     console.error(`[echo] could not start the call of notification ${params.notificationId}`, error);

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq } from "drizzle-orm";
-import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, TURN_ROLES } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, isOpen, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES } from "../calls/call";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { notifications } from "../db/schema";
@@ -13,6 +13,7 @@ import { callParams, newNotification, planCall, type NotificationRow } from "../
 import { startCall } from "../notifications/start";
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 60 * 60 * 1000;
 
 const TranscriptTurnSchema = z
   .object({ role: z.enum(TURN_ROLES), text: z.string(), at_ms: z.number().openapi({ description: "Milliseconds since the call was answered" }) })
@@ -25,6 +26,8 @@ const NotificationSchema = z
     customer_id: z.string(),
     agent_id: z.string().nullable(),
     status: z.enum(NOTIFICATION_STATUSES),
+    scheduled_for: z.string().nullable().openapi({ description: "While queued: when the call is due to be dialled" }),
+    queued_reason: z.enum(QUEUED_REASONS).nullable().openapi({ description: "While queued: why the call waits" }),
     target_phone_e164: z.string(),
     message: z.string().nullable(),
     context: z.string().nullable(),
@@ -74,8 +77,15 @@ const CreateNotificationRequest = z
       .openapi({ description: "Fill {{name}} tokens; they override the built-in values" }),
     collect_feedback: z.boolean().optional().openapi({ description: "LLM path: ask the person to confirm, cancel or reschedule and store it in call_result" }),
     max_duration_seconds: z.number().int().min(30).max(600).optional().openapi({ description: "Default: the agent's, else 180" }),
+    scheduled_at: z.iso
+      .datetime({ offset: true, message: "must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T09:30:00-05:00" })
+      .optional()
+      .openapi({ description: "When to place the call, at most 30 days ahead; a past time means now. The notification waits `queued` until then" }),
   })
   .superRefine((body, ctx) => {
+    if (body.scheduled_at !== undefined && Date.parse(body.scheduled_at) > Date.now() + MAX_SCHEDULE_AHEAD_MS) {
+      ctx.addIssue({ code: "custom", path: ["scheduled_at"], message: "must be at most 30 days ahead" });
+    }
     if (body.agent_id === undefined && body.message === undefined) ctx.addIssue({ code: "custom", path: ["message"], message: "is required when agent_id is not set" });
     if (body.agent_id !== undefined && body.collect_feedback === true) {
       ctx.addIssue({ code: "custom", path: ["collect_feedback"], message: "applies only without agent_id (the agent's output_schema says what to collect)" });
@@ -102,6 +112,8 @@ function notificationBody(row: NotificationRow): z.infer<typeof NotificationSche
     customer_id: row.customerId,
     agent_id: row.agentId,
     status: row.status,
+    scheduled_for: row.scheduledFor,
+    queued_reason: row.queuedReason,
     target_phone_e164: row.targetPhoneE164,
     message: row.message,
     context: row.context,
@@ -216,7 +228,7 @@ export const notificationRoutes = createRouter()
       return c.json(stored, 201);
     }
 
-    const started = await startCall(c.env, db, callParams(row, plan), idempotency);
+    const started = await startCall(c.env, db, callParams(row, plan), row.scheduledFor === null ? null : Date.parse(row.scheduledFor), idempotency);
     if (started === "queued") return c.json(response, 201);
     // Twilio refused the call: the notification ended failed, saying why; a replay says the same.
     const ended: CreatedNotification = { notification: notificationBody(await findNotification(db, auth, row.id)), call: { callId: row.callId, status: "failed" } };
@@ -250,13 +262,13 @@ export const notificationRoutes = createRouter()
   .openapi(cancelRouteDef, async (c) => {
     const { auth, db } = c.var;
     const row = await findNotification(db, auth, c.req.valid("param").id);
-    if (row.status !== "in_progress" && row.status !== "queued") throw new ApiError("notification_already_ended", `The notification has already ended (${row.status})`);
+    if (!isOpen(row.status)) throw new ApiError("notification_already_ended", `The notification has already ended (${row.status})`);
     const stub = c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id));
     const outcome = await stub.stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated }, "canceled");
     const after = await findNotification(db, auth, row.id);
     // The call may have ended on its own just before the cancel reached it (its result may still be on its way).
     if (outcome === "already-ended") {
-      const state = after.status === "in_progress" ? "its result is being prepared" : after.status;
+      const state = isOpen(after.status) ? "its result is being prepared" : after.status;
       throw new ApiError("notification_already_ended", `The notification's call has already ended (${state})`);
     }
     return c.json(notificationBody(after), 200);

@@ -173,6 +173,7 @@ async function frozenCall(phone = "+14155550100", overrides: Partial<CallParams>
     customerId: customer.id,
     simulated: true,
     callId,
+    phoneId: customer.phones[0]!.id,
     phoneE164: phone,
     prompt: "Tell John his order shipped.",
     opening: "Hi John, your order shipped. Did you get the tracking email?",

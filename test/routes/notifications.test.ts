@@ -43,6 +43,8 @@ describe("POST /api/v1/notifications", () => {
         customer_id: customer.id,
         agent_id: agent.id,
         status: "in_progress",
+        scheduled_for: null,
+        queued_reason: null,
         target_phone_e164: "+14155552671",
         message: null,
         context: null,
