@@ -17,6 +17,7 @@ export interface AgentInput {
   first_message?: string | null;
   voicemail_message?: string | null;
   max_duration_seconds?: number;
+  retry?: { max_attempts: number; delay_minutes: number; on?: string[] } | null;
 }
 
 export async function createAgent(account: Account, input: AgentInput): Promise<{ id: string }> {

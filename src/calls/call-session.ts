@@ -4,11 +4,13 @@ import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
 import { customerPhones, notifications } from "../db/schema";
 import { getConfig, type Bindings, type LiveCallConfig } from "../env";
-import { nowIso } from "../lib/ids";
+import { newCallId, nowIso } from "../lib/ids";
 import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
 import {
   isOpen,
   LIVE_CALL_STATUSES,
+  RETRY_OUTCOME,
+  type CallAttempt,
   type AnsweredBy,
   type CallCore,
   type CallDriver,
@@ -21,7 +23,7 @@ import {
   type TranscriptTurn,
   type TurnRole,
 } from "./call";
-import { neverConnected, persistCallEnd } from "./call-end";
+import { attemptStatus, neverConnected, persistAttemptBeforeRetry, persistCallEnd } from "./call-end";
 import { boundedCallResult } from "./call-result";
 import { endLostLeg, hangUpLeg, LiveCallDriver, newLiveCallState } from "./live/live-driver";
 import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpdate } from "./live/twilio";
@@ -47,6 +49,8 @@ interface CallEnding {
   extractions: number;
   /** Writes of the end that D1 refused; retried on the alarm with backoff, never relabelled. */
   failedWrites: number;
+  /** Set when the notification tries again (its retry policy): the next attempt's due time and call id. */
+  retry: { atMs: number; callId: string } | null;
 }
 
 interface CallRecord {
@@ -73,6 +77,8 @@ interface CallRecord {
 /** What the reconciler knows of a notification from D1, for an object that has no record of its call. */
 export interface ReconcileRequest {
   target: CallTarget;
+  /** The attempt the notification is on (from 1). */
+  attempt: number;
   carrierCallSid: string | null;
   answeredAt: string | null;
 }
@@ -322,7 +328,7 @@ class CallLifecycle implements CallCore {
       notificationId: params.notificationId,
       customerId: params.customerId,
       eventName: "call.started",
-      data: { status: "in_progress", simulated: params.simulated },
+      data: { status: "in_progress", attempt: params.attempt, simulated: params.simulated },
     });
     const update = this.db
       .update(notifications)
@@ -390,7 +396,8 @@ class CallLifecycle implements CallCore {
     const transcript = await this.transcript();
     // Nothing to extract from a call the customer never spoke in.
     const extractionDue = record.answeredBy === "human" && record.params.outputSchema !== null && transcript.some((turn) => turn.role === "customer");
-    record.ending = { endedReason, errorMessage, endedAtMs: Date.now(), result: extractionDue ? null : NO_RESULT, extractions: 0, failedWrites: 0 };
+    const endedAtMs = Date.now();
+    record.ending = { endedReason, errorMessage, endedAtMs, result: extractionDue ? null : NO_RESULT, extractions: 0, failedWrites: 0, retry: nextAttempt(record, endedReason, endedAtMs) };
     record.next = null;
     return this.continueEnding(driver, transcript);
   }
@@ -506,20 +513,40 @@ class CallLifecycle implements CallCore {
       ending.result = { value: null, error: "Extracting call_result did not finish" };
     }
     const { params } = record;
+    const endedAt = new Date(ending.endedAtMs).toISOString();
+    // A call that was dialled is an attempt; one canceled (or refused) while it waited is not.
+    const dialled: CallAttempt | null =
+      record.dueAtMs === null
+        ? {
+            number: params.attempt,
+            call_id: params.callId,
+            status: attemptStatus(ending.endedReason),
+            ended_reason: ending.endedReason,
+            answered_by: record.answeredBy,
+            started_at: record.ringingAt,
+            answered_at: record.answeredAtMs === null ? null : new Date(record.answeredAtMs).toISOString(),
+            ended_at: endedAt,
+          }
+        : null;
     const dropResult = ending.result.value !== null && ending.failedWrites >= WRITES_BEFORE_DROPPING_RESULT;
     let applied: boolean;
     try {
-      applied = await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, {
-        target: params,
-        endedReason: ending.endedReason,
-        errorMessage: dropResult ? "The call's result could not be stored" : (ending.errorMessage ?? ending.result.error),
-        startedAt: record.ringingAt,
-        endedAt: new Date(ending.endedAtMs).toISOString(),
-        connected: record.answeredAtMs !== null,
-        durationSeconds: record.answeredAtMs === null ? 0 : (ending.endedAtMs - record.answeredAtMs) / 1000,
-        transcript,
-        callResult: dropResult ? null : ending.result.value,
-      });
+      applied =
+        ending.retry && dialled
+          ? await persistAttemptBeforeRetry(this.db, this.env.WEBHOOK_QUEUE, { target: params, ended: dialled, retryAt: new Date(ending.retry.atMs).toISOString(), nextCallId: ending.retry.callId })
+          : await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, {
+              target: params,
+              endedReason: ending.endedReason,
+              errorMessage: dropResult ? "The call's result could not be stored" : (ending.errorMessage ?? ending.result.error),
+              startedAt: record.ringingAt,
+              endedAt,
+              connected: record.answeredAtMs !== null,
+              durationSeconds: record.answeredAtMs === null ? 0 : (ending.endedAtMs - record.answeredAtMs) / 1000,
+              transcript,
+              callResult: dropResult ? null : ending.result.value,
+              attempt: params.attempt,
+              dialled,
+            });
     } catch (error) {
       ending.failedWrites += 1;
       record.deadlineMs = Date.now() + endRetryDelayMs(ending.failedWrites);
@@ -527,6 +554,11 @@ class CallLifecycle implements CallCore {
       return true;
     }
     await this.clear();
+    if (applied && ending.retry) {
+      // The next attempt waits in this object, as a scheduled call does.
+      const next = newRecord({ ...params, callId: ending.retry.callId, attempt: params.attempt + 1 });
+      this.record = { ...next, dueAtMs: ending.retry.atMs, deadlineMs: ending.retry.atMs };
+    }
     return applied;
   }
 
@@ -559,11 +591,11 @@ class CallLifecycle implements CallCore {
   }
 
   /** The object has no record of the call: what the carrier says of its leg (if it was dialled) ends the notification. */
-  private async endLostCall({ target, carrierCallSid, answeredAt }: ReconcileRequest): Promise<void> {
+  private async endLostCall({ target, attempt, carrierCallSid, answeredAt }: ReconcileRequest): Promise<void> {
     const live = getConfig(this.env).live;
     let end: { endedReason: EndedReason; errorMessage: string | null } = { endedReason: "error", errorMessage: "The call was lost before it could run" };
     if (live && !target.simulated && carrierCallSid !== null) end = await endLostLeg(live, carrierCallSid);
-    await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, { ...neverConnected(target, end.endedReason, end.errorMessage), connected: answeredAt !== null });
+    await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, { ...neverConnected(target, end.endedReason, end.errorMessage, attempt), connected: answeredAt !== null });
   }
 
   private async hangUpStoredLeg(target: CallTarget): Promise<void> {
@@ -713,4 +745,16 @@ function newRecord(params: CallParams): CallRecord {
     next: null,
     ending: null,
   };
+}
+
+/**
+ * The next attempt, when the notification's retry policy asks for one: the call was dialled, did
+ * not reach the person, ended in an outcome `retry.on` names, and attempts are left.
+ */
+function nextAttempt(record: CallRecord, endedReason: EndedReason, endedAtMs: number): CallEnding["retry"] {
+  const { retry, attempt } = record.params;
+  const outcome = RETRY_OUTCOME[endedReason];
+  if (!retry || outcome === null || !retry.on.includes(outcome)) return null;
+  if (record.dueAtMs !== null || record.answeredBy === "human" || attempt >= retry.max_attempts) return null;
+  return { atMs: endedAtMs + retry.delay_minutes * 60_000, callId: newCallId() };
 }

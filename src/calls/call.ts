@@ -47,6 +47,43 @@ export type TurnRole = (typeof TURN_ROLES)[number];
 /** One line of the transcript; `at_ms` counts from the answer. */
 export type TranscriptTurn = { role: TurnRole; text: string; at_ms: number };
 
+/** Outcomes of an attempt that `retry.on` may name (API.md, Scheduling, calling hours and retries). */
+export const RETRY_ON = ["busy", "no-answer", "voicemail", "failed"] as const;
+export type RetryOn = (typeof RETRY_ON)[number];
+
+/** How a notification tries again after an attempt that did not reach the person. */
+export interface RetryPolicy {
+  /** Attempts in all, the first call included (1–6). */
+  max_attempts: number;
+  delay_minutes: number;
+  on: RetryOn[];
+}
+
+/** Which `retry.on` outcome an attempt that ended so counts as; null: never retried (the person was reached, or it was canceled). */
+export const RETRY_OUTCOME: Record<EndedReason, RetryOn | null> = {
+  "customer-busy": "busy",
+  "customer-did-not-answer": "no-answer",
+  voicemail: "voicemail",
+  error: "failed",
+  "customer-ended-call": null,
+  "assistant-ended-call": null,
+  "exceeded-max-duration": null,
+  "silence-timed-out": null,
+  canceled: null,
+};
+
+/** One call of a notification, in `attempts[]`. */
+export interface CallAttempt {
+  number: number;
+  call_id: string;
+  status: "completed" | "failed" | "canceled";
+  ended_reason: EndedReason;
+  answered_by: AnsweredBy | null;
+  started_at: string | null;
+  answered_at: string | null;
+  ended_at: string;
+}
+
 /** `call_result`, or why there is none. */
 export interface CallResult {
   value: Record<string, unknown> | null;
@@ -82,6 +119,10 @@ export interface CallParams extends CallTarget {
   voicemailMessage: string | null;
   outputSchema: Record<string, unknown> | null;
   maxDurationSeconds: number;
+  /** Null: one attempt only. */
+  retry: RetryPolicy | null;
+  /** This call's attempt, from 1. */
+  attempt: number;
   /** Set for a live call (Twilio configured), absent for a simulated one. */
   live?: LiveCallParams;
 }

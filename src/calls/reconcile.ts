@@ -51,6 +51,7 @@ export async function reconcileCalls(env: Pick<Bindings, "DB" | "CALL_SESSION">,
       simulated: notifications.simulated,
       carrierCallSid: notifications.carrierCallSid,
       answeredAt: notifications.answeredAt,
+      attempts: notifications.attempts,
     })
     .from(notifications)
     .where(and(inArray(notifications.status, OPEN_NOTIFICATION_STATUSES), lte(notifications.reconcileAt, new Date(now).toISOString())))
@@ -61,6 +62,7 @@ export async function reconcileCalls(env: Pick<Bindings, "DB" | "CALL_SESSION">,
       const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(row.id));
       const outcome = await stub.reconcile({
         target: { notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated },
+        attempt: row.attempts.length + 1,
         carrierCallSid: row.carrierCallSid,
         answeredAt: row.answeredAt,
       });

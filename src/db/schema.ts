@@ -1,6 +1,6 @@
 
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type TranscriptTurn } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type CallAttempt, type RetryPolicy, type TranscriptTurn } from "../calls/call";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
 const timestamps = {
@@ -82,6 +82,8 @@ export const agents = sqliteTable(
     firstMessage: text("first_message"),
     voicemailMessage: text("voicemail_message"),
     maxDurationSeconds: integer("max_duration_seconds").notNull(),
+    /** The notifications' default retry; a request's own wins. */
+    retry: text("retry", { mode: "json" }).$type<RetryPolicy | null>(),
     ...timestamps,
   },
   (t) => [index("agents_business_idx").on(t.businessId, t.status)],
@@ -154,6 +156,10 @@ export const notifications = sqliteTable(
     errorMessage: text("error_message"),
     /** The carrier's id of the call's leg (Twilio's CallSid), stored once dialled: the reconciler asks the carrier by it. */
     carrierCallSid: text("carrier_call_sid"),
+    /** Null: one attempt only. */
+    retry: text("retry", { mode: "json" }).$type<RetryPolicy | null>(),
+    /** The calls made so far, oldest first; the top-level call fields describe the latest one. */
+    attempts: text("attempts", { mode: "json" }).$type<CallAttempt[]>().notNull().default([]),
     /** While `queued`: when the call is due to be dialled, and why it waits. */
     scheduledFor: text("scheduled_for"),
     queuedReason: text("queued_reason", { enum: QUEUED_REASONS }),

@@ -29,3 +29,6 @@ export function randomHex(byteLength: number): string {
 export function nowIso(): string {
   return new Date().toISOString();
 }
+
+/** A call's id (each attempt of a notification has its own). */
+export const newCallId = () => `call-${randomHex(16)}`;

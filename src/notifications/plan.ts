@@ -1,12 +1,13 @@
+import { z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
-import type { CallParams } from "../calls/call";
+import { RETRY_ON, type CallParams, type RetryPolicy } from "../calls/call";
 import { firstReconcileAt } from "../calls/reconcile";
 import { llmScript, openingLine, promptValues, renderScript, type ScriptTemplate } from "../calls/prompt";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { agents, businesses, customerPhones, customers, notifications } from "../db/schema";
 import { ApiError } from "../errors";
-import { randomHex, uuidv7 } from "../lib/ids";
+import { newCallId, randomHex, uuidv7 } from "../lib/ids";
 
 /**
  * Planning a call: every check that refuses a notification, the prompt rendered with its variables,
@@ -14,6 +15,20 @@ import { randomHex, uuidv7 } from "../lib/ids";
  */
 
 const DEFAULT_MAX_DURATION_SECONDS = 180;
+
+/** `retry` on a notification, or an agent's default (API.md, Scheduling, calling hours and retries). */
+export const RetryPolicySchema = z
+  .object({
+    max_attempts: z.number().int().min(1).max(6).openapi({ description: "Attempts in all, the first call included" }),
+    delay_minutes: z.number().int().min(1).max(1440).openapi({ description: "Minutes between the end of an attempt and the next" }),
+    on: z
+      .array(z.enum(RETRY_ON))
+      .min(1)
+      .default(["busy", "no-answer"])
+      .transform((outcomes) => RETRY_ON.filter((outcome) => outcomes.includes(outcome)))
+      .openapi({ description: "The attempt outcomes that are tried again; default busy and no-answer" }),
+  })
+  .openapi("RetryPolicy");
 
 /** What a notification request asks for (validated by the route). */
 export interface NotificationRequest {
@@ -26,6 +41,7 @@ export interface NotificationRequest {
   max_duration_seconds?: number | undefined;
   /** ISO 8601 with an offset; a past time means now. */
   scheduled_at?: string | undefined;
+  retry?: RetryPolicy | undefined;
 }
 
 export type NotificationRow = typeof notifications.$inferSelect;
@@ -41,6 +57,8 @@ export interface CallPlan {
   /** The agent's voice and language for a live call; null: the model's defaults. */
   voice: string | null;
   language: string | null;
+  /** The request's retry, else the agent's; null: one attempt. */
+  retry: RetryPolicy | null;
 }
 
 /** Every check that refuses a notification, in the documented order; nothing is written here. */
@@ -104,6 +122,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
     phoneE164: phone.value,
     maxDurationSeconds: body.max_duration_seconds ?? agent?.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS,
     script,
+    retry: body.retry ?? agent?.retry ?? null,
     voice: agent?.voice ?? null,
     language: agent?.language ?? null,
     opening: openingLine({
@@ -142,7 +161,7 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     voicemailMessage: plan.script.voicemailMessage,
     outputSchema: plan.script.outputSchema,
     status: waiting ? "queued" : "in_progress",
-    callId: `call-${randomHex(16)}`,
+    callId: newCallId(),
     callStatus: "queued",
     endedReason: null,
     callResult: null,
@@ -155,6 +174,8 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     simulated,
     errorMessage: null,
     carrierCallSid: null,
+    retry: plan.retry,
+    attempts: [],
     scheduledFor: waiting ? new Date(dueAtMs).toISOString() : null,
     queuedReason: waiting ? "scheduled" : null,
     reconcileAt: firstReconcileAt(dueAtMs),
@@ -178,6 +199,8 @@ export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
     voicemailMessage: row.voicemailMessage,
     outputSchema: row.outputSchema,
     maxDurationSeconds: row.maxDurationSeconds,
+    retry: row.retry,
+    attempt: 1,
     ...(row.simulated ? {} : { live: { streamToken: randomHex(32), voice: plan.voice, language: plan.language } }),
   };
 }

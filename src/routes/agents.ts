@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { RetryPolicySchema } from "../notifications/plan";
 import { and, desc, eq } from "drizzle-orm";
 import { agents } from "../db/schema";
 import { ApiError } from "../errors";
@@ -38,6 +39,7 @@ const agentFields = {
   first_message: optionalText(2000).openapi({ description: "Spoken first when the call connects; none: the model opens as the prompt says" }),
   voicemail_message: optionalText(2000).openapi({ description: "Left after the beep when a machine answers; none: hang up" }),
   max_duration_seconds: z.number().int().min(30).max(600),
+  retry: RetryPolicySchema.nullable().openapi({ description: "The default retry of this agent's notifications (a request's own wins); null: one attempt" }),
 };
 
 const CreateAgentBody = z
@@ -50,6 +52,7 @@ const CreateAgentBody = z
     first_message: agentFields.first_message.optional(),
     voicemail_message: agentFields.voicemail_message.optional(),
     max_duration_seconds: agentFields.max_duration_seconds.default(180),
+    retry: agentFields.retry.optional(),
   })
   .openapi("CreateAgentRequest");
 
@@ -63,6 +66,7 @@ const UpdateAgentBody = z
     first_message: agentFields.first_message.optional(),
     voicemail_message: agentFields.voicemail_message.optional(),
     max_duration_seconds: agentFields.max_duration_seconds.optional(),
+    retry: agentFields.retry.optional(),
   })
   .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateAgentRequest");
@@ -80,6 +84,7 @@ const AgentSchema = z
     first_message: z.string().nullable(),
     voicemail_message: z.string().nullable(),
     max_duration_seconds: z.number().int(),
+    retry: RetryPolicySchema.nullable(),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -100,6 +105,7 @@ function agentBody(row: AgentRow) {
     first_message: row.firstMessage,
     voicemail_message: row.voicemailMessage,
     max_duration_seconds: row.maxDurationSeconds,
+    retry: row.retry ?? null,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
   };
@@ -172,6 +178,7 @@ export const agentRoutes = createRouter()
       firstMessage: body.first_message ?? null,
       voicemailMessage: body.voicemail_message ?? null,
       maxDurationSeconds: body.max_duration_seconds,
+      retry: body.retry ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -214,6 +221,7 @@ export const agentRoutes = createRouter()
         firstMessage: body.first_message,
         voicemailMessage: body.voicemail_message,
         maxDurationSeconds: body.max_duration_seconds,
+        retry: body.retry,
         updatedAt: nowIso(),
       })
       .where(and(eq(agents.id, c.req.valid("param").id), eq(agents.businessId, auth.businessId)))

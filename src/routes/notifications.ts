@@ -9,7 +9,7 @@ import { apiKeySecurity, createRouter, ErrorSchema, errorResponses, IdParam, jso
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 import { limitNotificationTriggers } from "../limits/rate-limit";
 import { IdempotentRequest } from "../notifications/idempotency";
-import { callParams, newNotification, planCall, type NotificationRow } from "../notifications/plan";
+import { callParams, newNotification, planCall, RetryPolicySchema, type NotificationRow } from "../notifications/plan";
 import { startCall } from "../notifications/start";
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -44,6 +44,21 @@ const NotificationSchema = z
     ended_at: z.string().nullable(),
     duration_seconds: z.number().nullable().openapi({ description: "Talk time from the answer, in seconds" }),
     answered_by: z.enum(ANSWERED_BY).nullable(),
+    retry: RetryPolicySchema.nullable(),
+    attempts: z
+      .array(
+        z.object({
+          number: z.number().int(),
+          call_id: z.string(),
+          status: z.enum(["completed", "failed", "canceled"]),
+          ended_reason: z.enum(ENDED_REASONS),
+          answered_by: z.enum(ANSWERED_BY).nullable(),
+          started_at: z.string().nullable(),
+          answered_at: z.string().nullable(),
+          ended_at: z.string(),
+        }),
+      )
+      .openapi({ description: "The calls made so far, oldest first; the call fields above describe the latest one" }),
     simulated: z.boolean().openapi({ description: "Placed on the built-in call simulator: nothing was dialled" }),
     error_message: z.string().nullable(),
     created_at: z.string(),
@@ -81,6 +96,7 @@ const CreateNotificationRequest = z
       .datetime({ offset: true, message: "must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T09:30:00-05:00" })
       .optional()
       .openapi({ description: "When to place the call, at most 30 days ahead; a past time means now. The notification waits `queued` until then" }),
+    retry: RetryPolicySchema.optional().openapi({ description: "Try again after a busy / unanswered / … attempt; default: the agent's retry, else one attempt" }),
   })
   .superRefine((body, ctx) => {
     if (body.scheduled_at !== undefined && Date.parse(body.scheduled_at) > Date.now() + MAX_SCHEDULE_AHEAD_MS) {
@@ -130,6 +146,8 @@ function notificationBody(row: NotificationRow): z.infer<typeof NotificationSche
     ended_at: row.endedAt,
     duration_seconds: row.durationSeconds,
     answered_by: row.answeredBy,
+    retry: row.retry,
+    attempts: row.attempts,
     simulated: row.simulated,
     error_message: row.errorMessage,
     created_at: row.createdAt,

@@ -63,8 +63,8 @@ describe("simulated calls, by number", () => {
 
     expect(events.map((e) => e.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
     const [started, ended, summary] = expectEnvelopes(events, n);
-    expect(started).toEqual({ status: "in_progress", simulated: true });
-    expect(ended).toEqual({ status: "completed", ended_reason: "customer-ended-call", simulated: true });
+    expect(started).toEqual({ status: "in_progress", attempt: 1, simulated: true });
+    expect(ended).toEqual({ status: "completed", ended_reason: "customer-ended-call", attempt: 1, simulated: true });
     expect(summary).toEqual({
       analysis: { confirmed: true, reschedule_request: null },
       transcript: n.transcript.map((t: { role: string; text: string }) => `${t.role === "agent" ? "AI" : "Customer"}: ${t.text}`).join("\n"),
@@ -86,7 +86,7 @@ describe("simulated calls, by number", () => {
     expect(n.started_at).not.toBeNull();
     expectTimestampsInOrder(n);
     expect(events.map((e) => e.event_name)).toEqual(["call.ended"]);
-    expect(expectEnvelopes(events, n)).toEqual([{ status: "failed", ended_reason: endedReason, simulated: true }]);
+    expect(expectEnvelopes(events, n)).toEqual([{ status: "failed", ended_reason: endedReason, attempt: 1, simulated: true }]);
   });
 
   it("a number ending 5550104 fails without ringing, saying why", async () => {
@@ -94,7 +94,7 @@ describe("simulated calls, by number", () => {
     expect(n).toMatchObject({ status: "failed", call_status: "failed", ended_reason: "error", started_at: null, answered_at: null, transcript: [], duration_seconds: 0 });
     expect(n.error_message).toMatch(/could not be connected/);
     expect(events.map((e) => e.event_name)).toEqual(["call.ended"]);
-    expect(expectEnvelopes(events, n)).toEqual([{ status: "failed", ended_reason: "error", simulated: true }]);
+    expect(expectEnvelopes(events, n)).toEqual([{ status: "failed", ended_reason: "error", attempt: 1, simulated: true }]);
   });
 
   it("a number ending 5550103 reaches voicemail: the agent leaves its rendered voicemail message", async () => {
@@ -105,7 +105,7 @@ describe("simulated calls, by number", () => {
     expectTimestampsInOrder(n);
     expect(events.map((e) => e.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
     const [, ended, summary] = expectEnvelopes(events, n);
-    expect(ended).toEqual({ status: "completed", ended_reason: "voicemail", simulated: true });
+    expect(ended).toEqual({ status: "completed", ended_reason: "voicemail", attempt: 1, simulated: true });
     expect(summary).toMatchObject({ analysis: null, transcript: "AI: Hi John, please call Acme Inc back.", ended_reason: "voicemail" });
   });
 
@@ -173,6 +173,8 @@ async function frozenCall(phone = "+14155550100", overrides: Partial<CallParams>
     customerId: customer.id,
     simulated: true,
     callId,
+    retry: null,
+    attempt: 1,
     phoneId: customer.phones[0]!.id,
     phoneE164: phone,
     prompt: "Tell John his order shipped.",
@@ -220,7 +222,7 @@ describe("POST /api/v1/notifications/{id}/cancel", () => {
     await new Promise((resolve) => setTimeout(resolve, PAST_THE_PACING_MS));
     expect(await getNotification(account, id)).toEqual(res.body);
     const events = await storedEvents(id);
-    expect(events.map((e) => JSON.parse(e.payload).data)).toEqual([{ status: "canceled", ended_reason: "canceled", simulated: true }]);
+    expect(events.map((e) => JSON.parse(e.payload).data)).toEqual([{ status: "canceled", ended_reason: "canceled", attempt: 1, simulated: true }]);
 
     const again = await api("POST", `/api/v1/notifications/${id}/cancel`, { key: account.key });
     expect(again.status).toBe(409);

@@ -55,7 +55,7 @@ describe("chaos: a live call still ends exactly once", () => {
     // Twilio reported the leg over: nothing to hang up.
     expect(await twilioUpdates(call.notificationId)).toEqual([]);
     const [, ended] = await expectEventsOnce(call, ["call.started", "call.ended", "call.summary"]);
-    expect(ended.data).toEqual({ status: "completed", ended_reason: "customer-ended-call", simulated: false });
+    expect(ended.data).toEqual({ status: "completed", ended_reason: "customer-ended-call", attempt: 1, simulated: false });
     expect(await runDurableObjectAlarm(callObject(call.notificationId))).toBe(false);
   });
 
@@ -103,7 +103,7 @@ describe("chaos: a live call still ends exactly once", () => {
     // The leg Twilio had already placed was hung up before it could ring on.
     expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
     const [ended] = await expectEventsOnce(call, ["call.ended"]);
-    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", simulated: false });
+    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", attempt: 1, simulated: false });
     // A callback for the leg reaches an object with no call: the leg still up is hung up again, nothing else changes.
     const twilioCall = await twilioCallFor(call.notificationId);
     expect((await reportCallStatus(twilioCall, "ringing")).status).toBe(204);

@@ -36,7 +36,7 @@ describe("the call reconciler", () => {
     expect(await reconcileIn(2.5)).toEqual({ checked: 1, ended: 1 });
     expect(await getNotification(call)).toMatchObject({ status: "failed", call_status: "no-answer", ended_reason: "customer-did-not-answer", answered_at: null });
     const [ended] = await webhooks(call, ["call.ended"]);
-    expect(ended.data).toEqual({ status: "failed", ended_reason: "customer-did-not-answer", simulated: false });
+    expect(ended.data).toEqual({ status: "failed", ended_reason: "customer-did-not-answer", attempt: 1, simulated: false });
     // Twilio had ended the leg: nothing to hang up. A later run finds nothing to do.
     expect(await twilioUpdates(call.notificationId)).toEqual([]);
     expect(await reconcileIn(10)).toEqual({ checked: 0, ended: 0 });
@@ -97,7 +97,7 @@ describe("the call reconciler", () => {
     const n = await getNotification(call);
     expect(n).toMatchObject({ status: "failed", call_status: "failed", ended_reason: "error", error_message: "The call was lost before it could run" });
     const [ended] = await webhooks(call, ["call.ended"]);
-    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", simulated: false });
+    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", attempt: 1, simulated: false });
     expect(await count("notifications", "id = ? AND status = 'in_progress'", call.notificationId)).toBe(0);
   });
 });

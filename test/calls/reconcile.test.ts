@@ -31,7 +31,7 @@ describe("the call reconciler, simulated calls", () => {
     expect(await reconcileIn(1)).toEqual({ checked: 0, ended: 0 });
     expect(await reconcileIn(2)).toEqual({ checked: 1, ended: 1 });
     expect(await getNotification(account, lost)).toMatchObject({ status: "failed", call_status: "failed", ended_reason: "error", error_message: "The call was lost before it could run", simulated: true });
-    expect((await storedEvents(lost)).map((event) => JSON.parse(event.payload).data)).toEqual([{ status: "failed", ended_reason: "error", simulated: true }]);
+    expect((await storedEvents(lost)).map((event) => JSON.parse(event.payload).data)).toEqual([{ status: "failed", ended_reason: "error", attempt: 1, simulated: true }]);
     expect(await reconcileIn(10)).toEqual({ checked: 0, ended: 0 });
   });
 });

@@ -28,13 +28,16 @@ export async function fakeTwilioCalls(): Promise<FakeTwilioCall[]> {
   return (await fetch(FAKE_TWILIO)).json();
 }
 
-/** The call our Worker placed for a notification, once it has (its StatusCallback names the notification). */
-export async function twilioCallFor(notificationId: string, timeoutMs = 5_000): Promise<FakeTwilioCall> {
+/**
+ * The call our Worker placed for a notification (its StatusCallback names the notification), once it
+ * has: the first, or the `attempt`-th when the notification tries again.
+ */
+export async function twilioCallFor(notificationId: string, { attempt = 1, timeoutMs = 5_000 } = {}): Promise<FakeTwilioCall> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const call = (await fakeTwilioCalls()).find((c) => param(c, "StatusCallback").endsWith(`/twilio/status/${notificationId}`));
+    const call = (await fakeTwilioCalls()).filter((c) => param(c, "StatusCallback").endsWith(`/twilio/status/${notificationId}`))[attempt - 1];
     if (call) return call;
-    if (Date.now() > deadline) throw new Error(`no Twilio call was created for notification ${notificationId}`);
+    if (Date.now() > deadline) throw new Error(`no Twilio call (attempt ${attempt}) was created for notification ${notificationId}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

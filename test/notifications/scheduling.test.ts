@@ -71,7 +71,7 @@ describe("scheduled_at", () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: "canceled", call_status: "canceled", ended_reason: "canceled", queued_reason: null, scheduled_for: null, started_at: null });
     expect(await runDurableObjectAlarm(callObject())).toBe(false);
-    expect((await storedEvents(id)).map((e) => JSON.parse(e.payload).data)).toEqual([{ status: "canceled", ended_reason: "canceled", simulated: true }]);
+    expect((await storedEvents(id)).map((e) => JSON.parse(e.payload).data)).toEqual([{ status: "canceled", ended_reason: "canceled", attempt: 1, simulated: true }]);
   });
 
   it("a phone that opted out while the call waited is not called: the notification fails saying why", async () => {

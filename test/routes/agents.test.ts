@@ -51,6 +51,7 @@ describe("POST /api/v1/agents", () => {
       first_message: null,
       voicemail_message: null,
       max_duration_seconds: 180,
+      retry: null,
       created_at: expect.any(String),
       updated_at: res.body.created_at,
     });

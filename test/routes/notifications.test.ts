@@ -61,6 +61,8 @@ describe("POST /api/v1/notifications", () => {
         ended_at: null,
         duration_seconds: null,
         answered_by: null,
+        retry: null,
+        attempts: [],
         simulated: true,
         error_message: null,
         created_at: expect.stringMatching(ISO),

@@ -95,8 +95,8 @@ describe("a live call", () => {
     expect(ended!.errors).toEqual([]);
 
     const [started, endedEvent, summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
-    expect(started.data).toEqual({ status: "in_progress", simulated: false });
-    expect(endedEvent.data).toEqual({ status: "completed", ended_reason: "assistant-ended-call", simulated: false });
+    expect(started.data).toEqual({ status: "in_progress", attempt: 1, simulated: false });
+    expect(endedEvent.data).toEqual({ status: "completed", ended_reason: "assistant-ended-call", attempt: 1, simulated: false });
     expect(summary.data).toMatchObject({
       analysis: { confirmed: true, reschedule_request: null },
       transcript: "AI: Hi, is this John? Does Thursday at 2 PM still work?\nCustomer: Yes, that works for me.\nAI: Wonderful, see you then. Goodbye!",
@@ -194,7 +194,7 @@ describe("calls that never connect", () => {
     expect(n).toMatchObject({ ...expected, answered_at: null, answered_by: null, transcript: [], call_result: null, duration_seconds: 0 });
     expect(n.started_at).not.toBeNull();
     const [ended] = await webhooks(call, ["call.ended"]);
-    expect(ended.data).toEqual({ status: expected.status, ended_reason: expected.ended_reason, simulated: false });
+    expect(ended.data).toEqual({ status: expected.status, ended_reason: expected.ended_reason, attempt: 1, simulated: false });
     // The model session opened for the call is closed, and nothing was hung up: Twilio ended it.
     await vi.waitFor(async () => expect((await realtimeSessions(call.marker))[0]!.closed).toMatchObject({ by: "client" }), WAIT);
     expect(await twilioUpdates(call.notificationId)).toEqual([]);
@@ -213,7 +213,7 @@ describe("calls that never connect", () => {
     });
     expect(await getNotification(call)).toEqual(call.created.body.notification);
     const [ended] = await webhooks(call, ["call.ended"]);
-    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", simulated: false });
+    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", attempt: 1, simulated: false });
     await vi.waitFor(async () => expect((await realtimeSessions(call.marker))[0]?.closed ?? { by: "client" }).toMatchObject({ by: "client" }), WAIT);
 
     // A replay says the same and dials nothing.
@@ -318,8 +318,8 @@ describe("asynchronous answering machine detection", () => {
     const extractions = await (await fetch(`https://api.openai.com/_fake/chat/requests?match=${call.marker}`)).json();
     expect(extractions).toEqual([]);
     const [started, ended, summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
-    expect(started.data).toEqual({ status: "in_progress", simulated: false });
-    expect(ended.data).toEqual({ status: "completed", ended_reason: "voicemail", simulated: false });
+    expect(started.data).toEqual({ status: "in_progress", attempt: 1, simulated: false });
+    expect(ended.data).toEqual({ status: "completed", ended_reason: "voicemail", attempt: 1, simulated: false });
     expect(summary.data).toMatchObject({ analysis: null, ended_reason: "voicemail", transcript: expect.stringContaining(`AI: ${voicemailMessage}`) });
   });
 
@@ -444,7 +444,7 @@ describe("the media stream", () => {
     expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
     expect((await closed).code).toBe(1000);
     const [, ended] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
-    expect(ended.data).toEqual({ status: "completed", ended_reason: "silence-timed-out", simulated: false });
+    expect(ended.data).toEqual({ status: "completed", ended_reason: "silence-timed-out", attempt: 1, simulated: false });
   });
 
   it("a caller who keeps talking keeps the watchdog away", async () => {
@@ -535,7 +535,7 @@ describe("the model session", () => {
     ]);
     expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
     const [, ended, summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
-    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", simulated: false });
+    expect(ended.data).toEqual({ status: "failed", ended_reason: "error", attempt: 1, simulated: false });
     expect(summary.data.transcript).toBe("AI: Hi John, this is Acme.\nCustomer: Yes, that works for me.");
     expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
   });
