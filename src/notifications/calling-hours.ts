@@ -30,6 +30,23 @@ export const CallingHoursSchema = z
 
 export type CallingHours = z.infer<typeof CallingHoursSchema>;
 
+/** The IANA zone as the runtime spells it ("america/new_york" → "America/New_York"); undefined if it knows none by that name. */
+export function ianaTimeZone(name: string): string | undefined {
+  // Intl also takes UTC offsets ("+02:00"), which are not IANA names and know no daylight saving.
+  if (!/^[A-Za-z]/.test(name)) return undefined;
+  try {
+    return new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+}
+
+export const TimeZoneSchema = z
+  .string()
+  .refine((name) => ianaTimeZone(name) !== undefined, "must be an IANA time zone name, e.g. America/New_York")
+  .overwrite((name) => ianaTimeZone(name) ?? name)
+  .openapi({ description: "IANA time zone", example: "America/New_York" });
+
 /** The US rule for consumer calls (8 a.m. to 9 p.m. local time), every day. */
 export const DEFAULT_CALLING_HOURS: CallingHours = { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] };
 
