@@ -61,6 +61,8 @@ const routes: RouteCase[] = [
   { name: "retry a delivery", method: "POST", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/deliveries/${ids.deliveryId}/retry`, code: "webhook_not_found" },
   { name: "get the default project", method: "GET", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}`, code: "project_not_found" },
   { name: "get a second project", method: "GET", path: (ids) => `/api/v1/projects/${ids.projectId}`, code: "project_not_found" },
+  { name: "change the default project's calling hours", method: "PATCH", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}`, body: { calling_hours: { start: "00:00", end: "23:59", days: [1] } }, code: "project_not_found" },
+  { name: "rename a second project", method: "PATCH", path: (ids) => `/api/v1/projects/${ids.projectId}`, body: { name: "Hijacked", calling_hours: null }, code: "project_not_found" },
 ];
 
 /** How A sees its objects; each must read the same after B's attempts. */
@@ -69,6 +71,7 @@ const views: Array<{ name: string; path: (ids: Ids) => string }> = [
   { name: "customer and phones", path: (ids) => `/api/v1/customers/${ids.customerId}` },
   { name: "API keys", path: () => "/api/v1/api-keys" },
   { name: "projects", path: () => "/api/v1/projects" },
+  { name: "default project", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}` },
   { name: "notification", path: (ids) => `/api/v1/notifications/${ids.notificationId}` },
   { name: "webhook", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks/${ids.webhookId}` },
   { name: "deliveries", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks/${ids.webhookId}/deliveries` },

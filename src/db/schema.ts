@@ -1,6 +1,7 @@
 
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type CallAttempt, type RetryPolicy, type TranscriptTurn } from "../calls/call";
+import type { CallingHours } from "../notifications/calling-hours";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
 const timestamps = {
@@ -47,6 +48,8 @@ export const projects = sqliteTable(
     id: text("id").primaryKey(),
     businessId: text("business_id").notNull().references(() => businesses.id),
     name: text("name").notNull(),
+    /** Null until the project sets its own: live calls then follow the default, simulated calls none. */
+    callingHours: text("calling_hours", { mode: "json" }).$type<CallingHours>(),
     ...timestamps,
   },
   (t) => [index("projects_business_idx").on(t.businessId)],
@@ -98,6 +101,8 @@ export const customers = sqliteTable(
     firstName: text("first_name").notNull(),
     lastName: text("last_name").notNull(),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    /** IANA zone the customer's calling hours are read in; null: the phone number's zone(s). */
+    timezone: text("timezone"),
     ...timestamps,
   },
   (t) => [uniqueIndex("customers_project_external_id_idx").on(t.projectId, t.externalId)],

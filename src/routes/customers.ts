@@ -7,6 +7,7 @@ import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 import { parseE164 } from "../lib/phone";
+import { TimeZoneSchema } from "../notifications/calling-hours";
 
 const METADATA_MAX_BYTES = 16 * 1024;
 
@@ -29,8 +30,13 @@ const customerFields = {
   last_name: z.string().trim().min(1, "is required").max(100),
 };
 
+const TimeZoneField = TimeZoneSchema.openapi({
+  description: "The customer's IANA time zone: calling hours are read in it instead of the phone number's zone(s)",
+  example: "America/New_York",
+});
+
 const CreateCustomerBody = z
-  .object({ ...customerFields, phone: E164Field, metadata: MetadataField.default({}) })
+  .object({ ...customerFields, phone: E164Field, metadata: MetadataField.default({}), timezone: TimeZoneField.optional() })
   .openapi("CreateCustomerRequest");
 
 const UpdateCustomerBody = z
@@ -39,6 +45,7 @@ const UpdateCustomerBody = z
     first_name: customerFields.first_name.optional(),
     last_name: customerFields.last_name.optional(),
     metadata: MetadataField.optional().openapi({ description: "Replaces the whole metadata object" }),
+    timezone: TimeZoneField.nullable().optional().openapi({ description: "The customer's IANA time zone; null clears it (the phone number's zone(s) apply)" }),
   })
   .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateCustomerRequest");
@@ -80,6 +87,7 @@ const CustomerSchema = z
     first_name: z.string(),
     last_name: z.string(),
     metadata: z.record(z.string(), z.unknown()),
+    timezone: z.string().nullable().openapi({ description: "IANA time zone for calling hours; null: the phone number's zone(s)" }),
     phones: z.array(PhoneSchema).openapi({ description: "Primary first, then oldest first" }),
     created_at: z.string(),
     updated_at: z.string(),
@@ -109,6 +117,7 @@ function customerBody(row: CustomerRow, phones: PhoneRow[]) {
     first_name: row.firstName,
     last_name: row.lastName,
     metadata: row.metadata,
+    timezone: row.timezone,
     phones: phones.map(phoneBody),
     created_at: row.createdAt,
     updated_at: row.updatedAt,
@@ -231,6 +240,7 @@ export const customerRoutes = createRouter()
       firstName: body.first_name,
       lastName: body.last_name,
       metadata: body.metadata,
+      timezone: body.timezone ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -287,7 +297,7 @@ export const customerRoutes = createRouter()
       [updated, phones] = await db.batch([
         db
           .update(customers)
-          .set({ externalId: body.external_id, firstName: body.first_name, lastName: body.last_name, metadata: body.metadata, updatedAt: nowIso() })
+          .set({ externalId: body.external_id, firstName: body.first_name, lastName: body.last_name, metadata: body.metadata, timezone: body.timezone, updatedAt: nowIso() })
           .where(and(eq(customers.id, id), eq(customers.projectId, auth.projectId)))
           .returning(),
         phonesQuery(db, auth.projectId, id),

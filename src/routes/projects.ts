@@ -7,11 +7,22 @@ import { generateApiKey } from "../auth/api-keys";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { noStore } from "../lib/no-store";
-import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
+import { CallingHoursSchema, DEFAULT_CALLING_HOURS } from "../notifications/calling-hours";
 
 const ProjectSchema = z
-  .object({ id: z.string(), business_id: z.string(), name: z.string(), created_at: z.string(), updated_at: z.string() })
+  .object({
+    id: z.string(),
+    business_id: z.string(),
+    name: z.string(),
+    calling_hours: CallingHoursSchema.openapi({
+      description: "The window live calls are placed in, in the callee's local time: the project's own, or the default 08:00–21:00 every day",
+    }),
+    calling_hours_set: z.boolean().openapi({ description: "Whether the project set calling_hours; only then do simulated calls follow them" }),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
   .openapi("Project");
 
 const CreatedProjectSchema = ProjectSchema.extend({
@@ -20,8 +31,18 @@ const CreatedProjectSchema = ProjectSchema.extend({
 
 type ProjectRow = typeof projects.$inferSelect;
 
+const projectName = z.string().trim().min(1, "is required").max(100);
+
 function projectBody(row: ProjectRow) {
-  return { id: row.id, business_id: row.businessId, name: row.name, created_at: row.createdAt, updated_at: row.updatedAt };
+  return {
+    id: row.id,
+    business_id: row.businessId,
+    name: row.name,
+    calling_hours: row.callingHours ?? DEFAULT_CALLING_HOURS,
+    calling_hours_set: row.callingHours !== null,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
 }
 
 /** The `projects` row condition of `findAccessibleProject`, for queries that join the project. */
@@ -79,8 +100,28 @@ const createProjectRoute = createRoute({
   tags: ["Projects"],
   summary: "Create a project with its first API key (Bearer only)",
   security: [{ Bearer: [] }],
-  request: { body: jsonBody(z.object({ name: z.string().trim().min(1, "is required").max(100) }).openapi("CreateProjectRequest")) },
+  request: { body: jsonBody(z.object({ name: projectName }).openapi("CreateProjectRequest")) },
   responses: { 201: jsonContent(CreatedProjectSchema, "Project created"), ...errorResponses(400, 401, 403) },
+});
+
+const UpdateProjectBody = z
+  .object({
+    name: projectName.optional(),
+    calling_hours: CallingHoursSchema.nullable()
+      .optional()
+      .openapi({ description: "The window calls are placed in, in the callee's local time; null goes back to the default (and simulated calls to none)" }),
+  })
+  .refine(atLeastOneField, "provide at least one field")
+  .openapi("UpdateProjectRequest");
+
+const updateProjectRoute = createRoute({
+  method: "patch",
+  path: "/projects/{projectId}",
+  tags: ["Projects"],
+  summary: "Rename a project or change its calling hours; fields left out keep their value",
+  security: apiKeySecurity,
+  request: { params: IdParam("projectId"), body: jsonBody(UpdateProjectBody) },
+  responses: { 200: jsonContent(ProjectSchema, "The updated project"), ...errorResponses(400, 401, 404) },
 });
 
 export const projectRoutes = createRouter()
@@ -91,6 +132,17 @@ export const projectRoutes = createRouter()
   .openapi(getProjectRoute, async (c) => {
     const project = await findAccessibleProject(c.var.db, c.var.auth, c.req.valid("param").projectId);
     return c.json(projectBody(project), 200);
+  })
+  .openapi(updateProjectRoute, async (c) => {
+    const { auth, db } = c.var;
+    const body = c.req.valid("json");
+    const [row] = await db
+      .update(projects)
+      .set({ name: body.name, callingHours: body.calling_hours, updatedAt: nowIso() })
+      .where(accessibleProject(auth, c.req.valid("param").projectId))
+      .returning();
+    if (!row) throw new ApiError("project_not_found", "Project not found");
+    return c.json(projectBody(row), 200);
   })
   .openapi(listProjectsRoute, async (c) => {
     const { auth, db } = c.var;
@@ -109,7 +161,7 @@ export const projectRoutes = createRouter()
     const { auth, db } = c.var;
     requireUser(auth);
     const now = nowIso();
-    const project: ProjectRow = { id: uuidv7(), businessId: auth.businessId, name: c.req.valid("json").name, createdAt: now, updatedAt: now };
+    const project: ProjectRow = { id: uuidv7(), businessId: auth.businessId, name: c.req.valid("json").name, callingHours: null, createdAt: now, updatedAt: now };
     const key = await generateApiKey();
     await db.batch([
       db.insert(projects).values(project),

@@ -45,6 +45,7 @@ describe("POST /api/v1/customers", () => {
       first_name: "John",
       last_name: "Smith",
       metadata: {},
+      timezone: null,
       phones: [
         {
           id: expect.any(String),
@@ -97,6 +98,9 @@ describe("POST /api/v1/customers", () => {
     ["metadata is an array", { metadata: ["vip"] }, "metadata"],
     ["metadata is a string", { metadata: "vip" }, "metadata"],
     ["metadata is over 16 KB", { metadata: { notes: "x".repeat(16 * 1024) } }, "metadata"],
+    ["the timezone is unknown", { timezone: "Mars/Olympus_Mons" }, "timezone"],
+    ["the timezone is a UTC offset, not an IANA zone", { timezone: "+02:00" }, "timezone"],
+    ["the timezone is null", { timezone: null }, "timezone"],
   ])("returns 400 and creates nothing when %s", async (_case, override, path) => {
     const account = await signup();
     const res = await api("POST", "/api/v1/customers", { key: account.key, body: { ...valid, ...override } });
@@ -260,6 +264,42 @@ describe("PATCH /api/v1/customers/{id}", () => {
     const res = await api("PATCH", `/api/v1/customers/${UNKNOWN_ID}`, { key: account.key, body: { first_name: "X" } });
     expect(res.status).toBe(404);
     expect(res.body.code).toBe("customer_not_found");
+  });
+});
+
+describe("a customer's timezone", () => {
+  const storedTimeZone = async (id: string) => (await env.DB.prepare("SELECT timezone FROM customers WHERE id = ?").bind(id).first<{ timezone: string | null }>())?.timezone;
+
+  it("is taken on create as IANA spells it, stored and returned", async () => {
+    const account = await signup();
+    const customer = await createCustomer(account, { timezone: "america/new_york" });
+    expect(customer.timezone).toBe("America/New_York");
+    expect(await storedTimeZone(customer.id)).toBe("America/New_York");
+    expect((await api("GET", `/api/v1/customers/${customer.id}`, { key: account.key })).body.timezone).toBe("America/New_York");
+  });
+
+  it("is set, kept when left out, and cleared with null on update", async () => {
+    const account = await signup();
+    const customer = await createCustomer(account);
+    expect(customer.timezone).toBeNull();
+    const set = await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { timezone: "Europe/Paris" } });
+    expect(set.status).toBe(200);
+    expect(set.body).toEqual({ ...customer, timezone: "Europe/Paris", updated_at: expect.any(String) });
+    const renamed = await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { first_name: "Jean" } });
+    expect(renamed.body.timezone).toBe("Europe/Paris");
+    const cleared = await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { timezone: null } });
+    expect(cleared.status).toBe(200);
+    expect(cleared.body.timezone).toBeNull();
+    expect(await storedTimeZone(customer.id)).toBeNull();
+  });
+
+  it("refuses an unknown zone on update with 400 at timezone, and keeps the one stored", async () => {
+    const account = await signup();
+    const customer = await createCustomer(account, { timezone: "Asia/Tokyo" });
+    const res = await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { timezone: "Asia/Atlantis" } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: "validation_error", details: [{ path: "timezone", message: expect.stringContaining("IANA") }] });
+    expect(await storedTimeZone(customer.id)).toBe("Asia/Tokyo");
   });
 });
 

@@ -22,7 +22,15 @@ describe("projects", () => {
     const account = await signup();
     const byKey = await api("GET", "/api/v1/project", { key: account.key });
     expect(byKey.status).toBe(200);
-    expect(byKey.body).toEqual({ id: account.projectId, business_id: account.businessId, name: "default", created_at: expect.any(String), updated_at: expect.any(String) });
+    expect(byKey.body).toEqual({
+      id: account.projectId,
+      business_id: account.businessId,
+      name: "default",
+      calling_hours: { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] },
+      calling_hours_set: false,
+      created_at: expect.any(String),
+      updated_at: expect.any(String),
+    });
     expect((await api("GET", "/api/v1/project", { token: account.accessToken })).body).toEqual(byKey.body);
   });
 
@@ -34,6 +42,8 @@ describe("projects", () => {
       id: expect.any(String),
       business_id: account.businessId,
       name: "Staging",
+      calling_hours: { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] },
+      calling_hours_set: false,
       api_key: expect.stringMatching(/^echo_[0-9a-f]{64}$/),
       created_at: expect.any(String),
       updated_at: res.body.created_at,
@@ -202,5 +212,83 @@ describe("API keys", () => {
       expect(res.body).toMatchObject({ code: "api_key_not_found", message: "API key not found" });
     }
     expect((await api("GET", "/api/v1/project", { key: otherKey.key })).status).toBe(200);
+  });
+});
+
+describe("calling hours", () => {
+  const DEFAULT_WINDOW = { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] };
+  const storedCallingHours = async (projectId: string) =>
+    (await env.DB.prepare("SELECT calling_hours FROM projects WHERE id = ?").bind(projectId).first<{ calling_hours: string | null }>())?.calling_hours;
+
+  it("PATCH sets the window (days deduplicated and sorted); both GETs show it as set", async () => {
+    const account = await signup();
+    const res = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { calling_hours: { start: "09:00", end: "17:30", days: [5, 1, 2, 1] } } });
+    expect(res.status).toBe(200);
+    const window = { start: "09:00", end: "17:30", days: [1, 2, 5] };
+    expect(res.body).toMatchObject({ id: account.projectId, name: "default", calling_hours: window, calling_hours_set: true });
+    expect(JSON.parse((await storedCallingHours(account.projectId)) ?? "null")).toEqual(window);
+    expect((await api("GET", "/api/v1/project", { key: account.key })).body).toEqual(res.body);
+    expect((await api("GET", `/api/v1/projects/${account.projectId}`, { token: account.accessToken })).body).toEqual(res.body);
+  });
+
+  it("takes a window that ends past midnight", async () => {
+    const account = await signup();
+    const res = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { calling_hours: { start: "20:00", end: "02:00", days: [5, 6] } } });
+    expect(res.status).toBe(200);
+    expect(res.body.calling_hours).toEqual({ start: "20:00", end: "02:00", days: [5, 6] });
+  });
+
+  it("PATCH null goes back to the default window, shown as not set and stored as NULL", async () => {
+    const account = await signup();
+    await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { calling_hours: { start: "10:00", end: "12:00", days: [1] } } });
+    const res = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { calling_hours: null } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ calling_hours: DEFAULT_WINDOW, calling_hours_set: false });
+    expect(await storedCallingHours(account.projectId)).toBeNull();
+  });
+
+  it("PATCH renames without touching the window", async () => {
+    const account = await signup();
+    await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { calling_hours: { start: "10:00", end: "12:00", days: [1] } } });
+    const res = await api("PATCH", `/api/v1/projects/${account.projectId}`, { token: account.accessToken, body: { name: " Production " } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ name: "Production", calling_hours: { start: "10:00", end: "12:00", days: [1] }, calling_hours_set: true });
+  });
+
+  it.each([
+    ["start is not HH:MM", { start: "8:00", end: "21:00", days: [1] }, "calling_hours.start"],
+    ["end is 24:00", { start: "08:00", end: "24:00", days: [1] }, "calling_hours.end"],
+    ["start equals end", { start: "08:00", end: "08:00", days: [1] }, "calling_hours.end"],
+    ["days is empty", { start: "08:00", end: "21:00", days: [] }, "calling_hours.days"],
+    ["a day is not 1–7", { start: "08:00", end: "21:00", days: [1, 8] }, "calling_hours.days.1"],
+    ["days is missing", { start: "08:00", end: "21:00" }, "calling_hours.days"],
+  ])("refuses a window whose %s with 400 details, and keeps the stored one", async (_case, callingHours, path) => {
+    const account = await signup();
+    const res = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { calling_hours: callingHours } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: "validation_error", details: expect.arrayContaining([{ path, message: expect.any(String) }]) });
+    expect(await storedCallingHours(account.projectId)).toBeNull();
+  });
+
+  it("refuses an empty PATCH with 400", async () => {
+    const account = await signup();
+    const res = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: {} });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe("validation_error");
+  });
+
+  it("PATCH: a user reaches every project of the business, an API key only its own", async () => {
+    const account = await signup();
+    const second = await createProject(account);
+    const window = { start: "09:00", end: "18:00", days: [1, 2, 3, 4, 5] };
+    const byKey = await api("PATCH", `/api/v1/projects/${second.id}`, { key: account.key, body: { calling_hours: window } });
+    expect(byKey.status).toBe(404);
+    expect(byKey.body.code).toBe("project_not_found");
+    expect(await storedCallingHours(second.id)).toBeNull();
+    const byUser = await api("PATCH", `/api/v1/projects/${second.id}`, { token: account.accessToken, body: { calling_hours: window } });
+    expect(byUser.status).toBe(200);
+    expect((await api("GET", "/api/v1/project", { key: second.api_key })).body.calling_hours).toEqual(window);
+    const unknown = await api("PATCH", `/api/v1/projects/${UNKNOWN_ID}`, { token: account.accessToken, body: { calling_hours: null } });
+    expect(unknown.status).toBe(404);
   });
 });
