@@ -56,6 +56,10 @@ export const ERROR_CODES = {
   // The customer's primary phone is missing or marked invalid.
   no_active_phone: { status: 422 },
   phone_opted_out: { status: 422 },
+  // Calling hours apply but the phone number maps to no time zone and the customer has none.
+  callee_time_zone_unknown: { status: 422 },
+  // The calling hours never open in all of the callee's time zones at once (within 8 days).
+  calling_hours_never_open: { status: 422 },
   // The prompt uses variables the request gave no value; the body lists them in missing_variables.
   missing_variables: { status: 422 },
   // The URL guard refused the webhook URL (e.g. a private address); the message says why.

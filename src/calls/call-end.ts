@@ -5,7 +5,7 @@ import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { nowIso } from "../lib/ids";
 import { prepareEvents, enqueueDeliveries, type EventInput } from "../webhooks/emit";
-import { isOpen, type CallAttempt, type CallStatus, type CallTarget, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
+import { isOpenStatus, type CallAttempt, type CallStatus, type CallTarget, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
 import { firstReconcileAt } from "./reconcile";
 import { transcriptText } from "./call-result";
 
@@ -98,7 +98,7 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
     await db.batch([update, ...prepared.flatMap((event) => event.statements), ...extra]);
   } catch (error) {
     const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, target.notificationId));
-    if (row && !isOpen(row.status)) return false;
+    if (row && !isOpenStatus(row.status)) return false;
     throw error;
   }
   await enqueueDeliveries(queue, prepared.flatMap((event) => event.deliveryIds));

@@ -7,7 +7,7 @@ import { getConfig, type Bindings, type LiveCallConfig } from "../env";
 import { newCallId, nowIso } from "../lib/ids";
 import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
 import {
-  isOpen,
+  isOpenStatus,
   LIVE_CALL_STATUSES,
   RETRY_OUTCOME,
   type CallAttempt,
@@ -27,6 +27,7 @@ import { attemptStatus, neverConnected, persistAttemptBeforeRetry, persistCallEn
 import { boundedCallResult } from "./call-result";
 import { endLostLeg, hangUpLeg, LiveCallDriver, newLiveCallState } from "./live/live-driver";
 import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpdate } from "./live/twilio";
+import { nextDialTime } from "./calling-hours";
 import { firstReconcileAt, reconcileAfter } from "./reconcile";
 import { SimulatorDriver } from "./simulator";
 
@@ -461,7 +462,23 @@ class CallLifecycle implements CallCore {
       await this.finish("error", `The phone number was ${phone ? (phone.status === "opted_out" ? "opted out" : "marked invalid") : "removed"} before the call was placed`);
       return;
     }
-    const placedAt = Date.now();
+    // The window again, just before dialling: a call that came due while it is closed waits for it.
+    const now = Date.now();
+    const dialAtMs = nextDialTime(now, params.callingWindow);
+    if (dialAtMs === null) {
+      await this.finish("error", "The calling hours never open in all of the callee's time zones at once");
+      return;
+    }
+    if (dialAtMs > now) {
+      await this.db
+        .update(notifications)
+        .set({ queuedReason: "calling_hours", scheduledFor: new Date(dialAtMs).toISOString(), reconcileAt: firstReconcileAt(dialAtMs), updatedAt: new Date(now).toISOString() })
+        .where(and(eq(notifications.id, params.notificationId), eq(notifications.status, "queued")));
+      record.dueAtMs = dialAtMs;
+      record.deadlineMs = dialAtMs;
+      return;
+    }
+    const placedAt = now;
     const placed = await this.db
       .update(notifications)
       .set({ status: "in_progress", scheduledFor: null, queuedReason: null, reconcileAt: firstReconcileAt(placedAt), updatedAt: new Date(placedAt).toISOString() })
@@ -707,7 +724,7 @@ class CallLifecycle implements CallCore {
       return true;
     } catch (error) {
       const [row] = await this.db.select({ status: notifications.status, callStatus: notifications.callStatus }).from(notifications).where(eq(notifications.id, notificationId));
-      if (row && !isOpen(row.status)) {
+      if (row && !isOpenStatus(row.status)) {
         await this.endedElsewhere();
         return false;
       }
@@ -752,9 +769,11 @@ function newRecord(params: CallParams): CallRecord {
  * not reach the person, ended in an outcome `retry.on` names, and attempts are left.
  */
 function nextAttempt(record: CallRecord, endedReason: EndedReason, endedAtMs: number): CallEnding["retry"] {
-  const { retry, attempt } = record.params;
+  const { retry, attempt, callingWindow } = record.params;
   const outcome = RETRY_OUTCOME[endedReason];
   if (!retry || outcome === null || !retry.on.includes(outcome)) return null;
   if (record.dueAtMs !== null || record.answeredBy === "human" || attempt >= retry.max_attempts) return null;
-  return { atMs: endedAtMs + retry.delay_minutes * 60_000, callId: newCallId() };
+  // After the delay, inside the calling window; a window that never opens again ends the retries.
+  const atMs = nextDialTime(endedAtMs + retry.delay_minutes * 60_000, callingWindow);
+  return atMs === null ? null : { atMs, callId: newCallId() };
 }

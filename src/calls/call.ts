@@ -1,3 +1,5 @@
+import type { CallingWindow } from "./calling-hours";
+
 /**
  * The call's contract: its vocabulary (one source for each enum, feeding the TypeScript unions, the
  * D1 columns and the OpenAPI schema), what a call is given, and how the lifecycle core and the
@@ -11,7 +13,7 @@ export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
 /** A notification that has not ended: waiting to be dialled (queued), or with its call under way. */
 export const OPEN_NOTIFICATION_STATUSES = ["queued", "in_progress"] as const satisfies readonly NotificationStatus[];
-export const isOpen = (status: NotificationStatus) => OPEN_NOTIFICATION_STATUSES.some((open) => open === status);
+export const isOpenStatus = (status: NotificationStatus) => OPEN_NOTIFICATION_STATUSES.some((open) => open === status);
 
 /** Why a `queued` notification waits (API.md, Scheduling). */
 export const QUEUED_REASONS = ["scheduled", "calling_hours", "retry", "capacity"] as const;
@@ -121,6 +123,12 @@ export interface CallParams extends CallTarget {
   maxDurationSeconds: number;
   /** Null: one attempt only. */
   retry: RetryPolicy | null;
+  /**
+   * The calling hours every attempt is dialled in, on the callee's clocks (fixed when the
+   * notification was created); null: any hour (`ignore_calling_hours`, or a simulated call in a
+   * project that set none).
+   */
+  callingWindow: CallingWindow | null;
   /** This call's attempt, from 1. */
   attempt: number;
   /** Set for a live call (Twilio configured), absent for a simulated one. */

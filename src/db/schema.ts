@@ -1,7 +1,7 @@
 
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type CallAttempt, type RetryPolicy, type TranscriptTurn } from "../calls/call";
-import type { CallingHours } from "../notifications/calling-hours";
+import type { CallingHours } from "../calls/calling-hours";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
 const timestamps = {
@@ -168,6 +168,8 @@ export const notifications = sqliteTable(
     /** While `queued`: when the call is due to be dialled, and why it waits. */
     scheduledFor: text("scheduled_for"),
     queuedReason: text("queued_reason", { enum: QUEUED_REASONS }),
+    /** The calls are placed at any hour, whatever the calling hours (a call the person asked for). */
+    ignoreCallingHours: integer("ignore_calling_hours", { mode: "boolean" }).notNull().default(false),
     /** When the reconciler next checks an open notification whose call may have been lost. */
     reconcileAt: text("reconcile_at"),
     ...timestamps,

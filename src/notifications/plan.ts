@@ -1,13 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
 import { RETRY_ON, type CallParams, type RetryPolicy } from "../calls/call";
+import { calleeTimeZones, DEFAULT_CALLING_HOURS, nextDialTime, type CallingHours, type CallingWindow } from "../calls/calling-hours";
 import { firstReconcileAt } from "../calls/reconcile";
 import { llmScript, openingLine, promptValues, renderScript, type ScriptTemplate } from "../calls/prompt";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
-import { agents, businesses, customerPhones, customers, notifications } from "../db/schema";
+import { agents, businesses, customerPhones, customers, notifications, projects } from "../db/schema";
 import { ApiError } from "../errors";
-import { newCallId, randomHex, uuidv7 } from "../lib/ids";
+import { newCallId, nowIso, randomHex, uuidv7 } from "../lib/ids";
 
 /**
  * Planning a call: every check that refuses a notification, the prompt rendered with its variables,
@@ -42,6 +43,7 @@ export interface NotificationRequest {
   /** ISO 8601 with an offset; a past time means now. */
   scheduled_at?: string | undefined;
   retry?: RetryPolicy | undefined;
+  ignore_calling_hours?: boolean | undefined;
 }
 
 export type NotificationRow = typeof notifications.$inferSelect;
@@ -59,10 +61,30 @@ export interface CallPlan {
   language: string | null;
   /** The request's retry, else the agent's; null: one attempt. */
   retry: RetryPolicy | null;
+  /** When the first attempt may be dialled, and why it waits until then (null: at once). */
+  dialAtMs: number;
+  waitingFor: "scheduled" | "calling_hours" | null;
+  callingWindow: CallingWindow | null;
+}
+
+/**
+ * The window the calls are placed in: the project's calling hours, else the default for live calls
+ * (a simulated call follows calling hours only once the project set them), on the callee's clocks —
+ * the customer's timezone, else the number's zone(s). A number of no known zone is refused rather
+ * than called at a guessed hour.
+ */
+function callingWindowOf(projectHours: CallingHours | null, simulated: boolean, customerTimeZone: string | null, phoneE164: string): CallingWindow | null {
+  const hours = projectHours ?? (simulated ? null : DEFAULT_CALLING_HOURS);
+  if (hours === null) return null;
+  const zones = calleeTimeZones({ customerTimeZone, phoneE164 });
+  if (zones.length === 0) {
+    throw new ApiError("callee_time_zone_unknown", "The phone number's time zone is unknown: set the customer's timezone to place calls in the calling hours, or pass ignore_calling_hours");
+  }
+  return { hours, zones };
 }
 
 /** Every check that refuses a notification, in the documented order; nothing is written here. */
-export async function planCall(db: Database, auth: AuthContext, body: NotificationRequest): Promise<CallPlan> {
+export async function planCall(db: Database, auth: AuthContext, body: NotificationRequest, simulated: boolean): Promise<CallPlan> {
   // Every read in one D1 round trip; the checks below still refuse in the documented order.
   const lookups = [
     db
@@ -77,8 +99,9 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
       .where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))
       .limit(1),
     db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1),
+    db.select({ callingHours: projects.callingHours }).from(projects).where(eq(projects.id, auth.projectId)).limit(1),
   ] as const;
-  const [[customer], [phone], [business], [agent]] =
+  const [[customer], [phone], [business], [project], [agent]] =
     body.agent_id === undefined
       ? [...(await db.batch(lookups)), []]
       : await db.batch([
@@ -115,7 +138,17 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
       missing_variables: script.missing,
     });
   }
+  const callingWindow = body.ignore_calling_hours === true ? null : callingWindowOf(project?.callingHours ?? null, simulated, customer.timezone, phone.value);
+  const nowMs = Date.now();
+  const dueAtMs = body.scheduled_at === undefined ? nowMs : Math.max(nowMs, Date.parse(body.scheduled_at));
+  const dialAtMs = nextDialTime(dueAtMs, callingWindow);
+  if (dialAtMs === null) {
+    throw new ApiError("calling_hours_never_open", "The calling hours are never open in all of the callee's time zones at once; set the customer's timezone, change the project's calling_hours or pass ignore_calling_hours");
+  }
   return {
+    dialAtMs,
+    waitingFor: dialAtMs > dueAtMs ? "calling_hours" : dialAtMs > nowMs ? "scheduled" : null,
+    callingWindow,
     customerId: customer.id,
     agentId: agent?.id ?? null,
     phoneId: phone.id,
@@ -139,10 +172,8 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
  * `queued` until it is due.
  */
 export function newNotification(auth: AuthContext, body: NotificationRequest, plan: CallPlan, simulated: boolean): NotificationRow {
-  const nowMs = Date.now();
-  const now = new Date(nowMs).toISOString();
-  const dueAtMs = body.scheduled_at === undefined ? nowMs : Math.max(nowMs, Date.parse(body.scheduled_at));
-  const waiting = dueAtMs > nowMs;
+  const now = nowIso();
+  const waiting = plan.waitingFor !== null;
   return {
     id: uuidv7(),
     projectId: auth.projectId,
@@ -176,9 +207,10 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     carrierCallSid: null,
     retry: plan.retry,
     attempts: [],
-    scheduledFor: waiting ? new Date(dueAtMs).toISOString() : null,
-    queuedReason: waiting ? "scheduled" : null,
-    reconcileAt: firstReconcileAt(dueAtMs),
+    scheduledFor: waiting ? new Date(plan.dialAtMs).toISOString() : null,
+    queuedReason: plan.waitingFor,
+    ignoreCallingHours: body.ignore_calling_hours ?? false,
+    reconcileAt: firstReconcileAt(plan.dialAtMs),
     createdAt: now,
     updatedAt: now,
   };
@@ -201,6 +233,7 @@ export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
     maxDurationSeconds: row.maxDurationSeconds,
     retry: row.retry,
     attempt: 1,
+    callingWindow: plan.callingWindow,
     ...(row.simulated ? {} : { live: { streamToken: randomHex(32), voice: plan.voice, language: plan.language } }),
   };
 }

@@ -7,7 +7,7 @@ import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 import { parseE164 } from "../lib/phone";
-import { TimeZoneSchema } from "../notifications/calling-hours";
+import { TimeZoneSchema } from "../calls/calling-hours";
 
 const METADATA_MAX_BYTES = 16 * 1024;
 

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq } from "drizzle-orm";
-import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, isOpen, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, isOpenStatus, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES } from "../calls/call";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { notifications } from "../db/schema";
@@ -28,6 +28,7 @@ const NotificationSchema = z
     status: z.enum(NOTIFICATION_STATUSES),
     scheduled_for: z.string().nullable().openapi({ description: "While queued: when the call is due to be dialled" }),
     queued_reason: z.enum(QUEUED_REASONS).nullable().openapi({ description: "While queued: why the call waits" }),
+    ignore_calling_hours: z.boolean(),
     target_phone_e164: z.string(),
     message: z.string().nullable(),
     context: z.string().nullable(),
@@ -96,6 +97,7 @@ const CreateNotificationRequest = z
       .datetime({ offset: true, message: "must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T09:30:00-05:00" })
       .optional()
       .openapi({ description: "When to place the call, at most 30 days ahead; a past time means now. The notification waits `queued` until then" }),
+    ignore_calling_hours: z.boolean().optional().openapi({ description: "Place the call at any hour, whatever the calling hours (e.g. a one-time code the person asked for)" }),
     retry: RetryPolicySchema.optional().openapi({ description: "Try again after a busy / unanswered / … attempt; default: the agent's retry, else one attempt" }),
   })
   .superRefine((body, ctx) => {
@@ -130,6 +132,7 @@ function notificationBody(row: NotificationRow): z.infer<typeof NotificationSche
     status: row.status,
     scheduled_for: row.scheduledFor,
     queued_reason: row.queuedReason,
+    ignore_calling_hours: row.ignoreCallingHours,
     target_phone_e164: row.targetPhoneE164,
     message: row.message,
     context: row.context,
@@ -231,7 +234,7 @@ export const notificationRoutes = createRouter()
       return c.json(replay, 201);
     }
 
-    const plan = await planCall(db, auth, body);
+    const plan = await planCall(db, auth, body, !config.live);
     const row = newNotification(auth, body, plan, !config.live);
     const response: CreatedNotification = { notification: notificationBody(row), call: { callId: row.callId, status: "queued" } };
     const insert = db.insert(notifications).values(row);
@@ -280,13 +283,13 @@ export const notificationRoutes = createRouter()
   .openapi(cancelRouteDef, async (c) => {
     const { auth, db } = c.var;
     const row = await findNotification(db, auth, c.req.valid("param").id);
-    if (!isOpen(row.status)) throw new ApiError("notification_already_ended", `The notification has already ended (${row.status})`);
+    if (!isOpenStatus(row.status)) throw new ApiError("notification_already_ended", `The notification has already ended (${row.status})`);
     const stub = c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id));
     const outcome = await stub.stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated }, "canceled");
     const after = await findNotification(db, auth, row.id);
     // The call may have ended on its own just before the cancel reached it (its result may still be on its way).
     if (outcome === "already-ended") {
-      const state = isOpen(after.status) ? "its result is being prepared" : after.status;
+      const state = isOpenStatus(after.status) ? "its result is being prepared" : after.status;
       throw new ApiError("notification_already_ended", `The notification's call has already ended (${state})`);
     }
     return c.json(notificationBody(after), 200);

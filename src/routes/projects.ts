@@ -9,7 +9,7 @@ import { nowIso, uuidv7 } from "../lib/ids";
 import { noStore } from "../lib/no-store";
 import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
-import { CallingHoursSchema, DEFAULT_CALLING_HOURS } from "../notifications/calling-hours";
+import { CallingHoursSchema, DEFAULT_CALLING_HOURS } from "../calls/calling-hours";
 
 const ProjectSchema = z
   .object({

@@ -175,6 +175,7 @@ async function frozenCall(phone = "+14155550100", overrides: Partial<CallParams>
     callId,
     retry: null,
     attempt: 1,
+    callingWindow: null,
     phoneId: customer.phones[0]!.id,
     phoneE164: phone,
     prompt: "Tell John his order shipped.",

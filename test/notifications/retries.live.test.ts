@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from "vitest";
 import { createAgent, createCustomer, getNotification, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents } from "../fixtures";
 import { reportCallStatus, twilioCallFor } from "../fakes/twilio-peer";
 import { api, signup } from "../helpers";
-import { greeted, say, WAIT } from "../calls/live/support";
+import { ANY_HOUR, greeted, say, WAIT } from "../calls/live/support";
 import { scriptRealtime } from "../fakes/realtime-client";
 
 /** Retries of a live call: each attempt is a new Twilio call; Twilio's side is played by the test. */
@@ -18,7 +18,7 @@ describe("retry, live", () => {
     const customer = await createCustomer(account, quickstartCustomer());
     const created = await api("POST", "/api/v1/notifications", {
       key: account.key,
-      body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, retry: { max_attempts: 3, delay_minutes: 2 } },
+      body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, retry: { max_attempts: 3, delay_minutes: 2 }, ...ANY_HOUR },
     });
     expect(created.status).toBe(201);
     const id = created.body.notification.id;

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createAgent, createCustomer, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer } from "../fixtures";
 import { fakeTwilioCalls, twilioCallFor } from "../fakes/twilio-peer";
+import { ANY_HOUR } from "../calls/live/support";
 import { api, signup } from "../helpers";
 
 /** A scheduled live call: Twilio is asked to dial only when it is due. */
@@ -14,7 +15,7 @@ describe("scheduled_at, live", () => {
     const customer = await createCustomer(account, quickstartCustomer());
     const created = await api("POST", "/api/v1/notifications", {
       key: account.key,
-      body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, scheduled_at: new Date(Date.now() + 3_600_000).toISOString() },
+      body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, scheduled_at: new Date(Date.now() + 3_600_000).toISOString(), ...ANY_HOUR },
     });
     expect(created.status).toBe(201);
     const id = created.body.notification.id;

@@ -45,6 +45,7 @@ describe("POST /api/v1/notifications", () => {
         status: "in_progress",
         scheduled_for: null,
         queued_reason: null,
+        ignore_calling_hours: false,
         target_phone_e164: "+14155552671",
         message: null,
         context: null,

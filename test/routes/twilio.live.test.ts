@@ -1,6 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createAgent, createCustomer, getNotification, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer } from "../fixtures";
+import { ANY_HOUR } from "../calls/live/support";
 import { api, signup, type Account } from "../helpers";
 import { MediaStreamPeer, reportCallStatus, reportMachineDetection, sendTwilioCallback, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../fakes/twilio-peer";
 
@@ -11,7 +12,7 @@ async function placedCall(): Promise<{ account: Account; notificationId: string;
   const account = await signup();
   const agent = await createAgent(account, QUICKSTART_AGENT);
   const customer = await createCustomer(account, quickstartCustomer());
-  const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } });
+  const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, ...ANY_HOUR } });
   expect(created.status).toBe(201);
   const notificationId: string = created.body.notification.id;
   return { account, notificationId, call: await twilioCallFor(notificationId) };

@@ -5,7 +5,7 @@ import { QUICKSTART_VARIABLES, storedEvents } from "../../fixtures";
 import { realtimeSessions, sha256Hex } from "../../fakes/realtime-client";
 import { MediaStreamPeer, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../../fakes/twilio-peer";
 import { api, uniqueName } from "../../helpers";
-import { answer, getNotification, greeted, placeLiveCall, say, streamUp, twilioUpdates, WAIT, waitUntilEnded, webhooks } from "./support";
+import { ANY_HOUR, answer, getNotification, greeted, placeLiveCall, say, streamUp, twilioUpdates, WAIT, waitUntilEnded, webhooks } from "./support";
 
 /**
  * Live calls end to end, inside workerd: our Worker dials the fake Twilio, the test plays Twilio's
@@ -220,7 +220,7 @@ describe("calls that never connect", () => {
     const replay = await api("POST", "/api/v1/notifications", {
       key: call.account.key,
       headers: { "Idempotency-Key": key },
-      body: { customer_id: call.created.body.notification.customer_id, agent_id: call.created.body.notification.agent_id, variables: QUICKSTART_VARIABLES },
+      body: { customer_id: call.created.body.notification.customer_id, agent_id: call.created.body.notification.agent_id, variables: QUICKSTART_VARIABLES, ...ANY_HOUR },
     });
     expect(replay.status).toBe(201);
     expect(replay.headers.get("idempotent-replayed")).toBe("true");

@@ -7,6 +7,13 @@ import { createEndpoint } from "../../webhooks/support";
 
 /** Live calls placed through the API, and Twilio's side of them played by the test (see live-driver.live.test.ts). */
 
+/**
+ * Live calls follow the default calling hours (08:00–21:00 on the callee's clock), which would make
+ * a test's call wait or not depending on when the suite runs: the tests that are not about calling
+ * hours place theirs at any hour.
+ */
+export const ANY_HOUR = { ignore_calling_hours: true } as const;
+
 export const WAIT = { timeout: 15_000, interval: 20 };
 export const FRAME_BYTES = 160;
 /** A μ-law byte that is not one of the two silences: the fake's VAD hears speech. */
@@ -36,7 +43,7 @@ export async function placeLiveCall(script: RealtimeScript, options: { phone?: s
   await createEndpoint(account, inboxName, ["call.started", "call.ended", "call.summary"]);
   const created = await api("POST", "/api/v1/notifications", {
     key: account.key,
-    body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES },
+    body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, ...ANY_HOUR },
     headers: options.idempotencyKey ? { "Idempotency-Key": options.idempotencyKey } : {},
   });
   return { account, marker, notificationId: created.body?.notification?.id, created, inboxName };

@@ -151,3 +151,14 @@ export function nextCallableTime(fromMs: number, hours: CallingHours, zones: rea
 export function isOpen(atMs: number, hours: CallingHours, zones: readonly string[]): boolean {
   return nextCallableTime(atMs, hours, zones) === atMs;
 }
+
+/** The window a call must be placed in: the hours, read on the callee's clocks. */
+export interface CallingWindow {
+  hours: CallingHours;
+  zones: string[];
+}
+
+/** When a call due at `fromMs` may be dialled: then, or the window's next opening; null: it never opens. No window: at once. */
+export function nextDialTime(fromMs: number, window: CallingWindow | null): number | null {
+  return window === null ? fromMs : nextCallableTime(fromMs, window.hours, window.zones);
+}

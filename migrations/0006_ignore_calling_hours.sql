@@ -1,0 +1,1 @@
+ALTER TABLE `notifications` ADD `ignore_calling_hours` integer DEFAULT false NOT NULL;
