@@ -40,6 +40,18 @@ async function midConversation() {
   return { call, twilioCall, peer };
 }
 
+/** A call the agent ended after the person spoke, whose extraction never answers (the fake model hangs): its end is stored, the result still due. */
+async function extracting() {
+  const call = await placeLiveCall({ responses: ["Hi John, this is Acme.", "Thanks, goodbye!"], caller_turns: ["Yes. [extract-hang]"], end_call_after_turn: 1 });
+  const twilioCall = await twilioCallFor(call.notificationId);
+  await answer(twilioCall);
+  const { peer, line } = await greeted(twilioCall);
+  say(peer, line);
+  await peer.closed;
+  await vi.waitFor(async () => expect(await storedEnding(call.notificationId)).toMatchObject({ endedReason: "assistant-ended-call", result: null, extractions: 1 }), WAIT);
+  return { call, twilioCall };
+}
+
 describe("chaos: a live call still ends exactly once", () => {
   it("the call object is reset mid-call: Twilio's end of the call ends it once, with what was said and its result", async () => {
     const { call, twilioCall, peer } = await midConversation();
@@ -169,13 +181,7 @@ describe("chaos: a live call still ends exactly once", () => {
   });
 
   it("the extraction never answers: callbacks and a cancel are answered meanwhile, and the call ends at its time limit once", async () => {
-    const call = await placeLiveCall({ responses: ["Hi John, this is Acme.", "Thanks, goodbye!"], caller_turns: ["Yes. [extract-hang]"], end_call_after_turn: 1 });
-    const twilioCall = await twilioCallFor(call.notificationId);
-    await answer(twilioCall);
-    const { peer, line } = await greeted(twilioCall);
-    say(peer, line);
-    await peer.closed;
-    await vi.waitFor(async () => expect(await storedEnding(call.notificationId)).toMatchObject({ endedReason: "assistant-ended-call", result: null, extractions: 1 }), WAIT);
+    const { call, twilioCall } = await extracting();
 
     // The extraction is running outside the call's queue: these are answered before it ends.
     expect((await reportCallStatus(twilioCall, "completed", { CallDuration: "5" })).status).toBe(204);
@@ -191,13 +197,7 @@ describe("chaos: a live call still ends exactly once", () => {
   });
 
   it("the call object is reset while it extracts: the extraction starts again from what it stored, and the call ends once", async () => {
-    const call = await placeLiveCall({ responses: ["Hi John, this is Acme.", "Thanks, goodbye!"], caller_turns: ["Yes. [extract-hang]"], end_call_after_turn: 1 });
-    const twilioCall = await twilioCallFor(call.notificationId);
-    await answer(twilioCall);
-    const { peer, line } = await greeted(twilioCall);
-    say(peer, line);
-    await peer.closed;
-    await vi.waitFor(async () => expect(await storedEnding(call.notificationId)).toMatchObject({ result: null, extractions: 1 }), WAIT);
+    const { call } = await extracting();
 
     await abortAllDurableObjects();
     // The object's alarm (the extraction's time limit) finds the end it stored, with no extraction running.
