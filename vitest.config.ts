@@ -8,6 +8,8 @@ const COMMON_BINDINGS = {
   JWT_SECRET: "test-jwt-secret-that-is-at-least-32-characters",
   SIMULATOR_TIME_SCALE: "0.01",
   WEBHOOK_RETRY_SCHEDULE: "0,1,1",
+  // Starts across the deployment are not paced in tests but pacing's own (PACING_BINDINGS).
+  TWILIO_CPS: "1000",
   // Each test file signs up and calls hundreds of times from one client; the limits' own tests
   // (test/limits) set low ones per request.
   RATE_LIMIT_API_KEY: "1000000/1s",
@@ -29,6 +31,13 @@ const LIVE_BINDINGS = {
   // The fakes answer in milliseconds; a model that never answers ends a call's extraction soon.
   OPENAI_EXTRACTION_TIMEOUT_MS: "3000",
 };
+
+/**
+ * Pacing's own tests run with starts a fifth of a second apart, so they can see them; every other
+ * test dials at once (COMMON_BINDINGS), as a test that expects Twilio's answer to its trigger must.
+ */
+const PACING_TESTS = "test/calls/pacer.live.test.ts";
+const PACING_BINDINGS = { ...LIVE_BINDINGS, TWILIO_CPS: "5" };
 
 /** The fakes' worker: upstream.mjs (its entry) first, then every module it imports. */
 const FAKE_MODULES = ["upstream.mjs", "receiver.mjs", "twilio.mjs", "openai-realtime.mjs", "openai-chat.mjs", "dns.mjs"].map((file) => ({
@@ -56,7 +65,8 @@ export default defineConfig(async () => {
     test: {
       projects: [
         { plugins: [workers({})], test: { ...shared, name: "simulator", include: ["test/**/*.test.ts"], exclude: [LIVE_TESTS] } },
-        { plugins: [workers(LIVE_BINDINGS)], test: { ...shared, name: "live", include: [LIVE_TESTS] } },
+        { plugins: [workers(LIVE_BINDINGS)], test: { ...shared, name: "live", include: [LIVE_TESTS], exclude: [PACING_TESTS] } },
+        { plugins: [workers(PACING_BINDINGS)], test: { ...shared, name: "pacing", include: [PACING_TESTS] } },
       ],
     },
   };

@@ -11,6 +11,8 @@ export interface Vars {
   TWILIO_API_KEY_SECRET?: string;
   TWILIO_FROM_NUMBER?: string;
   TWILIO_API_BASE_URL?: string;
+  /** Calls the deployment starts per second at most, across all projects (Twilio's default is 1). */
+  TWILIO_CPS?: string;
   OPENAI_API_KEY?: string;
   OPENAI_BASE_URL?: string;
   /** The speech-to-speech model of live calls (OpenAI Realtime). */
@@ -79,6 +81,7 @@ const rawConfigSchema = z.object({
   TWILIO_API_KEY_SECRET: optionalText,
   TWILIO_FROM_NUMBER: optionalText,
   TWILIO_API_BASE_URL: optionalText.pipe(z.url().optional()),
+  TWILIO_CPS: optionalNumber.pipe(z.number().positive().max(1000).optional()),
   OPENAI_API_KEY: optionalText,
   OPENAI_BASE_URL: optionalText.pipe(z.url().optional()),
   OPENAI_REALTIME_MODEL: optionalText,
@@ -141,6 +144,8 @@ export interface Config {
   live: LiveCallConfig | undefined;
   openai: OpenAIConfig;
   simulatorTimeScale: number;
+  /** Calls started per second at most, across the deployment (simulated ones too). */
+  callsPerSecond: number;
   webhooks: {
     /** Development allows http:// and loopback receivers; production only https:// to public hosts. */
     allowPrivateUrls: boolean;
@@ -227,6 +232,7 @@ export function getConfig(env: Vars): Config {
       extractionTimeoutMs: raw.OPENAI_EXTRACTION_TIMEOUT_MS ?? 60_000,
     },
     simulatorTimeScale: raw.SIMULATOR_TIME_SCALE ?? 1,
+    callsPerSecond: raw.TWILIO_CPS ?? 1,
     webhooks: {
       allowPrivateUrls: !production,
       retryScheduleSeconds: raw.WEBHOOK_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE_SECONDS,

@@ -5,6 +5,7 @@ import { handleDeliveryBatch, type DeliveryMessage } from "./webhooks/deliver";
 import { sweepOutbox } from "./webhooks/sweep";
 
 export { CallSession } from "./calls/call-session";
+export { CallPacer } from "./calls/pacer";
 export { RateLimiter } from "./limits/rate-limiter";
 
 const app = createApp();

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
 import { customerPhones, notifications } from "../db/schema";
@@ -9,6 +9,7 @@ import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
 import {
   isOpenStatus,
   LIVE_CALL_STATUSES,
+  OPEN_NOTIFICATION_STATUSES,
   RETRY_OUTCOME,
   type CallAttempt,
   type AnsweredBy,
@@ -28,6 +29,7 @@ import { boundedCallResult } from "./call-result";
 import { endLostLeg, hangUpLeg, LiveCallDriver, newLiveCallState } from "./live/live-driver";
 import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpdate } from "./live/twilio";
 import { nextDialTime } from "./calling-hours";
+import { DEPLOYMENT_PACER, projectPacerName } from "./pacer";
 import { firstReconcileAt, reconcileAfter } from "./reconcile";
 import { SimulatorDriver } from "./simulator";
 
@@ -63,8 +65,10 @@ interface CallRecord {
   turnCount: number;
   /** A live call's Twilio progress; null for a simulated call. */
   live: LiveCallState | null;
-  /** Set while the call waits to be dialled (scheduled): when it is due. */
+  /** Set while the call waits to be dialled (scheduled, calling hours, retry, capacity): when to look again. */
   dueAtMs: number | null;
+  /** The deployment's start given to this call (it holds its project's slot): it dials then. */
+  startAtMs: number | null;
   /**
    * The alarm's backstop: while waiting, when the call is due; before the answer, when it must have
    * been answered; after it, when max_duration_seconds is up; once ending, when the end's next step is due.
@@ -88,6 +92,10 @@ export interface ReconcileRequest {
 export type ReconcileOutcome = { state: "ended" } | { state: "running"; deadlineMs: number };
 
 const RECORD_KEY = "call";
+/** A call waiting for a slot looks again this often, should the pacer's word be lost. */
+const CAPACITY_RECHECK_MS = 30_000;
+/** A slot is held for the call's longest possible life, and this much more (ringing, extraction). */
+const SLOT_LEASE_MARGIN_SECONDS = 300;
 const TURN_PREFIX = "turn:";
 /** No result: the call was not one to extract from (no schema, no person, nothing said). */
 const NO_RESULT: CallResult = { value: null, error: null };
@@ -107,11 +115,12 @@ export class CallSession extends DurableObject<Bindings> {
   private readonly lifecycle = new CallLifecycle(this.ctx, this.env);
 
   /**
-   * Stores the call and starts it — a live call is dialled before this returns — or, with `dueAtMs`
-   * in the future, keeps it waiting until then (its notification is `queued`). Idempotent for the
-   * same call. "ended": it ended at once — Twilio refused it — and its notification says why.
+   * Stores the call and starts it — a live call is dialled before this returns — or keeps it
+   * "waiting" (its notification `queued`): until `dueAtMs` if that is in the future, or until the
+   * pacing lets it start. Idempotent for the same call. "ended": it ended at once — Twilio refused
+   * it — and its notification says why.
    */
-  async start(params: CallParams, dueAtMs: number | null = null): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
+  async start(params: CallParams, dueAtMs: number | null = null): Promise<{ callId: string; status: LiveCallStatus | "waiting" | "ended" }> {
     return this.lifecycle.start(params, dueAtMs);
   }
 
@@ -139,6 +148,11 @@ export class CallSession extends DurableObject<Bindings> {
    */
   async stop(target: CallTarget, endedReason: "canceled" | "error", errorMessage: string | null = null): Promise<"stopped" | "already-ended"> {
     return this.lifecycle.stop(target, endedReason, errorMessage);
+  }
+
+  /** The project's pacer gave this waiting call a slot: it is dialled now (the pacing allowing). */
+  async slotFreed(): Promise<void> {
+    await this.lifecycle.slotFreed();
   }
 
   /** The reconciler asks: learn the call's real state (from the carrier) and end it if it is over or lost. */
@@ -176,25 +190,34 @@ class CallLifecycle implements CallCore {
     this.db = createDb(env.DB);
   }
 
-  async start(params: CallParams, dueAtMs: number | null): Promise<{ callId: string; status: LiveCallStatus | "ended" }> {
+  async start(params: CallParams, dueAtMs: number | null): Promise<{ callId: string; status: LiveCallStatus | "waiting" | "ended" }> {
     return this.operation(async () => {
       const existing = this.record;
       if (existing) return { callId: existing.params.callId, status: existing.ending ? ("ended" as const) : existing.callStatus };
       if (dueAtMs !== null && dueAtMs > Date.now()) {
         // Nothing to dial yet: the alarm places the call when it is due.
         this.record = { ...newRecord(params), dueAtMs, deadlineMs: dueAtMs };
-        return { callId: params.callId, status: "queued" as const };
+        return { callId: params.callId, status: "waiting" as const };
       }
       const record = newRecord(params);
       this.record = record;
+      if (!(await this.admit(record))) return { callId: params.callId, status: "waiting" as const };
       try {
         await this.dial(record);
       } catch (error) {
-        // Nothing is stored: the caller fails the notification.
+        // Nothing is stored: the caller fails the notification, and the slot goes to the next call.
+        await this.releaseSlot(params);
         this.record = null;
         throw error;
       }
       return { callId: params.callId, status: record.ending ? ("ended" as const) : record.callStatus };
+    });
+  }
+
+  async slotFreed(): Promise<void> {
+    await this.operation(async () => {
+      const record = this.record;
+      if (record && !record.ending && record.dueAtMs !== null) await this.placeWaitingCall(record);
     });
   }
 
@@ -428,6 +451,53 @@ class CallLifecycle implements CallCore {
     return [...all.keys()].sort().map((key) => all.get(key)!);
   }
 
+  /**
+   * Pacing, just before a call is dialled: a slot of its project's (handed out in due order) and a
+   * start of the deployment's. True: dial now. False: the call waits, `queued` for capacity, until
+   * the pacer frees it a slot (`slotFreed`) or its start comes (the alarm), looking again at its
+   * alarm meanwhile.
+   */
+  private async admit(record: CallRecord): Promise<boolean> {
+    const { params } = record;
+    const now = Date.now();
+    if (record.startAtMs === null) {
+      const leaseMs = (params.maxDurationSeconds + SLOT_LEASE_MARGIN_SECONDS) * 1000;
+      const held = await this.pacer(projectPacerName(params.projectId)).acquire(params.notificationId, record.dueAtMs ?? now, params.maxConcurrentCalls, leaseMs);
+      if (!held) {
+        await this.waitForCapacity(record, now + CAPACITY_RECHECK_MS);
+        return false;
+      }
+      record.startAtMs = await this.pacer(DEPLOYMENT_PACER).startAt(getConfig(this.env).callsPerSecond);
+    }
+    if (record.startAtMs > Date.now()) {
+      await this.waitForCapacity(record, record.startAtMs);
+      return false;
+    }
+    record.startAtMs = null;
+    return true;
+  }
+
+  private async waitForCapacity(record: CallRecord, untilMs: number): Promise<void> {
+    record.dueAtMs = untilMs;
+    record.deadlineMs = untilMs;
+    const at = new Date(untilMs).toISOString();
+    await this.db
+      .update(notifications)
+      .set({ status: "queued", queuedReason: "capacity", scheduledFor: at, reconcileAt: firstReconcileAt(untilMs), updatedAt: nowIso() })
+      .where(and(eq(notifications.id, record.params.notificationId), inArray(notifications.status, OPEN_NOTIFICATION_STATUSES)));
+  }
+
+  /** The call no longer holds (or waits for) its project's slot. A failure is logged: the slot's lease frees it. */
+  private async releaseSlot(params: CallParams): Promise<void> {
+    await this.pacer(projectPacerName(params.projectId))
+      .release(params.notificationId)
+      .catch((error: unknown) => console.error(`[echo] could not free the call slot of notification ${params.notificationId}`, error));
+  }
+
+  private pacer(name: string) {
+    return this.env.CALL_PACER.get(this.env.CALL_PACER.idFromName(name));
+  }
+
   /** Dials a live call (or starts the simulation); a failure hangs up whatever was dialled, then throws. */
   private async dial(record: CallRecord): Promise<void> {
     const driver = this.driverFor(record);
@@ -470,6 +540,9 @@ class CallLifecycle implements CallCore {
       return;
     }
     if (dialAtMs > now) {
+      // A slot given to it while it waited is of no use before the window opens.
+      await this.releaseSlot(params);
+      record.startAtMs = null;
       await this.db
         .update(notifications)
         .set({ queuedReason: "calling_hours", scheduledFor: new Date(dialAtMs).toISOString(), reconcileAt: firstReconcileAt(dialAtMs), updatedAt: new Date(now).toISOString() })
@@ -478,7 +551,8 @@ class CallLifecycle implements CallCore {
       record.deadlineMs = dialAtMs;
       return;
     }
-    const placedAt = now;
+    if (!(await this.admit(record))) return;
+    const placedAt = Date.now();
     const placed = await this.db
       .update(notifications)
       .set({ status: "in_progress", scheduledFor: null, queuedReason: null, reconcileAt: firstReconcileAt(placedAt), updatedAt: new Date(placedAt).toISOString() })
@@ -704,8 +778,9 @@ class CallLifecycle implements CallCore {
     await this.ctx.storage.setAlarm(Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs), { allowUnconfirmed: true });
   }
 
-  /** D1 is the record of an ended call; the object keeps nothing. */
+  /** D1 is the record of an ended call; the object keeps nothing, and its project's slot is free. */
   private async clear(): Promise<void> {
+    if (this.record) await this.releaseSlot(this.record.params);
     this.releaseDriver();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
@@ -758,6 +833,7 @@ function newRecord(params: CallParams): CallRecord {
     turnCount: 0,
     live: params.live ? newLiveCallState() : null,
     dueAtMs: null,
+    startAtMs: null,
     deadlineMs: 0,
     next: null,
     ending: null,

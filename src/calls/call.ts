@@ -15,6 +15,9 @@ export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 export const OPEN_NOTIFICATION_STATUSES = ["queued", "in_progress"] as const satisfies readonly NotificationStatus[];
 export const isOpenStatus = (status: NotificationStatus) => OPEN_NOTIFICATION_STATUSES.some((open) => open === status);
 
+/** A project's calls running at once at most, unless it sets its own `max_concurrent_calls` (API.md "Pacing"). */
+export const DEFAULT_MAX_CONCURRENT_CALLS = 10;
+
 /** Why a `queued` notification waits (API.md, Scheduling). */
 export const QUEUED_REASONS = ["scheduled", "calling_hours", "retry", "capacity"] as const;
 export type QueuedReason = (typeof QUEUED_REASONS)[number];
@@ -129,6 +132,8 @@ export interface CallParams extends CallTarget {
    * project that set none).
    */
   callingWindow: CallingWindow | null;
+  /** The project's `max_concurrent_calls` when the notification was created. */
+  maxConcurrentCalls: number;
   /** This call's attempt, from 1. */
   attempt: number;
   /** Set for a live call (Twilio configured), absent for a simulated one. */

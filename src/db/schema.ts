@@ -1,6 +1,6 @@
 
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type CallAttempt, type RetryPolicy, type TranscriptTurn } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, DEFAULT_MAX_CONCURRENT_CALLS, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type CallAttempt, type RetryPolicy, type TranscriptTurn } from "../calls/call";
 import type { CallingHours } from "../calls/calling-hours";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
@@ -50,6 +50,8 @@ export const projects = sqliteTable(
     name: text("name").notNull(),
     /** Null until the project sets its own: live calls then follow the default, simulated calls none. */
     callingHours: text("calling_hours", { mode: "json" }).$type<CallingHours>(),
+    /** Calls of the project running at once at most; more wait `queued` (capacity). */
+    maxConcurrentCalls: integer("max_concurrent_calls").notNull().default(DEFAULT_MAX_CONCURRENT_CALLS),
     ...timestamps,
   },
   (t) => [index("projects_business_idx").on(t.businessId)],
@@ -177,6 +179,7 @@ export const notifications = sqliteTable(
   (t) => [
     index("notifications_project_idx").on(t.projectId, t.id),
     index("notifications_reconcile_idx").on(t.status, t.reconcileAt),
+    index("notifications_project_status_idx").on(t.projectId, t.status),
     index("notifications_customer_idx").on(t.customerId),
     uniqueIndex("notifications_call_id_idx").on(t.callId),
   ],

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
-import { RETRY_ON, type CallParams, type RetryPolicy } from "../calls/call";
+import { DEFAULT_MAX_CONCURRENT_CALLS, RETRY_ON, type CallParams, type RetryPolicy } from "../calls/call";
 import { calleeTimeZones, DEFAULT_CALLING_HOURS, nextDialTime, type CallingHours, type CallingWindow } from "../calls/calling-hours";
 import { firstReconcileAt } from "../calls/reconcile";
 import { llmScript, openingLine, promptValues, renderScript, type ScriptTemplate } from "../calls/prompt";
@@ -65,6 +65,7 @@ export interface CallPlan {
   dialAtMs: number;
   waitingFor: "scheduled" | "calling_hours" | null;
   callingWindow: CallingWindow | null;
+  maxConcurrentCalls: number;
 }
 
 /**
@@ -99,7 +100,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
       .where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))
       .limit(1),
     db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1),
-    db.select({ callingHours: projects.callingHours }).from(projects).where(eq(projects.id, auth.projectId)).limit(1),
+    db.select({ callingHours: projects.callingHours, maxConcurrentCalls: projects.maxConcurrentCalls }).from(projects).where(eq(projects.id, auth.projectId)).limit(1),
   ] as const;
   const [[customer], [phone], [business], [project], [agent]] =
     body.agent_id === undefined
@@ -149,6 +150,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
     dialAtMs,
     waitingFor: dialAtMs > dueAtMs ? "calling_hours" : dialAtMs > nowMs ? "scheduled" : null,
     callingWindow,
+    maxConcurrentCalls: project?.maxConcurrentCalls ?? DEFAULT_MAX_CONCURRENT_CALLS,
     customerId: customer.id,
     agentId: agent?.id ?? null,
     phoneId: phone.id,
@@ -234,6 +236,7 @@ export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
     retry: row.retry,
     attempt: 1,
     callingWindow: plan.callingWindow,
+    maxConcurrentCalls: plan.maxConcurrentCalls,
     ...(row.simulated ? {} : { live: { streamToken: randomHex(32), voice: plan.voice, language: plan.language } }),
   };
 }

@@ -10,16 +10,16 @@ const START_FAILED = "The call could not be started";
 
 /**
  * Hands a new notification's call to its Durable Object, placed near the callee, to be dialled at
- * once or kept until `dueAtMs`. "ended": the call ended at once (Twilio refused it) and the
- * notification says why. A call that cannot be started
+ * once or kept until `dueAtMs`. "waiting": it waits to be dialled (scheduled, or over the pacing's
+ * limits). "ended": the call ended at once (Twilio refused it) and the notification says why. A call that cannot be started
  * fails its notification, frees its idempotency key for a retry, and is a 502.
  */
-export async function startCall(env: Bindings, db: Database, params: CallParams, dueAtMs: number | null, idempotency: IdempotentRequest<unknown> | null): Promise<"queued" | "ended"> {
+export async function startCall(env: Bindings, db: Database, params: CallParams, dueAtMs: number | null, idempotency: IdempotentRequest<unknown> | null): Promise<"queued" | "waiting" | "ended"> {
   const locationHint = locationHintForPhone(params.phoneE164);
   const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(params.notificationId), locationHint ? { locationHint } : undefined);
   try {
     const started = await stub.start(params, dueAtMs);
-    return started.status === "ended" ? "ended" : "queued";
+    return started.status === "ended" || started.status === "waiting" ? started.status : "queued";
   } catch (error) {
     console.error(`[echo] could not start the call of notification ${params.notificationId}`, error);
     // The object may have dialled before it failed (or before the RPC broke): it ends the call and

@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq, type SQL } from "drizzle-orm";
+import { and, count, desc, eq, inArray, type SQL } from "drizzle-orm";
+import { DEFAULT_MAX_CONCURRENT_CALLS, OPEN_NOTIFICATION_STATUSES } from "../calls/call";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
-import { apiKeys, projects } from "../db/schema";
+import { apiKeys, notifications, projects } from "../db/schema";
 import { generateApiKey } from "../auth/api-keys";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
@@ -20,10 +21,17 @@ const ProjectSchema = z
       description: "The window live calls are placed in, in the callee's local time: the project's own, or the default 08:00–21:00 every day",
     }),
     calling_hours_set: z.boolean().openapi({ description: "Whether the project set calling_hours; only then do simulated calls follow them" }),
+    max_concurrent_calls: z.number().int().openapi({ description: "Calls of the project running at once at most; more wait queued (queued_reason capacity)" }),
     created_at: z.string(),
     updated_at: z.string(),
   })
   .openapi("Project");
+
+/** A single project read: with its calls running and waiting now. */
+const ProjectWithCallsSchema = ProjectSchema.extend({
+  live_calls: z.number().int().openapi({ description: "Calls of the project under way now" }),
+  queued_calls: z.number().int().openapi({ description: "Notifications waiting to be dialled (scheduled, calling hours, retry or capacity)" }),
+}).openapi("ProjectWithCalls");
 
 const CreatedProjectSchema = ProjectSchema.extend({
   api_key: z.string().openapi({ description: "The new project's first API key; shown once" }),
@@ -40,9 +48,21 @@ function projectBody(row: ProjectRow) {
     name: row.name,
     calling_hours: row.callingHours ?? DEFAULT_CALLING_HOURS,
     calling_hours_set: row.callingHours !== null,
+    max_concurrent_calls: row.maxConcurrentCalls,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
   };
+}
+
+/** The project's calls under way and waiting, from its open notifications. */
+async function openCalls(db: Database, projectId: string): Promise<{ live_calls: number; queued_calls: number }> {
+  const rows = await db
+    .select({ status: notifications.status, count: count() })
+    .from(notifications)
+    .where(and(eq(notifications.projectId, projectId), inArray(notifications.status, OPEN_NOTIFICATION_STATUSES)))
+    .groupBy(notifications.status);
+  const of = (status: string) => rows.find((row) => row.status === status)?.count ?? 0;
+  return { live_calls: of("in_progress"), queued_calls: of("queued") };
 }
 
 /** The `projects` row condition of `findAccessibleProject`, for queries that join the project. */
@@ -71,7 +91,7 @@ const currentProjectRoute = createRoute({
   tags: ["Projects"],
   summary: "The project of the calling API key (or x-project-id)",
   security: apiKeySecurity,
-  responses: { 200: jsonContent(ProjectSchema, "The project"), ...errorResponses(401) },
+  responses: { 200: jsonContent(ProjectWithCallsSchema, "The project"), ...errorResponses(401) },
 });
 
 const getProjectRoute = createRoute({
@@ -81,7 +101,7 @@ const getProjectRoute = createRoute({
   summary: "Get a project",
   security: apiKeySecurity,
   request: { params: IdParam("projectId") },
-  responses: { 200: jsonContent(ProjectSchema, "The project"), ...errorResponses(401, 404) },
+  responses: { 200: jsonContent(ProjectWithCallsSchema, "The project"), ...errorResponses(401, 404) },
 });
 
 const listProjectsRoute = createRoute({
@@ -110,6 +130,7 @@ const UpdateProjectBody = z
     calling_hours: CallingHoursSchema.nullable()
       .optional()
       .openapi({ description: "The window calls are placed in, in the callee's local time; null goes back to the default (and simulated calls to none)" }),
+    max_concurrent_calls: z.number().int().min(1).max(1000).optional(),
   })
   .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateProjectRequest");
@@ -118,7 +139,7 @@ const updateProjectRoute = createRoute({
   method: "patch",
   path: "/projects/{projectId}",
   tags: ["Projects"],
-  summary: "Rename a project or change its calling hours; fields left out keep their value",
+  summary: "Rename a project or change its calling hours or its concurrent calls; fields left out keep their value",
   security: apiKeySecurity,
   request: { params: IdParam("projectId"), body: jsonBody(UpdateProjectBody) },
   responses: { 200: jsonContent(ProjectSchema, "The updated project"), ...errorResponses(400, 401, 404) },
@@ -127,18 +148,18 @@ const updateProjectRoute = createRoute({
 export const projectRoutes = createRouter()
   .openapi(currentProjectRoute, async (c) => {
     const project = await findAccessibleProject(c.var.db, c.var.auth, c.var.auth.projectId);
-    return c.json(projectBody(project), 200);
+    return c.json({ ...projectBody(project), ...(await openCalls(c.var.db, project.id)) }, 200);
   })
   .openapi(getProjectRoute, async (c) => {
     const project = await findAccessibleProject(c.var.db, c.var.auth, c.req.valid("param").projectId);
-    return c.json(projectBody(project), 200);
+    return c.json({ ...projectBody(project), ...(await openCalls(c.var.db, project.id)) }, 200);
   })
   .openapi(updateProjectRoute, async (c) => {
     const { auth, db } = c.var;
     const body = c.req.valid("json");
     const [row] = await db
       .update(projects)
-      .set({ name: body.name, callingHours: body.calling_hours, updatedAt: nowIso() })
+      .set({ name: body.name, callingHours: body.calling_hours, maxConcurrentCalls: body.max_concurrent_calls, updatedAt: nowIso() })
       .where(accessibleProject(auth, c.req.valid("param").projectId))
       .returning();
     if (!row) throw new ApiError("project_not_found", "Project not found");
@@ -161,7 +182,7 @@ export const projectRoutes = createRouter()
     const { auth, db } = c.var;
     requireUser(auth);
     const now = nowIso();
-    const project: ProjectRow = { id: uuidv7(), businessId: auth.businessId, name: c.req.valid("json").name, callingHours: null, createdAt: now, updatedAt: now };
+    const project: ProjectRow = { id: uuidv7(), businessId: auth.businessId, name: c.req.valid("json").name, callingHours: null, maxConcurrentCalls: DEFAULT_MAX_CONCURRENT_CALLS, createdAt: now, updatedAt: now };
     const key = await generateApiKey();
     await db.batch([
       db.insert(projects).values(project),

@@ -22,9 +22,9 @@ export async function refuseNotificationWrites(event: string, when: string): Pro
   return { heal: async () => void (await env.DB.prepare(`DROP TRIGGER ${name}`).run()) };
 }
 
-/** D1 refuses to end this notification (to move it out of in_progress). */
+/** D1 refuses to end this notification (to give it a final status). */
 export function refuseEnding(notificationId: string): Promise<RefusedWrites> {
-  return refuseNotificationWrites("UPDATE OF status", `NEW.id = '${notificationId}' AND NEW.status <> 'in_progress'`);
+  return refuseNotificationWrites("UPDATE OF status", `NEW.id = '${notificationId}' AND NEW.status NOT IN ('queued', 'in_progress')`);
 }
 
 /** D1 refuses to store the carrier leg's CallSid of calls to `phone`: the object fails right after dialling. */
@@ -34,5 +34,5 @@ export function refuseDialledLegs(phone: string): Promise<RefusedWrites> {
 
 /** D1 refuses to end any notification to `phone`. */
 export function refuseEndingCallsTo(phone: string): Promise<RefusedWrites> {
-  return refuseNotificationWrites("UPDATE OF status", `NEW.target_phone_e164 = '${phone}' AND NEW.status <> 'in_progress'`);
+  return refuseNotificationWrites("UPDATE OF status", `NEW.target_phone_e164 = '${phone}' AND NEW.status NOT IN ('queued', 'in_progress')`);
 }

@@ -28,6 +28,9 @@ describe("projects", () => {
       name: "default",
       calling_hours: { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] },
       calling_hours_set: false,
+      max_concurrent_calls: 10,
+      live_calls: 0,
+      queued_calls: 0,
       created_at: expect.any(String),
       updated_at: expect.any(String),
     });
@@ -44,6 +47,7 @@ describe("projects", () => {
       name: "Staging",
       calling_hours: { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] },
       calling_hours_set: false,
+      max_concurrent_calls: 10,
       api_key: expect.stringMatching(/^echo_[0-9a-f]{64}$/),
       created_at: expect.any(String),
       updated_at: res.body.created_at,
@@ -227,8 +231,10 @@ describe("calling hours", () => {
     const window = { start: "09:00", end: "17:30", days: [1, 2, 5] };
     expect(res.body).toMatchObject({ id: account.projectId, name: "default", calling_hours: window, calling_hours_set: true });
     expect(JSON.parse((await storedCallingHours(account.projectId)) ?? "null")).toEqual(window);
-    expect((await api("GET", "/api/v1/project", { key: account.key })).body).toEqual(res.body);
-    expect((await api("GET", `/api/v1/projects/${account.projectId}`, { token: account.accessToken })).body).toEqual(res.body);
+    // A single project's read adds its calls under way and waiting.
+    const withCalls = { ...res.body, live_calls: 0, queued_calls: 0 };
+    expect((await api("GET", "/api/v1/project", { key: account.key })).body).toEqual(withCalls);
+    expect((await api("GET", `/api/v1/projects/${account.projectId}`, { token: account.accessToken })).body).toEqual(withCalls);
   });
 
   it("takes a window that ends past midnight", async () => {
@@ -290,5 +296,21 @@ describe("calling hours", () => {
     expect((await api("GET", "/api/v1/project", { key: second.api_key })).body.calling_hours).toEqual(window);
     const unknown = await api("PATCH", `/api/v1/projects/${UNKNOWN_ID}`, { token: account.accessToken, body: { calling_hours: null } });
     expect(unknown.status).toBe(404);
+  });
+});
+
+describe("max_concurrent_calls", () => {
+  it("defaults to 10, takes 1–1000 on PATCH, and refuses anything else with a 400", async () => {
+    const account = await signup();
+    expect((await api("GET", "/api/v1/project", { key: account.key })).body.max_concurrent_calls).toBe(10);
+    const res = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { max_concurrent_calls: 3 } });
+    expect(res.status).toBe(200);
+    expect(res.body.max_concurrent_calls).toBe(3);
+    for (const bad of [0, 1001, 2.5, "5"]) {
+      const refused = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { max_concurrent_calls: bad } });
+      expect(refused.status, String(bad)).toBe(400);
+      expect(refused.body).toMatchObject({ code: "validation_error", details: [expect.objectContaining({ path: "max_concurrent_calls" })] });
+    }
+    expect((await api("GET", "/api/v1/project", { key: account.key })).body.max_concurrent_calls).toBe(3);
   });
 });
