@@ -250,13 +250,12 @@ export const notificationRoutes = createRouter()
     }
 
     const started = await startCall(c.env, db, callParams(row, plan), row.scheduledFor === null ? null : Date.parse(row.scheduledFor), idempotency);
-    // A call that was to start at once may wait for a slot (pacing): the notification says so.
     if (started === "queued" || (started === "waiting" && row.status === "queued")) return c.json(response, 201);
-    if (started === "waiting") return c.json({ notification: notificationBody(await findNotification(db, auth, row.id)), call: response.call }, 201);
-    // Twilio refused the call: the notification ended failed, saying why; a replay says the same.
-    const ended: CreatedNotification = { notification: notificationBody(await findNotification(db, auth, row.id)), call: { callId: row.callId, status: "failed" } };
-    if (idempotency) await idempotency.replaceResponse(ended);
-    return c.json(ended, 201);
+    // Waiting for a slot, or refused by Twilio (the notification ended failed, saying why): the
+    // response, and a replay's, is the notification as it is now.
+    const current: CreatedNotification = { notification: notificationBody(await findNotification(db, auth, row.id)), call: { callId: row.callId, status: started === "waiting" ? "queued" : "failed" } };
+    if (idempotency) await idempotency.replaceResponse(current);
+    return c.json(current, 201);
   })
   .openapi(listRouteDef, async (c) => {
     const { auth, db } = c.var;

@@ -21,12 +21,14 @@ async function project(maxConcurrentCalls: number) {
   await expectStatus(api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { max_concurrent_calls: maxConcurrentCalls } }), 200);
   const agent = await createAgent(account, QUICKSTART_AGENT);
   const customer = await createCustomer(account, quickstartCustomer());
+  const responses: Array<{ notification: Record<string, unknown>; call: Record<string, unknown> }> = [];
   const trigger = async () => {
     const res = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, ...ANY_HOUR } });
     expect(res.status).toBe(201);
+    responses.push(res.body);
     return res.body.notification.id as string;
   };
-  return { account, trigger };
+  return { account, trigger, responses };
 }
 
 /** The Twilio calls dialled for `ids`, in the order they were dialled. */
@@ -52,7 +54,7 @@ async function openCalls(account: Account) {
 
 describe("pacing", () => {
   it("25 notifications, max_concurrent_calls 10: never more than 10 live, starts spaced by TWILIO_CPS, all placed in due order", async () => {
-    const { account, trigger } = await project(10);
+    const { account, trigger, responses } = await project(10);
     const ids: string[] = [];
     for (let i = 0; i < 25; i++) ids.push(await trigger());
 
@@ -60,8 +62,10 @@ describe("pacing", () => {
     expect(first).toHaveLength(10);
     // The first ten are dialled one start apart: at most CPS a second.
     expect(first[9]!.created_at - first[0]!.created_at).toBeGreaterThanOrEqual((9 * 1000) / CPS - 50);
-    const waiting = await getNotification(account, ids[10]!);
-    expect(waiting).toMatchObject({ status: "queued", queued_reason: "capacity" });
+    // The first trigger dialled at once; the others answered queued for capacity (a slot, or a start).
+    expect(responses[0]!.notification).toMatchObject({ status: "in_progress", queued_reason: null });
+    for (const response of responses.slice(1)) expect(response).toMatchObject({ notification: { status: "queued", queued_reason: "capacity" }, call: { status: "queued" } });
+    expect(await getNotification(account, ids[10]!)).toMatchObject({ status: "queued", queued_reason: "capacity" });
     expect(await openCalls(account)).toEqual({ live_calls: 10, queued_calls: 15 });
 
     // Each call that ends frees its slot for the next in line, never more than ten at once.
