@@ -535,6 +535,10 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
       OPENAI_BASE_URL: `http://127.0.0.1:${openaiPort}/v1`,
       OPENAI_REALTIME_MODEL: REALTIME_MODEL,
       PUBLIC_BASE_URL: "http://127.0.0.1:{PORT}",
+      // This suite measures the relay of concurrent calls, not the API's limits and pacing: lift them.
+      RATE_LIMIT_API_KEY: "1000000/10s",
+      RATE_LIMIT_NOTIFICATIONS: "1000000/10s",
+      TWILIO_CPS: "1000",
     },
     onCleanup,
     onExitKill,
@@ -560,6 +564,8 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
     },
   });
   if (agent.status !== 201) throw new Error(`agent: ${agent.status} ${JSON.stringify(agent.body)}`);
+  const project = await dev.api("PATCH", `/api/v1/projects/${signup.body.default_project.id}`, { key, body: { max_concurrent_calls: 1000 } });
+  if (project.status !== 200) throw new Error(`project: ${project.status} ${JSON.stringify(project.body)}`);
   /** @type {Map<number, string>} */
   const customerIds = new Map();
   const finalStatuses = new Set(["completed", "failed", "canceled"]);
@@ -576,7 +582,7 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
     async place(rec) {
       const created = await dev.api("POST", "/api/v1/notifications", {
         key,
-        body: { customer_id: customerIds.get(rec.index), agent_id: agent.body.id, variables: { bench_call: rec.key }, max_duration_seconds: Math.max(60, seconds * 3) },
+        body: { customer_id: customerIds.get(rec.index), agent_id: agent.body.id, variables: { bench_call: rec.key }, max_duration_seconds: Math.max(60, seconds * 3), ignore_calling_hours: true },
       });
       if (created.status === 201) rec.notificationId = created.body.notification.id;
       else rec.createError = `${created.status} ${JSON.stringify(created.body)}`;
