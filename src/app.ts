@@ -12,6 +12,7 @@ import { limitPerCaller, limitPerClientIp } from "./limits/rate-limit";
 import { agentRoutes } from "./routes/agents";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { authRoutes } from "./routes/auth";
+import { batchRoutes } from "./routes/batches";
 import { customerRoutes } from "./routes/customers";
 import { notificationRoutes } from "./routes/notifications";
 import { projectRoutes } from "./routes/projects";
@@ -98,6 +99,8 @@ export function createApp() {
   app.route("/api/v1", apiKeyRoutes);
   app.route("/api/v1", agentRoutes);
   app.route("/api/v1", customerRoutes);
+  // Before the notifications' routes: /notifications/batch is not a notification id.
+  app.route("/api/v1", batchRoutes);
   app.route("/api/v1", notificationRoutes);
   app.route("/api/v1", webhookRoutes);
   app.route("/twilio", twilioRoutes);

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   // The caller's business row is gone while a notification is planned.
   business_not_found: { status: 404 },
   notification_not_found: { status: 404 },
+  batch_not_found: { status: 404 },
   webhook_not_found: { status: 404 },
   webhook_delivery_not_found: { status: 404 },
 

@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 import { reconcileCalls } from "./calls/reconcile";
+import { CALL_START_QUEUE, handleCallStarts, type CallStartMessage } from "./notifications/start";
 import type { Bindings } from "./env";
 import { handleDeliveryBatch, type DeliveryMessage } from "./webhooks/deliver";
 import { sweepOutbox } from "./webhooks/sweep";
@@ -12,11 +13,12 @@ const app = createApp();
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-  queue: (batch, env) => handleDeliveryBatch(batch, env),
+  queue: (batch, env) =>
+    batch.queue === CALL_START_QUEUE ? handleCallStarts(batch as MessageBatch<CallStartMessage>, env) : handleDeliveryBatch(batch as MessageBatch<DeliveryMessage>, env),
   // The cron trigger (every minute): re-enqueue webhook deliveries that are overdue and not in
   // flight, and end the calls that were lost; one failing does not hold up the other.
   scheduled: async (_controller, env) => {
     const failed = (await Promise.allSettled([sweepOutbox(env), reconcileCalls(env)])).filter((run) => run.status === "rejected");
     if (failed.length > 0) throw new AggregateError(failed.map((run) => run.reason), "A scheduled run failed");
   },
-} satisfies ExportedHandler<Bindings, DeliveryMessage>;
+} satisfies ExportedHandler<Bindings, DeliveryMessage | CallStartMessage>;

@@ -1,11 +1,11 @@
-import { eq, sql } from "drizzle-orm";
+import { count, eq, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Database } from "../db/client";
-import { notifications } from "../db/schema";
+import { batches, notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { nowIso } from "../lib/ids";
 import { prepareEvents, enqueueDeliveries, type EventInput } from "../webhooks/emit";
-import { isOpenStatus, type CallAttempt, type CallStatus, type CallTarget, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
+import { isOpenStatus, NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES, type CallAttempt, type CallStatus, type CallTarget, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
 import { firstReconcileAt } from "./reconcile";
 import { transcriptText } from "./call-result";
 
@@ -102,7 +102,40 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
     throw error;
   }
   await enqueueDeliveries(queue, prepared.flatMap((event) => event.deliveryIds));
+  if (target.batchId !== null) await completeBatchIfDone(db, queue, target.projectId, target.batchId);
   return true;
+}
+
+/** A batch's notifications by status (every status, 0 where none). */
+export async function batchCounts(db: Database, batchId: string): Promise<Record<NotificationStatus, number>> {
+  const rows = await db.select({ status: notifications.status, count: count() }).from(notifications).where(eq(notifications.batchId, batchId)).groupBy(notifications.status);
+  return Object.fromEntries(NOTIFICATION_STATUSES.map((status) => [status, rows.find((row) => row.status === status)?.count ?? 0])) as Record<NotificationStatus, number>;
+}
+
+/**
+ * After a notification of a batch ended: if none of the batch is open any more, the batch is
+ * completed and `batch.completed` emitted with its counts — once, whichever end came last (the
+ * update only applies while the batch is not completed, and each end checks after its own write).
+ */
+export async function completeBatchIfDone(db: Database, queue: Bindings["WEBHOOK_QUEUE"], projectId: string, batchId: string): Promise<void> {
+  const counts = await batchCounts(db, batchId);
+  if (OPEN_NOTIFICATION_STATUSES.some((status) => counts[status] > 0)) return;
+  const completedAt = nowIso();
+  const [event] = await prepareEvents(db, projectId, [{ notificationId: null, customerId: null, eventName: "batch.completed", data: { batch_id: batchId, counts } }]);
+  // As guardedCallStatus: a batch already completed makes the NOT NULL `total` refuse the write, so
+  // the event written with it is never stored twice.
+  const complete = db
+    .update(batches)
+    .set({ completedAt, total: sql`CASE WHEN completed_at IS NULL THEN total ELSE NULL END`, updatedAt: completedAt })
+    .where(eq(batches.id, batchId));
+  try {
+    await db.batch([complete, ...event!.statements]);
+  } catch (error) {
+    const [batch] = await db.select({ completedAt: batches.completedAt }).from(batches).where(eq(batches.id, batchId));
+    if (batch?.completedAt) return;
+    throw error;
+  }
+  await enqueueDeliveries(queue, event!.deliveryIds);
 }
 
 export interface AttemptToRetry {

@@ -102,6 +102,8 @@ export interface CallTarget {
   projectId: string;
   customerId: string;
   simulated: boolean;
+  /** The batch it belongs to: its end may complete the batch. */
+  batchId: string | null;
 }
 
 /** What a live call needs besides the common CallParams, fixed when the notification is created. */

@@ -50,6 +50,7 @@ export async function reconcileCalls(env: Pick<Bindings, "DB" | "CALL_SESSION">,
       customerId: notifications.customerId,
       simulated: notifications.simulated,
       carrierCallSid: notifications.carrierCallSid,
+      batchId: notifications.batchId,
       answeredAt: notifications.answeredAt,
       attempts: notifications.attempts,
     })
@@ -61,7 +62,7 @@ export async function reconcileCalls(env: Pick<Bindings, "DB" | "CALL_SESSION">,
     due.map(async (row) => {
       const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(row.id));
       const outcome = await stub.reconcile({
-        target: { notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated },
+        target: { notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated, batchId: row.batchId },
         attempt: row.attempts.length + 1,
         carrierCallSid: row.carrierCallSid,
         answeredAt: row.answeredAt,

@@ -161,6 +161,8 @@ export const notifications = sqliteTable(
     answeredBy: text("answered_by", { enum: ANSWERED_BY }),
     simulated: integer("simulated", { mode: "boolean" }).notNull(),
     errorMessage: text("error_message"),
+    /** Set for a notification of a batch. */
+    batchId: text("batch_id"),
     /** The carrier's id of the call's leg (Twilio's CallSid), stored once dialled: the reconciler asks the carrier by it. */
     carrierCallSid: text("carrier_call_sid"),
     /** Null: one attempt only. */
@@ -180,9 +182,26 @@ export const notifications = sqliteTable(
     index("notifications_project_idx").on(t.projectId, t.id),
     index("notifications_reconcile_idx").on(t.status, t.reconcileAt),
     index("notifications_project_status_idx").on(t.projectId, t.status),
+    index("notifications_batch_idx").on(t.batchId, t.status),
     index("notifications_customer_idx").on(t.customerId),
     uniqueIndex("notifications_call_id_idx").on(t.callId),
   ],
+);
+
+/** Notifications triggered together (`POST /api/v1/notifications/batch`); counts by status come from them. */
+export const batches = sqliteTable(
+  "batches",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull().references(() => projects.id),
+    total: integer("total").notNull(),
+    accepted: integer("accepted").notNull(),
+    rejected: integer("rejected").notNull(),
+    /** When its last notification ended (batch.completed was emitted then). */
+    completedAt: text("completed_at"),
+    ...timestamps,
+  },
+  (t) => [index("batches_project_idx").on(t.projectId, t.id)],
 );
 
 export const idempotencyKeys = sqliteTable(

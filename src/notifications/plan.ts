@@ -173,7 +173,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
  * The notification of a planned call: in progress with its call queued, or — scheduled for later —
  * `queued` until it is due.
  */
-export function newNotification(auth: AuthContext, body: NotificationRequest, plan: CallPlan, simulated: boolean): NotificationRow {
+export function newNotification(auth: AuthContext, body: NotificationRequest, plan: CallPlan, simulated: boolean, batchId: string | null = null): NotificationRow {
   const now = nowIso();
   const waiting = plan.waitingFor !== null;
   return {
@@ -207,6 +207,7 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     simulated,
     errorMessage: null,
     carrierCallSid: null,
+    batchId,
     retry: plan.retry,
     attempts: [],
     scheduledFor: waiting ? new Date(plan.dialAtMs).toISOString() : null,
@@ -225,6 +226,7 @@ export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
     projectId: row.projectId,
     customerId: row.customerId,
     simulated: row.simulated,
+    batchId: row.batchId,
     callId: row.callId,
     phoneId: row.phoneId,
     phoneE164: row.targetPhoneE164,

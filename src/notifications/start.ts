@@ -4,7 +4,41 @@ import { locationHintForPhone } from "../calls/location";
 import type { Database } from "../db/client";
 import type { Bindings } from "../env";
 import { ApiError } from "../errors";
+import { inArray } from "drizzle-orm";
+import { isOpenStatus } from "../calls/call";
+import { notifications } from "../db/schema";
+import { createDb } from "../db/client";
 import type { IdempotentRequest } from "./idempotency";
+
+/** The queue that starts a batch's calls (wrangler.toml). */
+export const CALL_START_QUEUE = "echo-call-starts";
+
+/** A notification of a batch to start: what its call object is started with. */
+export interface CallStartMessage {
+  params: CallParams;
+  dueAtMs: number | null;
+}
+
+/**
+ * Starts the calls of a batch, a queue batch at a time: a notification that ended meanwhile (its
+ * batch canceled) is skipped; one whose start fails has been failed by `startCall` and is not
+ * retried (a retry could place a second call).
+ */
+export async function handleCallStarts(batch: MessageBatch<CallStartMessage>, env: Bindings): Promise<void> {
+  const db = createDb(env.DB);
+  const ids = batch.messages.map((message) => message.body.params.notificationId);
+  const rows = await db.select({ id: notifications.id, status: notifications.status }).from(notifications).where(inArray(notifications.id, ids));
+  const stillOpen = new Set(rows.filter((row) => isOpenStatus(row.status)).map((row) => row.id));
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      const { params, dueAtMs } = message.body;
+      if (stillOpen.has(params.notificationId)) {
+        await startCall(env, db, params, dueAtMs, null).catch((error: unknown) => console.error(`[echo] the call of batch notification ${params.notificationId} was not started`, error));
+      }
+      message.ack();
+    }),
+  );
+}
 
 const START_FAILED = "The call could not be started";
 
@@ -25,8 +59,8 @@ export async function startCall(env: Bindings, db: Database, params: CallParams,
     // The object may have dialled before it failed (or before the RPC broke): it ends the call and
     // hangs up its leg. If it cannot be reached either, the notification is failed here; a leg it
     // dialled is hung up at its first status callback, and the reconciler ends what is left.
-    const { notificationId, projectId, customerId, simulated } = params;
-    const target = { notificationId, projectId, customerId, simulated };
+    const { notificationId, projectId, customerId, simulated, batchId } = params;
+    const target = { notificationId, projectId, customerId, simulated, batchId };
     try {
       await stub.stop(target, "error", START_FAILED);
     } catch (stopError) {

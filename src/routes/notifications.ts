@@ -26,6 +26,7 @@ const NotificationSchema = z
     customer_id: z.string(),
     agent_id: z.string().nullable(),
     status: z.enum(NOTIFICATION_STATUSES),
+    batch_id: z.string().nullable(),
     scheduled_for: z.string().nullable().openapi({ description: "While queued: when the call is due to be dialled" }),
     queued_reason: z.enum(QUEUED_REASONS).nullable().openapi({ description: "While queued: why the call waits" }),
     ignore_calling_hours: z.boolean(),
@@ -77,38 +78,43 @@ const CreatedNotificationSchema = z
   })
   .openapi("CreatedNotification");
 
+/** What a notification request and a batch share: everything but whom to call. */
+export const notificationFields = {
+  agent_id: z.string().min(1).optional().openapi({ description: "Omit for the LLM path" }),
+  message: z.string().trim().min(1, "must not be empty").max(2000).optional().openapi({ description: "Required without agent_id; fills {{message}}" }),
+  context: z.string().max(4000).optional(),
+  variables: z
+    .record(
+      z.string().regex(VARIABLE_NAME, "variable names are letters, digits, _, . or -, not starting with a digit").max(100),
+      z.union([z.string().max(1000), z.number(), z.boolean()]),
+    )
+    .refine((variables) => Object.keys(variables).length <= 50, "at most 50 variables")
+    .optional()
+    .openapi({ description: "Fill {{name}} tokens; they override the built-in values" }),
+  collect_feedback: z.boolean().optional().openapi({ description: "LLM path: ask the person to confirm, cancel or reschedule and store it in call_result" }),
+  max_duration_seconds: z.number().int().min(30).max(600).optional().openapi({ description: "Default: the agent's, else 180" }),
+  scheduled_at: z.iso
+    .datetime({ offset: true, message: "must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T09:30:00-05:00" })
+    .optional()
+    .openapi({ description: "When to place the call, at most 30 days ahead; a past time means now. The notification waits `queued` until then" }),
+  ignore_calling_hours: z.boolean().optional().openapi({ description: "Place the call at any hour, whatever the calling hours (e.g. a one-time code the person asked for)" }),
+  retry: RetryPolicySchema.optional().openapi({ description: "Try again after a busy / unanswered / … attempt; default: the agent's retry, else one attempt" }),
+};
+
+/** The checks across those fields. */
+export function checkNotificationFields(body: { agent_id?: string | undefined; message?: string | undefined; collect_feedback?: boolean | undefined; scheduled_at?: string | undefined }, ctx: z.RefinementCtx) {
+  if (body.scheduled_at !== undefined && Date.parse(body.scheduled_at) > Date.now() + MAX_SCHEDULE_AHEAD_MS) {
+    ctx.addIssue({ code: "custom", path: ["scheduled_at"], message: "must be at most 30 days ahead" });
+  }
+  if (body.agent_id === undefined && body.message === undefined) ctx.addIssue({ code: "custom", path: ["message"], message: "is required when agent_id is not set" });
+  if (body.agent_id !== undefined && body.collect_feedback === true) {
+    ctx.addIssue({ code: "custom", path: ["collect_feedback"], message: "applies only without agent_id (the agent's output_schema says what to collect)" });
+  }
+}
+
 const CreateNotificationRequest = z
-  .object({
-    customer_id: z.string().min(1, "is required"),
-    agent_id: z.string().min(1).optional().openapi({ description: "Omit for the LLM path" }),
-    message: z.string().trim().min(1, "must not be empty").max(2000).optional().openapi({ description: "Required without agent_id; fills {{message}}" }),
-    context: z.string().max(4000).optional(),
-    variables: z
-      .record(
-        z.string().regex(VARIABLE_NAME, "variable names are letters, digits, _, . or -, not starting with a digit").max(100),
-        z.union([z.string().max(1000), z.number(), z.boolean()]),
-      )
-      .refine((variables) => Object.keys(variables).length <= 50, "at most 50 variables")
-      .optional()
-      .openapi({ description: "Fill {{name}} tokens; they override the built-in values" }),
-    collect_feedback: z.boolean().optional().openapi({ description: "LLM path: ask the person to confirm, cancel or reschedule and store it in call_result" }),
-    max_duration_seconds: z.number().int().min(30).max(600).optional().openapi({ description: "Default: the agent's, else 180" }),
-    scheduled_at: z.iso
-      .datetime({ offset: true, message: "must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T09:30:00-05:00" })
-      .optional()
-      .openapi({ description: "When to place the call, at most 30 days ahead; a past time means now. The notification waits `queued` until then" }),
-    ignore_calling_hours: z.boolean().optional().openapi({ description: "Place the call at any hour, whatever the calling hours (e.g. a one-time code the person asked for)" }),
-    retry: RetryPolicySchema.optional().openapi({ description: "Try again after a busy / unanswered / … attempt; default: the agent's retry, else one attempt" }),
-  })
-  .superRefine((body, ctx) => {
-    if (body.scheduled_at !== undefined && Date.parse(body.scheduled_at) > Date.now() + MAX_SCHEDULE_AHEAD_MS) {
-      ctx.addIssue({ code: "custom", path: ["scheduled_at"], message: "must be at most 30 days ahead" });
-    }
-    if (body.agent_id === undefined && body.message === undefined) ctx.addIssue({ code: "custom", path: ["message"], message: "is required when agent_id is not set" });
-    if (body.agent_id !== undefined && body.collect_feedback === true) {
-      ctx.addIssue({ code: "custom", path: ["collect_feedback"], message: "applies only without agent_id (the agent's output_schema says what to collect)" });
-    }
-  })
+  .object({ customer_id: z.string().min(1, "is required"), ...notificationFields })
+  .superRefine(checkNotificationFields)
   .openapi("CreateNotificationRequest");
 
 type CreatedNotification = z.infer<typeof CreatedNotificationSchema>;
@@ -130,6 +136,7 @@ function notificationBody(row: NotificationRow): z.infer<typeof NotificationSche
     customer_id: row.customerId,
     agent_id: row.agentId,
     status: row.status,
+    batch_id: row.batchId,
     scheduled_for: row.scheduledFor,
     queued_reason: row.queuedReason,
     ignore_calling_hours: row.ignoreCallingHours,
@@ -197,6 +204,7 @@ const listRouteDef = createRoute({
       status: z.enum(NOTIFICATION_STATUSES).optional(),
       customer_id: z.string().optional(),
       agent_id: z.string().optional(),
+      batch_id: z.string().optional(),
     }),
   },
   responses: { 200: jsonContent(z.array(NotificationSchema), "Notifications, newest first; next page cursor in X-Next-Cursor"), ...errorResponses(400, 401) },
@@ -259,7 +267,7 @@ export const notificationRoutes = createRouter()
   })
   .openapi(listRouteDef, async (c) => {
     const { auth, db } = c.var;
-    const { limit, cursor, status, customer_id, agent_id } = c.req.valid("query");
+    const { limit, cursor, status, customer_id, agent_id, batch_id } = c.req.valid("query");
     const rows = await db
       .select()
       .from(notifications)
@@ -270,6 +278,7 @@ export const notificationRoutes = createRouter()
           status ? eq(notifications.status, status) : undefined,
           customer_id ? eq(notifications.customerId, customer_id) : undefined,
           agent_id ? eq(notifications.agentId, agent_id) : undefined,
+          batch_id ? eq(notifications.batchId, batch_id) : undefined,
         ),
       )
       .orderBy(desc(notifications.id))
@@ -286,7 +295,7 @@ export const notificationRoutes = createRouter()
     const row = await findNotification(db, auth, c.req.valid("param").id);
     if (!isOpenStatus(row.status)) throw new ApiError("notification_already_ended", `The notification has already ended (${row.status})`);
     const stub = c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id));
-    const outcome = await stub.stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated }, "canceled");
+    const outcome = await stub.stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated, batchId: row.batchId }, "canceled");
     const after = await findNotification(db, auth, row.id);
     // The call may have ended on its own just before the cancel reached it (its result may still be on its way).
     if (outcome === "already-ended") {

@@ -176,6 +176,7 @@ async function frozenCall(phone = "+14155550100", overrides: Partial<CallParams>
     retry: null,
     attempt: 1,
     callingWindow: null,
+    batchId: null,
     maxConcurrentCalls: 10,
     phoneId: customer.phones[0]!.id,
     phoneE164: phone,

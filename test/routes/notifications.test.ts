@@ -43,6 +43,7 @@ describe("POST /api/v1/notifications", () => {
         customer_id: customer.id,
         agent_id: agent.id,
         status: "in_progress",
+        batch_id: null,
         scheduled_for: null,
         queued_reason: null,
         ignore_calling_hours: false,
