@@ -190,8 +190,15 @@ export const batchRoutes = createRouter()
     const now = nowIso();
     const response: CreatedBatch = { batch: { id: batchId, total: items.length, accepted: rows.length, rejected: errors.length, created_at: now }, errors };
     const batchRow = db.insert(batches).values({ id: batchId, projectId: auth.projectId, total: items.length, accepted: rows.length, rejected: errors.length, completedAt: null, createdAt: now, updatedAt: now });
-    // The batch and its key first (a racing request with the key replays), then its notifications.
-    await db.batch(idempotency ? [batchRow, idempotency.record(batchId, response, now)] : [batchRow]);
+    // The batch and its key first (a racing request with the same key replays), then its notifications.
+    try {
+      await db.batch(idempotency ? [batchRow, idempotency.record(batchId, response, now)] : [batchRow]);
+    } catch (error) {
+      const stored = await idempotency?.storedReplay();
+      if (!stored) throw error;
+      c.header("Idempotent-Replayed", "true");
+      return c.json(stored, 202);
+    }
     for (let i = 0; i < rows.length; i += WRITE_CHUNK) {
       const chunk = rows.slice(i, i + WRITE_CHUNK).map((row) => db.insert(notifications).values(row));
       if (chunk.length > 0) await db.batch(chunk as [(typeof chunk)[number], ...typeof chunk]);

@@ -71,4 +71,19 @@ describe("POST /api/v1/notifications/batch", () => {
     expect((await api("GET", `/api/v1/batches/${created.body.batch.id}`, { key: other.key })).status).toBe(404);
     expect((await api("POST", `/api/v1/batches/${created.body.batch.id}/cancel`, { key: other.key })).status).toBe(404);
   });
+
+  it("an Idempotency-Key covers the whole batch: a retry replays it and places nothing more", async () => {
+    const account = await signup();
+    const agent = await createAgent(account, QUICKSTART_AGENT);
+    const customer = await createCustomer(account, quickstartCustomer());
+    const request = { key: account.key, headers: { "Idempotency-Key": "batch-1" }, body: { agent_id: agent.id, variables: QUICKSTART_VARIABLES, items: [{ customer_id: customer.id }, { customer_id: customer.id }] } };
+    const first = await api("POST", "/api/v1/notifications/batch", request);
+    expect(first.status).toBe(202);
+    const again = await api("POST", "/api/v1/notifications/batch", request);
+    expect(again.status).toBe(202);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body).toEqual(first.body);
+    expect(await count("batches", "project_id = ?", account.projectId)).toBe(1);
+    expect(await count("notifications", "project_id = ?", account.projectId)).toBe(2);
+  });
 });
