@@ -515,8 +515,8 @@ class CallLifecycle implements CallCore {
 
   /**
    * A waiting call is due. Unless its notification ended meanwhile (canceled), the phone is checked
-   * again — it may have opted out since — and the notification moves from queued to in_progress
-   * just before the call is dialled.
+   * again (it may have opted out since), then the calling window and the pacing; the notification
+   * moves from queued to in_progress just before the call is dialled.
    */
   private async placeWaitingCall(record: CallRecord): Promise<void> {
     const { params } = record;
