@@ -94,16 +94,26 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
       updatedAt: end.endedAt,
     })
     .where(eq(notifications.id, target.notificationId));
-  try {
-    await db.batch([update, ...prepared.flatMap((event) => event.statements), ...extra]);
-  } catch (error) {
-    const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, target.notificationId));
-    if (row && !isOpenStatus(row.status)) return false;
-    throw error;
-  }
+  if (!(await writeUnlessEnded(db, target.notificationId, [update, ...prepared.flatMap((event) => event.statements), ...extra], (status) => !isOpenStatus(status)))) return false;
   await enqueueDeliveries(queue, prepared.flatMap((event) => event.deliveryIds));
   if (target.batchId !== null) await completeBatchIfDone(db, queue, target.projectId, target.batchId);
   return true;
+}
+
+/**
+ * Writes a notification's guarded change with its events in one batch. The guard makes the batch
+ * fail when the notification is no longer where the change expects it; false then, when `moved`
+ * says its status is why — any other failure is thrown.
+ */
+async function writeUnlessEnded(db: Database, notificationId: string, statements: [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]], moved: (status: NotificationStatus) => boolean): Promise<boolean> {
+  try {
+    await db.batch(statements);
+    return true;
+  } catch (error) {
+    const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, notificationId));
+    if (row && moved(row.status)) return false;
+    throw error;
+  }
 }
 
 /** A batch's notifications by status (every status, 0 where none). */
@@ -179,13 +189,7 @@ export async function persistAttemptBeforeRetry(db: Database, queue: Bindings["W
       updatedAt: nowIso(),
     })
     .where(eq(notifications.id, target.notificationId));
-  try {
-    await db.batch([update, ...event!.statements]);
-  } catch (error) {
-    const [row] = await db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, target.notificationId));
-    if (row && row.status !== "in_progress") return false;
-    throw error;
-  }
+  if (!(await writeUnlessEnded(db, target.notificationId, [update, ...event!.statements], (status) => status !== "in_progress"))) return false;
   await enqueueDeliveries(queue, event!.deliveryIds);
   return true;
 }
