@@ -101,6 +101,9 @@ export interface ErrorDetail {
   message: string;
 }
 
+/** What a caught value says, for logs and stored error messages. */
+export const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 /** The one error type of the API; the app's error handler renders it as the one error body. */
 export class ApiError extends Error {
   override name = "ApiError";

@@ -4,6 +4,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
 import { customerPhones, notifications } from "../db/schema";
 import { getConfig, type Bindings, type LiveCallConfig } from "../env";
+import { errorText } from "../errors";
 import { newCallId, nowIso } from "../lib/ids";
 import { enqueueDeliveries, prepareEvent } from "../webhooks/emit";
 import {
@@ -107,7 +108,6 @@ const WRITES_BEFORE_DROPPING_RESULT = 5;
 const STUCK_AFTER_MS = 60_000;
 
 const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0")}`;
-const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 /** 1 s, doubling, at most a minute. */
 const endRetryDelayMs = (failedWrites: number) => Math.min(60_000, 1000 * 2 ** (failedWrites - 1));
 

@@ -6,6 +6,7 @@ import { getConfig, type Bindings, type Config } from "../env";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { signatureHeaders } from "./sign";
 import { checkWebhookUrl } from "./url-guard";
+import { errorText } from "../errors";
 
 /**
  * A queue message only names a stored delivery. Everything else — whether it is due, who holds it,
@@ -294,7 +295,7 @@ async function post(url: URL, { delivery, endpoint, payload }: DeliveryTarget, t
     response = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-    const errorMessage = timedOut ? `Timed out after ${timeoutMs} ms` : `Request failed: ${error instanceof Error ? error.message : String(error)}`;
+    const errorMessage = timedOut ? `Timed out after ${timeoutMs} ms` : `Request failed: ${errorText(error)}`;
     return { httpStatus: null, responseBody: null, retryAfter: null, errorMessage, durationMs: Date.now() - started };
   }
   const responseBody = await readPrefix(response, RESPONSE_BODY_LIMIT, signal);

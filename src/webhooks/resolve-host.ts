@@ -1,5 +1,6 @@
 import ipaddr from "ipaddr.js";
 import { z } from "zod";
+import { errorText } from "../errors";
 
 /**
  * Resolves a host name to its IPv4 and IPv6 addresses with DNS over HTTPS (the JSON API of
@@ -51,7 +52,7 @@ async function lookup(host: string, type: RecordType, resolverUrl: string, signa
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
     if (timedOut) return { ok: false, reason: `the ${type} lookup timed out after ${timeoutMs} ms` };
-    return { ok: false, reason: `the ${type} lookup failed: ${error instanceof Error ? error.message : String(error)}` };
+    return { ok: false, reason: `the ${type} lookup failed: ${errorText(error)}` };
   }
   const parsed = DohAnswer.safeParse(body);
   if (!parsed.success) return { ok: false, reason: `the resolver's answer to the ${type} lookup is not DNS JSON` };

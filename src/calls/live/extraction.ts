@@ -5,6 +5,7 @@ import type { OpenAIConfig } from "../../env";
 import { isObject, mergeSchemas } from "../../lib/json-schema";
 import type { CallResult, TranscriptTurn } from "../call";
 import { transcriptText, validateCallResult } from "../call-result";
+import { errorText } from "../../errors";
 
 /**
  * `call_result` of a live call: a chat completion with Structured Outputs (`response_format`
@@ -66,7 +67,7 @@ export async function extractCallResult(input: ExtractionInput): Promise<CallRes
     return { value: null, error: `The extracted call_result does not satisfy the agent's output_schema (${MAX_ATTEMPTS} attempts): ${errors.join("; ")}` };
   } catch (error) {
     if (signal.aborted) return { value: null, error: `Extracting call_result took longer than ${extractionTimeoutMs} ms` };
-    return { value: null, error: `Extracting call_result failed: ${error instanceof Error ? error.message : String(error)}` };
+    return { value: null, error: `Extracting call_result failed: ${errorText(error)}` };
   }
 }
 

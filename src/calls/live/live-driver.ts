@@ -1,4 +1,5 @@
 import type { LiveCallConfig, OpenAIConfig } from "../../env";
+import { errorText } from "../../errors";
 import { timingSafeEqualStrings } from "../../lib/crypto";
 import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, LiveCallParams, LiveCallState, TranscriptTurn } from "../call";
 import type { EngineEvent, EngineSessionConfig, VoiceEngine } from "./engine";
@@ -68,8 +69,6 @@ function sessionInstructions(params: CallParams): string {
   if (params.voicemailMessage) parts.push(`If an answering machine or voicemail picks up instead of a person, say only: "${params.voicemailMessage}" Then end the call.`);
   return parts.join("\n\n");
 }
-
-const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Hangs up a leg (Status=completed; a leg already over stays as it was). A failure is logged: the

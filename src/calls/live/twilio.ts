@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { TwilioConfig } from "../../env";
+import { errorText } from "../../errors";
 
 /**
  * Twilio Programmable Voice over plain fetch: the REST Call resource (create, hang up, read), the
@@ -106,7 +107,7 @@ export class TwilioClient {
       });
       text = await response.text();
     } catch (error) {
-      throw new TwilioApiError(`Could not reach Twilio (${method} ${url}): ${error instanceof Error ? error.message : String(error)}`, 0);
+      throw new TwilioApiError(`Could not reach Twilio (${method} ${url}): ${errorText(error)}`, 0);
     }
     const body = parseJson(text);
     if (!response.ok) {
