@@ -106,6 +106,11 @@ export interface CallTarget {
   batchId: string | null;
 }
 
+/** The target of a stored notification. */
+export function callTargetOf(row: { id: string; projectId: string; customerId: string; simulated: boolean; batchId: string | null }): CallTarget {
+  return { notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated, batchId: row.batchId };
+}
+
 /** What a live call needs besides the common CallParams, fixed when the notification is created. */
 export interface LiveCallParams {
   /** Per-call secret in the stream's `<Parameter>`s: only Twilio's stream for this call is accepted. */

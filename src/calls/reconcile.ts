@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, lte } from "drizzle-orm";
-import { OPEN_NOTIFICATION_STATUSES } from "./call";
+import { callTargetOf, OPEN_NOTIFICATION_STATUSES } from "./call";
 import { createDb } from "../db/client";
 import { notifications } from "../db/schema";
 import type { Bindings } from "../env";
@@ -62,7 +62,7 @@ export async function reconcileCalls(env: Pick<Bindings, "DB" | "CALL_SESSION">,
     due.map(async (row) => {
       const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(row.id));
       const outcome = await stub.reconcile({
-        target: { notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated, batchId: row.batchId },
+        target: callTargetOf(row),
         attempt: row.attempts.length + 1,
         carrierCallSid: row.carrierCallSid,
         answeredAt: row.answeredAt,

@@ -1,3 +1,4 @@
+import { z } from "@hono/zod-openapi";
 import { and, eq, gt, lte } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { idempotencyKeys } from "../db/schema";
@@ -11,6 +12,18 @@ import { nowIso } from "../lib/ids";
  */
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** The header, for the routes that take it (a trigger, a batch). */
+export const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x20-\x7e]+$/, "must be printable ASCII")
+    .optional()
+    .openapi({ description: "Retries with the same key and body within 24 h return the first response and place no second call (or batch)" }),
+});
+
 
 /** JSON with object keys sorted at every level, so equal bodies hash equally. */
 function canonicalJson(value: unknown): string {

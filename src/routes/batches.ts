@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq, inArray } from "drizzle-orm";
-import { NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES } from "../calls/call";
+import { callTargetOf, NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES } from "../calls/call";
 import { batchCounts, completeBatchIfDone } from "../calls/call-end";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
@@ -9,7 +9,7 @@ import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { apiKeySecurity, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
-import { IdempotentRequest } from "../notifications/idempotency";
+import { IdempotencyHeaders, IdempotentRequest } from "../notifications/idempotency";
 import { callParams, newNotification, planCall } from "../notifications/plan";
 import type { CallStartMessage } from "../notifications/start";
 import { checkNotificationFields, notificationFields } from "./notifications";
@@ -113,7 +113,7 @@ const createBatchRoute = createRoute({
   summary: "Send up to 1,000 notifications at once; bad items are reported by index",
   description: "Each item is checked like a single notification (unknown customer, no active phone, missing variables, …); accepted items become notifications with `batch_id`, started from a queue and paced like any other. `Idempotency-Key` applies to the whole batch.",
   security: apiKeySecurity,
-  request: { headers: z.object({ "idempotency-key": z.string().min(1).max(255).optional() }), body: jsonBody(CreateBatchRequest) },
+  request: { headers: IdempotencyHeaders, body: jsonBody(CreateBatchRequest) },
   responses: { 202: jsonContent(CreatedBatchSchema, "The batch, and the items refused"), ...errorResponses(400, 401, 404, 409, 422) },
 });
 
@@ -229,13 +229,13 @@ export const batchRoutes = createRouter()
     const batch = await findBatch(db, auth, c.req.valid("param").id);
     // Not yet dialled: waiting, or started but not yet ringing.
     const waiting = await db
-      .select({ id: notifications.id, projectId: notifications.projectId, customerId: notifications.customerId, simulated: notifications.simulated })
+      .select({ id: notifications.id, projectId: notifications.projectId, customerId: notifications.customerId, simulated: notifications.simulated, batchId: notifications.batchId })
       .from(notifications)
       .where(and(eq(notifications.batchId, batch.id), inArray(notifications.status, OPEN_NOTIFICATION_STATUSES), eq(notifications.callStatus, "queued")));
     for (let i = 0; i < waiting.length; i += 50) {
       await Promise.all(
         waiting.slice(i, i + 50).map((row) =>
-          c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id)).stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated, batchId: batch.id }, "canceled"),
+          c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id)).stop(callTargetOf(row), "canceled"),
         ),
       );
     }

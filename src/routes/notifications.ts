@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq } from "drizzle-orm";
-import { ANSWERED_BY, CALL_STATUSES, ENDED_REASONS, isOpenStatus, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, callTargetOf, ENDED_REASONS, isOpenStatus, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES } from "../calls/call";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { notifications } from "../db/schema";
@@ -8,7 +8,7 @@ import { ApiError } from "../errors";
 import { apiKeySecurity, createRouter, ErrorSchema, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 import { limitNotificationTriggers } from "../limits/rate-limit";
-import { IdempotentRequest } from "../notifications/idempotency";
+import { IdempotencyHeaders, IdempotentRequest } from "../notifications/idempotency";
 import { callParams, newNotification, planCall, RetryPolicySchema, type NotificationRow } from "../notifications/plan";
 import { startCall } from "../notifications/start";
 
@@ -119,15 +119,6 @@ const CreateNotificationRequest = z
 
 type CreatedNotification = z.infer<typeof CreatedNotificationSchema>;
 
-const IdempotencyHeaders = z.object({
-  "idempotency-key": z
-    .string()
-    .min(1)
-    .max(255)
-    .regex(/^[\x20-\x7e]+$/, "must be printable ASCII")
-    .optional()
-    .openapi({ description: "Retries with the same key and body within 24 h return the first response and place no second call" }),
-});
 
 function notificationBody(row: NotificationRow): z.infer<typeof NotificationSchema> {
   return {
@@ -295,7 +286,7 @@ export const notificationRoutes = createRouter()
     const row = await findNotification(db, auth, c.req.valid("param").id);
     if (!isOpenStatus(row.status)) throw new ApiError("notification_already_ended", `The notification has already ended (${row.status})`);
     const stub = c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(row.id));
-    const outcome = await stub.stop({ notificationId: row.id, projectId: row.projectId, customerId: row.customerId, simulated: row.simulated, batchId: row.batchId }, "canceled");
+    const outcome = await stub.stop(callTargetOf(row), "canceled");
     const after = await findNotification(db, auth, row.id);
     // The call may have ended on its own just before the cancel reached it (its result may still be on its way).
     if (outcome === "already-ended") {
