@@ -36,11 +36,16 @@ export const ERROR_CODES = {
   batch_not_found: { status: 404 },
   webhook_not_found: { status: 404 },
   webhook_delivery_not_found: { status: 404 },
+  blocked_number_not_found: { status: 404 },
+  // The notification has no recording: its agent did not record, it is not ready yet, or it was deleted after the retention.
+  recording_not_found: { status: 404 },
 
   email_taken: { status: 409 },
   // The customer's external_id is already used in the project.
   customer_exists: { status: 409 },
   phone_exists: { status: 409 },
+  // The number is already on the project's blocked list.
+  blocked_number_exists: { status: 409 },
   // The Idempotency-Key was first used with a different request body.
   idempotency_key_reused: { status: 409 },
   notification_already_ended: { status: 409 },
@@ -57,6 +62,8 @@ export const ERROR_CODES = {
   // The customer's primary phone is missing or marked invalid.
   no_active_phone: { status: 422 },
   phone_opted_out: { status: 422 },
+  // The number is on the project's blocked list.
+  number_blocked: { status: 422 },
   // Calling hours apply but the phone number maps to no time zone and the customer has none.
   callee_time_zone_unknown: { status: 422 },
   // The calling hours never open in all of the callee's time zones at once (within 8 days).

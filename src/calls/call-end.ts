@@ -5,7 +5,7 @@ import { batches, notifications } from "../db/schema";
 import type { Bindings } from "../env";
 import { nowIso } from "../lib/ids";
 import { prepareEvents, enqueueDeliveries, type EventInput } from "../webhooks/emit";
-import { isOpenStatus, NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES, type CallAttempt, type CallStatus, type CallTarget, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
+import { isOpenStatus, NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES, type CallAttempt, type CallStatus, type CallTarget, type Consent, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
 import { firstReconcileAt } from "./reconcile";
 import { transcriptText } from "./call-result";
 
@@ -25,10 +25,14 @@ export interface CallEnd {
   /** Which attempt ends (from 1), and its row for `attempts[]` when it was dialled. */
   attempt: number;
   dialled: CallAttempt | null;
+  /** The person asked not to be called again during the call. */
+  optedOut: boolean;
+  /** The customer's consent record the call was placed on. */
+  consent: Consent | null;
 }
 
 export function neverConnected(target: CallTarget, endedReason: EndedReason, errorMessage: string | null, attempt = 1): CallEnd {
-  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null, attempt, dialled: null };
+  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null, attempt, dialled: null, optedOut: false, consent: null };
 }
 
 /** The status an attempt that ended so has in `attempts[]` (and the notification, were it the last). */
@@ -48,6 +52,9 @@ const END_STATUS: Record<EndedReason, { status: Exclude<NotificationStatus, "que
   "customer-did-not-answer": { status: "failed", callStatus: "no-answer" },
   error: { status: "failed", callStatus: "failed" },
   canceled: { status: "canceled", callStatus: "canceled" },
+  transferred: { status: "completed", callStatus: "completed" },
+  blocked: { status: "failed", callStatus: "canceled" },
+  "opted-out": { status: "failed", callStatus: "canceled" },
 };
 
 /**
@@ -71,6 +78,8 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
         ended_at: end.endedAt,
         ended_reason: endedReason,
         duration_seconds: end.durationSeconds,
+        opted_out: end.optedOut,
+        consent: end.consent,
         simulated: target.simulated,
       },
     });

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
-import { customerPhones, notifications } from "../db/schema";
+import { blockedNumbers, customerPhones, notifications } from "../db/schema";
 import { getConfig, type Bindings, type LiveCallConfig } from "../env";
 import { errorText } from "../errors";
 import { newCallId, nowIso } from "../lib/ids";
@@ -64,6 +64,8 @@ interface CallRecord {
   answeredAtMs: number | null;
   answeredBy: AnsweredBy | null;
   turnCount: number;
+  /** The person opted out during this call (their phone already is, in D1). */
+  optedOut: boolean;
   /** A live call's Twilio progress; null for a simulated call. */
   live: LiveCallState | null;
   /** Set while the call waits to be dialled (scheduled, calling hours, retry, capacity): when to look again. */
@@ -401,6 +403,42 @@ class CallLifecycle implements CallCore {
     record.turnCount += 1;
   }
 
+  async optOut(): Promise<boolean> {
+    const record = this.live();
+    if (record.optedOut) return true;
+    const { params } = record;
+    const updatedAt = nowIso();
+    const event = await prepareEvent(this.db, {
+      projectId: params.projectId,
+      notificationId: params.notificationId,
+      customerId: params.customerId,
+      eventName: "customer.opted_out",
+      data: { customer_id: params.customerId, phone: params.phoneE164, simulated: params.simulated },
+    });
+    // The phone first, so no other call of the project dials it from now on; the notification's
+    // guard (as guardedCallStatus) fails the batch — and stores no event — once it has ended.
+    const phone = this.db.update(customerPhones).set({ status: "opted_out", updatedAt }).where(and(eq(customerPhones.id, params.phoneId), eq(customerPhones.projectId, params.projectId)));
+    const notification = this.db
+      .update(notifications)
+      .set({ optedOut: sql`CASE WHEN status = 'in_progress' THEN 1 ELSE NULL END`, updatedAt })
+      .where(eq(notifications.id, params.notificationId));
+    try {
+      await this.db.batch([phone, notification, ...event.statements]);
+    } catch (error) {
+      const [row] = await this.db.select({ status: notifications.status, optedOut: notifications.optedOut }).from(notifications).where(eq(notifications.id, params.notificationId));
+      if (row && !isOpenStatus(row.status)) {
+        await this.endedElsewhere();
+        return false;
+      }
+      // Our own earlier write went through but the object lost its state before storing it.
+      if (!row?.optedOut) throw error;
+    }
+    record.optedOut = true;
+    await this.commit();
+    await enqueueDeliveries(this.env.WEBHOOK_QUEUE, event.deliveryIds);
+    return true;
+  }
+
   schedule(step: number, atMs: number): void {
     if (this.record && !this.record.ending) this.record.next = { step, atMs };
   }
@@ -514,22 +552,34 @@ class CallLifecycle implements CallCore {
   }
 
   /**
-   * A waiting call is due. Unless its notification ended meanwhile (canceled), the phone is checked
-   * again (it may have opted out since), then the calling window and the pacing; the notification
+   * A waiting call is due. Unless its notification ended meanwhile (canceled), the number is checked
+   * again (it may have been blocked, or opted out, since), then the calling window and the pacing; the notification
    * moves from queued to in_progress just before the call is dialled.
    */
   private async placeWaitingCall(record: CallRecord): Promise<void> {
     const { params } = record;
-    const [[phone], [notification]] = await this.db.batch([
+    const [[phone], [notification], [blocked]] = await this.db.batch([
       this.db.select({ status: customerPhones.status }).from(customerPhones).where(eq(customerPhones.id, params.phoneId)),
       this.db.select({ status: notifications.status }).from(notifications).where(eq(notifications.id, params.notificationId)),
+      this.db
+        .select({ id: blockedNumbers.id })
+        .from(blockedNumbers)
+        .where(and(eq(blockedNumbers.projectId, params.projectId), eq(blockedNumbers.phone, params.phoneE164))),
     ]);
     if (notification?.status !== "queued") {
       await this.endedElsewhere();
       return;
     }
+    if (blocked) {
+      await this.finish("blocked", "The number was blocked before the call was placed");
+      return;
+    }
+    if (phone?.status === "opted_out") {
+      await this.finish("opted-out", "The phone number opted out of calls before the call was placed");
+      return;
+    }
     if (phone?.status !== "active") {
-      await this.finish("error", `The phone number was ${phone ? (phone.status === "opted_out" ? "opted out" : "marked invalid") : "removed"} before the call was placed`);
+      await this.finish("error", `The phone number was ${phone ? "marked invalid" : "removed"} before the call was placed`);
       return;
     }
     // The window again, just before dialling: a call that came due while it is closed waits for it.
@@ -637,6 +687,8 @@ class CallLifecycle implements CallCore {
               callResult: dropResult ? null : ending.result.value,
               attempt: params.attempt,
               dialled,
+              optedOut: record.optedOut,
+              consent: params.consent,
             });
     } catch (error) {
       ending.failedWrites += 1;
@@ -831,6 +883,7 @@ function newRecord(params: CallParams): CallRecord {
     answeredAtMs: null,
     answeredBy: null,
     turnCount: 0,
+    optedOut: false,
     live: params.live ? newLiveCallState() : null,
     dueAtMs: null,
     startAtMs: null,

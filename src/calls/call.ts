@@ -40,6 +40,12 @@ export const ENDED_REASONS = [
   "silence-timed-out",
   "canceled",
   "error",
+  /** The agent handed the caller over to a person (`transfer_to`). */
+  "transferred",
+  /** Not dialled: the number is on the project's blocked list. */
+  "blocked",
+  /** Not dialled: the phone opted out of calls while the notification waited. */
+  "opted-out",
 ] as const;
 export type EndedReason = (typeof ENDED_REASONS)[number];
 
@@ -75,7 +81,27 @@ export const RETRY_OUTCOME: Record<EndedReason, RetryOn | null> = {
   "exceeded-max-duration": null,
   "silence-timed-out": null,
   canceled: null,
+  transferred: null,
+  blocked: null,
+  "opted-out": null,
 };
+
+/** A customer's phone: calls go to its primary `active` one (API.md, Customers). */
+export const PHONE_STATUSES = ["active", "opted_out", "invalid"] as const;
+export type PhoneStatus = (typeof PHONE_STATUSES)[number];
+
+/** How the business obtained the person's consent to be called (API.md, The person called). */
+export const CONSENT_TYPES = ["express_written", "express", "existing_relationship", "other"] as const;
+export type ConsentType = (typeof CONSENT_TYPES)[number];
+
+/** A customer's consent record, as stored and as `call.summary` carries it. */
+export interface Consent {
+  type: ConsentType;
+  /** ISO 8601. */
+  obtained_at: string;
+  /** Where it was obtained (a form, a contract, …). */
+  source: string;
+}
 
 /** One call of a notification, in `attempts[]`. */
 export interface CallAttempt {
@@ -143,6 +169,14 @@ export interface CallParams extends CallTarget {
   maxConcurrentCalls: number;
   /** This call's attempt, from 1. */
   attempt: number;
+  /** The agent's `transfer_to` (E.164): the caller may be handed over to it; null: no transfer. */
+  transferTo: string | null;
+  /** The agent's `record`: the call is recorded (its opening begins with the disclosure). */
+  record: boolean;
+  /** What the agent answers a call screener: who calls, for whom, and why, in one sentence. */
+  screenerReply: string;
+  /** The customer's consent record when the notification was created (for `call.summary`). */
+  consent: Consent | null;
   /** Set for a live call (Twilio configured), absent for a simulated one. */
   live?: LiveCallParams;
 }
@@ -171,6 +205,12 @@ export interface CallCore {
   /** Who answered, once the call is answered; null before. */
   answeredBy(): AnsweredBy | null;
   addTurn(role: TurnRole, text: string): void;
+  /**
+   * The person asked not to be called again: their phone is `opted_out` at once (before the call
+   * ends), the notification will carry `opted_out: true`, and `customer.opted_out` is emitted.
+   * Idempotent; false as for markRinging.
+   */
+  optOut(): Promise<boolean>;
   finish(endedReason: EndedReason, errorMessage?: string | null): Promise<boolean>;
   /** Runs the driver's `runStep(step)` at `atMs` (one pending step at a time). */
   schedule(step: number, atMs: number): void;

@@ -128,3 +128,22 @@ export function openingLine(input: {
   const question = input.llm.collectFeedback ? " Can you confirm, or would you like to cancel or reschedule?" : "";
   return `${greeting} ${input.llm.message}${question}`;
 }
+
+/** Spoken first on a recorded call whose agent sets no `recording_disclosure`. */
+export const DEFAULT_RECORDING_DISCLOSURE = "This call is recorded.";
+
+/** The opening of a recorded call starts with its disclosure. */
+export function withDisclosure(opening: string, recording: { disclosure: string | null } | null): string {
+  return recording ? `${recording.disclosure ?? DEFAULT_RECORDING_DISCLOSURE} ${opening}` : opening;
+}
+
+/**
+ * What the agent answers a call screener (a phone's assistant that asks who is calling): its name,
+ * the business, who the call is for and, when the request says it, why — one sentence, so the
+ * screener can pass it on whole.
+ */
+export function screenerReply(input: { agentName: string | null; values: PromptValues; purpose: string | null }): string {
+  const who = input.agentName ? `${input.agentName}, an automated assistant` : "an automated assistant";
+  const purpose = input.purpose?.trim().replace(/[.!?]+$/, "");
+  return `Hi, this is ${who} calling from ${input.values.business_name} for ${input.values.recipient_name}${purpose ? `, about: ${purpose}` : ""}.`;
+}

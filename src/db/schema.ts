@@ -1,6 +1,6 @@
 
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { ANSWERED_BY, CALL_STATUSES, DEFAULT_MAX_CONCURRENT_CALLS, ENDED_REASONS, NOTIFICATION_STATUSES, QUEUED_REASONS, type CallAttempt, type RetryPolicy, type TranscriptTurn } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, DEFAULT_MAX_CONCURRENT_CALLS, ENDED_REASONS, NOTIFICATION_STATUSES, PHONE_STATUSES, QUEUED_REASONS, type CallAttempt, type Consent, type RetryPolicy, type TranscriptTurn } from "../calls/call";
 import type { CallingHours } from "../calls/calling-hours";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
@@ -89,6 +89,12 @@ export const agents = sqliteTable(
     maxDurationSeconds: integer("max_duration_seconds").notNull(),
     /** The notifications' default retry; a request's own wins. */
     retry: text("retry", { mode: "json" }).$type<RetryPolicy | null>(),
+    /** E.164 the agent may hand the caller over to (transfer_call); null: no transfer. */
+    transferTo: text("transfer_to"),
+    /** Calls are recorded, after the disclosure. */
+    record: integer("record", { mode: "boolean" }).notNull().default(false),
+    /** Spoken first on a recorded call; null: the default disclosure. */
+    recordingDisclosure: text("recording_disclosure"),
     ...timestamps,
   },
   (t) => [index("agents_business_idx").on(t.businessId, t.status)],
@@ -105,6 +111,8 @@ export const customers = sqliteTable(
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     /** IANA zone the customer's calling hours are read in; null: the phone number's zone(s). */
     timezone: text("timezone"),
+    /** How the business obtained the customer's consent to be called; null: not recorded. */
+    consent: text("consent", { mode: "json" }).$type<Consent | null>(),
     ...timestamps,
   },
   (t) => [uniqueIndex("customers_project_external_id_idx").on(t.projectId, t.externalId)],
@@ -118,7 +126,7 @@ export const customerPhones = sqliteTable(
     projectId: text("project_id").notNull().references(() => projects.id),
     value: text("value").notNull(),
     isPrimary: integer("is_primary", { mode: "boolean" }).notNull(),
-    status: text("status", { enum: ["active", "opted_out", "invalid"] }).notNull(),
+    status: text("status", { enum: PHONE_STATUSES }).notNull(),
     ...timestamps,
   },
   (t) => [
@@ -176,6 +184,8 @@ export const notifications = sqliteTable(
     ignoreCallingHours: integer("ignore_calling_hours", { mode: "boolean" }).notNull().default(false),
     /** When the reconciler next checks an open notification whose call may have been lost. */
     reconcileAt: text("reconcile_at"),
+    /** The person asked, during a call of this notification, not to be called again. */
+    optedOut: integer("opted_out", { mode: "boolean" }).notNull().default(false),
     ...timestamps,
   },
   (t) => [
@@ -186,6 +196,20 @@ export const notifications = sqliteTable(
     index("notifications_customer_idx").on(t.customerId),
     uniqueIndex("notifications_call_id_idx").on(t.callId),
   ],
+);
+
+/** Numbers the project never calls (API.md, The person called): refused at trigger, and re-checked before every dial. */
+export const blockedNumbers = sqliteTable(
+  "blocked_numbers",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull().references(() => projects.id),
+    /** E.164. */
+    phone: text("phone").notNull(),
+    reason: text("reason"),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("blocked_numbers_project_phone_idx").on(t.projectId, t.phone), index("blocked_numbers_project_idx").on(t.projectId, t.id)],
 );
 
 /** Notifications triggered together (`POST /api/v1/notifications/batch`); counts by status come from them. */

@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../context";
 import { ApiError, ERROR_CODES, type ErrorCode, type ErrorDetail } from "../errors";
+import { parseE164 } from "./phone";
 
 /** Turns zod issues into the `details` of a 400. */
 export function zodDetails(issues: readonly z.core.$ZodIssue[]): ErrorDetail[] {
@@ -78,3 +79,12 @@ export function IdParam<Name extends string>(name: Name) {
   const shape = { [name]: z.string().openapi({ param: { name, in: "path" }, example: "0193b1c2-7e4a-7c1e-9d5a-2f1e4c3b2a10" }) } as Record<Name, z.ZodString>;
   return z.object(shape);
 }
+
+/** A phone number in a request: strict E.164, valid for its country. */
+export const E164Field = z
+  .string()
+  .superRefine((value, ctx) => {
+    const parsed = parseE164(value);
+    if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.message });
+  })
+  .openapi({ description: "E.164: + and 8–15 digits, valid for its country", example: "+14155552671" });

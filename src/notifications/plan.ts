@@ -1,12 +1,12 @@
 import { z } from "@hono/zod-openapi";
-import { and, eq } from "drizzle-orm";
-import { DEFAULT_MAX_CONCURRENT_CALLS, RETRY_ON, type CallParams, type RetryPolicy } from "../calls/call";
+import { and, eq, inArray } from "drizzle-orm";
+import { DEFAULT_MAX_CONCURRENT_CALLS, RETRY_ON, type CallParams, type Consent, type RetryPolicy } from "../calls/call";
 import { calleeTimeZones, DEFAULT_CALLING_HOURS, nextDialTime, type CallingHours, type CallingWindow } from "../calls/calling-hours";
 import { firstReconcileAt } from "../calls/reconcile";
-import { llmScript, openingLine, promptValues, renderScript, type ScriptTemplate } from "../calls/prompt";
+import { llmScript, openingLine, promptValues, renderScript, screenerReply, withDisclosure, type ScriptTemplate } from "../calls/prompt";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
-import { agents, businesses, customerPhones, customers, notifications, projects } from "../db/schema";
+import { agents, blockedNumbers, businesses, customerPhones, customers, notifications, projects } from "../db/schema";
 import { ApiError } from "../errors";
 import { newCallId, nowIso, randomHex, uuidv7 } from "../lib/ids";
 
@@ -66,6 +66,10 @@ export interface CallPlan {
   waitingFor: "scheduled" | "calling_hours" | null;
   callingWindow: CallingWindow | null;
   maxConcurrentCalls: number;
+  transferTo: string | null;
+  record: boolean;
+  screenerReply: string;
+  consent: Consent | null;
 }
 
 /**
@@ -101,8 +105,19 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
       .limit(1),
     db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1),
     db.select({ callingHours: projects.callingHours, maxConcurrentCalls: projects.maxConcurrentCalls }).from(projects).where(eq(projects.id, auth.projectId)).limit(1),
+    // Whether that phone is on the project's blocked list.
+    db
+      .select({ id: blockedNumbers.id })
+      .from(blockedNumbers)
+      .where(
+        and(
+          eq(blockedNumbers.projectId, auth.projectId),
+          inArray(blockedNumbers.phone, db.select({ value: customerPhones.value }).from(customerPhones).where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))),
+        ),
+      )
+      .limit(1),
   ] as const;
-  const [[customer], [phone], [business], [project], [agent]] =
+  const [[customer], [phone], [business], [project], [blocked], [agent]] =
     body.agent_id === undefined
       ? [...(await db.batch(lookups)), []]
       : await db.batch([
@@ -123,6 +138,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
   if (!phone) throw new ApiError("no_active_phone", "The customer has no active phone number to call");
   if (phone.status === "opted_out") throw new ApiError("phone_opted_out", "The customer's phone number has opted out of calls");
   if (phone.status !== "active") throw new ApiError("no_active_phone", "The customer's primary phone number is marked invalid");
+  if (blocked) throw new ApiError("number_blocked", "The customer's phone number is on the project's blocked list");
 
   if (!business) throw new ApiError("business_not_found", "Business not found");
   const values = promptValues({
@@ -160,12 +176,19 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
     retry: body.retry ?? agent?.retry ?? null,
     voice: agent?.voice ?? null,
     language: agent?.language ?? null,
-    opening: openingLine({
-      firstMessage: script.firstMessage,
-      prompt: script.prompt,
-      values,
-      llm: agent ? null : { message: values.message ?? "", collectFeedback: body.collect_feedback === true },
-    }),
+    opening: withDisclosure(
+      openingLine({
+        firstMessage: script.firstMessage,
+        prompt: script.prompt,
+        values,
+        llm: agent ? null : { message: values.message ?? "", collectFeedback: body.collect_feedback === true },
+      }),
+      agent?.record ? { disclosure: agent.recordingDisclosure } : null,
+    ),
+    transferTo: agent?.transferTo ?? null,
+    record: agent?.record ?? false,
+    screenerReply: screenerReply({ agentName: agent?.name ?? null, values, purpose: agent ? null : (values.message ?? null) }),
+    consent: customer.consent ?? null,
   };
 }
 
@@ -214,6 +237,7 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     queuedReason: plan.waitingFor,
     ignoreCallingHours: body.ignore_calling_hours ?? false,
     reconcileAt: firstReconcileAt(plan.dialAtMs),
+    optedOut: false,
     createdAt: now,
     updatedAt: now,
   };
@@ -239,6 +263,10 @@ export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
     attempt: 1,
     callingWindow: plan.callingWindow,
     maxConcurrentCalls: plan.maxConcurrentCalls,
+    transferTo: plan.transferTo,
+    record: plan.record,
+    screenerReply: plan.screenerReply,
+    consent: plan.consent,
     ...(row.simulated ? {} : { live: { streamToken: randomHex(32), voice: plan.voice, language: plan.language } }),
   };
 }

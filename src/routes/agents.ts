@@ -5,7 +5,8 @@ import { agents } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
 import { checkOutputSchema, OUTPUT_SCHEMA_LIMITS } from "../lib/json-schema";
-import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { apiKeySecurity, atLeastOneField, createRouter, E164Field, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { DEFAULT_RECORDING_DISCLOSURE } from "../calls/prompt";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
 const OutputSchemaField = z
@@ -40,6 +41,9 @@ const agentFields = {
   voicemail_message: optionalText(2000).openapi({ description: "Left after the beep when a machine answers; none: hang up" }),
   max_duration_seconds: z.number().int().min(30).max(600),
   retry: RetryPolicySchema.nullable().openapi({ description: "The default retry of this agent's notifications (a request's own wins); null: one attempt" }),
+  transfer_to: E164Field.nullable().openapi({ description: "A person the agent may hand the caller over to (the transfer_call tool); null: no transfer" }),
+  record: z.boolean().openapi({ description: "Record the calls (two-channel WAV), after a disclosure line spoken first" }),
+  recording_disclosure: optionalText(500).openapi({ description: `Spoken first on a recorded call; null: "${DEFAULT_RECORDING_DISCLOSURE}"` }),
 };
 
 const CreateAgentBody = z
@@ -53,6 +57,9 @@ const CreateAgentBody = z
     voicemail_message: agentFields.voicemail_message.optional(),
     max_duration_seconds: agentFields.max_duration_seconds.default(180),
     retry: agentFields.retry.optional(),
+    transfer_to: agentFields.transfer_to.optional(),
+    record: agentFields.record.default(false),
+    recording_disclosure: agentFields.recording_disclosure.optional(),
   })
   .openapi("CreateAgentRequest");
 
@@ -67,6 +74,9 @@ const UpdateAgentBody = z
     voicemail_message: agentFields.voicemail_message.optional(),
     max_duration_seconds: agentFields.max_duration_seconds.optional(),
     retry: agentFields.retry.optional(),
+    transfer_to: agentFields.transfer_to.optional(),
+    record: agentFields.record.optional(),
+    recording_disclosure: agentFields.recording_disclosure.optional(),
   })
   .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateAgentRequest");
@@ -85,6 +95,9 @@ const AgentSchema = z
     voicemail_message: z.string().nullable(),
     max_duration_seconds: z.number().int(),
     retry: RetryPolicySchema.nullable(),
+    transfer_to: z.string().nullable(),
+    record: z.boolean(),
+    recording_disclosure: z.string().nullable(),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -106,6 +119,9 @@ function agentBody(row: AgentRow) {
     voicemail_message: row.voicemailMessage,
     max_duration_seconds: row.maxDurationSeconds,
     retry: row.retry ?? null,
+    transfer_to: row.transferTo,
+    record: row.record,
+    recording_disclosure: row.recordingDisclosure,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
   };
@@ -179,6 +195,9 @@ export const agentRoutes = createRouter()
       voicemailMessage: body.voicemail_message ?? null,
       maxDurationSeconds: body.max_duration_seconds,
       retry: body.retry ?? null,
+      transferTo: body.transfer_to ?? null,
+      record: body.record,
+      recordingDisclosure: body.recording_disclosure ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -222,6 +241,9 @@ export const agentRoutes = createRouter()
         voicemailMessage: body.voicemail_message,
         maxDurationSeconds: body.max_duration_seconds,
         retry: body.retry,
+        transferTo: body.transfer_to,
+        record: body.record,
+        recordingDisclosure: body.recording_disclosure,
         updatedAt: nowIso(),
       })
       .where(and(eq(agents.id, c.req.valid("param").id), eq(agents.businessId, auth.businessId)))

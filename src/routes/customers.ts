@@ -4,20 +4,12 @@ import { violatesUnique, type Database } from "../db/client";
 import { customerPhones, customers } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
-import { apiKeySecurity, atLeastOneField, createRouter, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
+import { apiKeySecurity, atLeastOneField, createRouter, E164Field, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
-import { parseE164 } from "../lib/phone";
 import { TimeZoneSchema } from "../calls/calling-hours";
+import { CONSENT_TYPES, PHONE_STATUSES } from "../calls/call";
 
 const METADATA_MAX_BYTES = 16 * 1024;
-
-const E164Field = z
-  .string()
-  .superRefine((value, ctx) => {
-    const parsed = parseE164(value);
-    if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.message });
-  })
-  .openapi({ description: "E.164: + and 8–15 digits, valid for its country", example: "+14155552671" });
 
 const MetadataField = z
   .record(z.string(), z.unknown())
@@ -35,8 +27,24 @@ const TimeZoneField = TimeZoneSchema.openapi({
   example: "America/New_York",
 });
 
+/** Clock skew allowed for an `obtained_at` that is "now" on the client's clock. */
+const CONSENT_CLOCK_SKEW_MS = 5 * 60_000;
+
+const ConsentField = z
+  .strictObject({
+    type: z.enum(CONSENT_TYPES),
+    obtained_at: z.iso
+      .datetime({ offset: true, message: "must be an ISO 8601 date and time with an offset, e.g. 2026-11-02T14:05:00Z" })
+      .refine((at) => Date.parse(at) <= Date.now() + CONSENT_CLOCK_SKEW_MS, "must not be in the future"),
+    source: z.string().trim().min(1, "is required").max(500).openapi({ description: "Where the consent was obtained, e.g. a form's URL or a contract's reference" }),
+  })
+  .openapi("Consent", {
+    description: "How the customer agreed to be called; stored as given and included in call.summary",
+    example: { type: "express_written", obtained_at: "2026-11-02T14:05:00Z", source: "https://example.com/signup#sms-voice-consent" },
+  });
+
 const CreateCustomerBody = z
-  .object({ ...customerFields, phone: E164Field, metadata: MetadataField.default({}), timezone: TimeZoneField.optional() })
+  .object({ ...customerFields, phone: E164Field, metadata: MetadataField.default({}), timezone: TimeZoneField.optional(), consent: ConsentField.optional() })
   .openapi("CreateCustomerRequest");
 
 const UpdateCustomerBody = z
@@ -46,11 +54,12 @@ const UpdateCustomerBody = z
     last_name: customerFields.last_name.optional(),
     metadata: MetadataField.optional().openapi({ description: "Replaces the whole metadata object" }),
     timezone: TimeZoneField.nullable().optional().openapi({ description: "The customer's IANA time zone; null clears it (the phone number's zone(s) apply)" }),
+    consent: ConsentField.nullable().optional().openapi({ description: "Replaces the consent record; null clears it" }),
   })
   .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateCustomerRequest");
 
-const PhoneStatus = z.enum(["active", "opted_out", "invalid"]);
+const PhoneStatus = z.enum(PHONE_STATUSES);
 
 const AddPhoneBody = z
   .object({
@@ -88,6 +97,7 @@ const CustomerSchema = z
     last_name: z.string(),
     metadata: z.record(z.string(), z.unknown()),
     timezone: z.string().nullable().openapi({ description: "IANA time zone for calling hours; null: the phone number's zone(s)" }),
+    consent: ConsentField.nullable().openapi({ description: "How the customer agreed to be called; null: not recorded" }),
     phones: z.array(PhoneSchema).openapi({ description: "Primary first, then oldest first" }),
     created_at: z.string(),
     updated_at: z.string(),
@@ -118,6 +128,7 @@ function customerBody(row: CustomerRow, phones: PhoneRow[]) {
     last_name: row.lastName,
     metadata: row.metadata,
     timezone: row.timezone,
+    consent: row.consent ?? null,
     phones: phones.map(phoneBody),
     created_at: row.createdAt,
     updated_at: row.updatedAt,
@@ -241,6 +252,7 @@ export const customerRoutes = createRouter()
       lastName: body.last_name,
       metadata: body.metadata,
       timezone: body.timezone ?? null,
+      consent: body.consent ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -297,7 +309,7 @@ export const customerRoutes = createRouter()
       [updated, phones] = await db.batch([
         db
           .update(customers)
-          .set({ externalId: body.external_id, firstName: body.first_name, lastName: body.last_name, metadata: body.metadata, timezone: body.timezone, updatedAt: nowIso() })
+          .set({ externalId: body.external_id, firstName: body.first_name, lastName: body.last_name, metadata: body.metadata, timezone: body.timezone, consent: body.consent, updatedAt: nowIso() })
           .where(and(eq(customers.id, id), eq(customers.projectId, auth.projectId)))
           .returning(),
         phonesQuery(db, auth.projectId, id),

@@ -46,6 +46,7 @@ const NotificationSchema = z
     ended_at: z.string().nullable(),
     duration_seconds: z.number().nullable().openapi({ description: "Talk time from the answer, in seconds" }),
     answered_by: z.enum(ANSWERED_BY).nullable(),
+    opted_out: z.boolean().openapi({ description: "The person asked during the call not to be called again (their phone is now opted_out)" }),
     retry: RetryPolicySchema.nullable(),
     attempts: z
       .array(
@@ -147,6 +148,7 @@ function notificationBody(row: NotificationRow): z.infer<typeof NotificationSche
     ended_at: row.endedAt,
     duration_seconds: row.durationSeconds,
     answered_by: row.answeredBy,
+    opted_out: row.optedOut,
     retry: row.retry,
     attempts: row.attempts,
     simulated: row.simulated,

@@ -5,7 +5,7 @@ import { events, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { nowIso, uuidv7 } from "../lib/ids";
 import type { DeliveryMessage } from "./deliver";
 
-export const EVENT_NAMES = ["call.started", "call.ended", "call.summary", "batch.completed"] as const;
+export const EVENT_NAMES = ["call.started", "call.ended", "call.summary", "batch.completed", "customer.opted_out"] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 
 export interface EventInput {

@@ -72,6 +72,8 @@ describe("simulated calls, by number", () => {
       ended_at: n.ended_at,
       ended_reason: "customer-ended-call",
       duration_seconds: n.duration_seconds,
+      opted_out: false,
+      consent: null,
       simulated: true,
     });
     expect(summary.transcript).toMatch(/^AI: Hi, is this John\? .*\nCustomer: Yes, that works for me\. Thank you!\nAI: .*\nCustomer: Bye!$/);
@@ -185,6 +187,10 @@ async function frozenCall(phone = "+14155550100", overrides: Partial<CallParams>
     voicemailMessage: null,
     outputSchema: QUICKSTART_AGENT.output_schema!,
     maxDurationSeconds: 180,
+    transferTo: null,
+    record: false,
+    screenerReply: "Hi, this is an automated assistant calling from Acme for John Smith.",
+    consent: null,
     ...overrides,
   };
   const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(id));

@@ -74,12 +74,12 @@ describe("scheduled_at", () => {
     expect((await storedEvents(id)).map((e) => JSON.parse(e.payload).data)).toEqual([{ status: "canceled", ended_reason: "canceled", attempt: 1, simulated: true }]);
   });
 
-  it("a phone that opted out while the call waited is not called: the notification fails saying why", async () => {
+  it("a phone that opted out while the call waited is not called: the notification fails as opted-out", async () => {
     const { account, customer, created, callObject } = await scheduled(new Date(Date.now() + HOUR_MS).toISOString());
     await setPhoneStatus(account, customer.id, customer.phones[0]!.id, "opted_out");
     expect(await runDurableObjectAlarm(callObject())).toBe(true);
     const n = await getNotification(account, created.body.notification.id);
-    expect(n).toMatchObject({ status: "failed", ended_reason: "error", error_message: "The phone number was opted out before the call was placed", started_at: null });
+    expect(n).toMatchObject({ status: "failed", call_status: "canceled", ended_reason: "opted-out", error_message: "The phone number opted out of calls before the call was placed", started_at: null, attempts: [] });
   });
 
   it("the reconciler leaves a waiting call alone until it is due, and ends one whose object lost it", async () => {

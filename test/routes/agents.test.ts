@@ -52,6 +52,9 @@ describe("POST /api/v1/agents", () => {
       voicemail_message: null,
       max_duration_seconds: 180,
       retry: null,
+      transfer_to: null,
+      record: false,
+      recording_disclosure: null,
       created_at: expect.any(String),
       updated_at: res.body.created_at,
     });

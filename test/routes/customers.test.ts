@@ -46,6 +46,7 @@ describe("POST /api/v1/customers", () => {
       last_name: "Smith",
       metadata: {},
       timezone: null,
+      consent: null,
       phones: [
         {
           id: expect.any(String),

@@ -63,6 +63,7 @@ describe("POST /api/v1/notifications", () => {
         ended_at: null,
         duration_seconds: null,
         answered_by: null,
+        opted_out: false,
         retry: null,
         attempts: [],
         simulated: true,
