@@ -13,6 +13,7 @@ import { agentRoutes } from "./routes/agents";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { authRoutes } from "./routes/auth";
 import { batchRoutes } from "./routes/batches";
+import { blockedNumberRoutes } from "./routes/blocked-numbers";
 import { customerRoutes } from "./routes/customers";
 import { notificationRoutes } from "./routes/notifications";
 import { projectRoutes } from "./routes/projects";
@@ -99,6 +100,7 @@ export function createApp() {
   app.route("/api/v1", apiKeyRoutes);
   app.route("/api/v1", agentRoutes);
   app.route("/api/v1", customerRoutes);
+  app.route("/api/v1", blockedNumberRoutes);
   // Before the notifications' routes: /notifications/batch is not a notification id.
   app.route("/api/v1", batchRoutes);
   app.route("/api/v1", notificationRoutes);

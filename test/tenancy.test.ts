@@ -20,6 +20,7 @@ interface Ids {
   notificationId: string;
   /** A batch none of whose items was accepted: complete, so it changes no more by itself. */
   batchId: string;
+  blockedNumberId: string;
   webhookId: string;
   deliveryId: string;
   /** B's own customer and project, to reach A's objects through ids B may use. */
@@ -61,6 +62,8 @@ const routes: RouteCase[] = [
   { name: "list a webhook's deliveries", method: "GET", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/deliveries`, code: "webhook_not_found" },
   { name: "get a delivery", method: "GET", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/deliveries/${ids.deliveryId}`, code: "webhook_not_found" },
   { name: "retry a delivery", method: "POST", path: (ids) => `/api/v1/projects/${ids.callerProjectId}/webhooks/${ids.webhookId}/deliveries/${ids.deliveryId}/retry`, code: "webhook_not_found" },
+  { name: "get a blocked number", method: "GET", path: (ids) => `/api/v1/blocked-numbers/${ids.blockedNumberId}`, code: "blocked_number_not_found" },
+  { name: "unblock a number", method: "DELETE", path: (ids) => `/api/v1/blocked-numbers/${ids.blockedNumberId}`, code: "blocked_number_not_found" },
   { name: "get a batch", method: "GET", path: (ids) => `/api/v1/batches/${ids.batchId}`, code: "batch_not_found" },
   { name: "cancel a batch", method: "POST", path: (ids) => `/api/v1/batches/${ids.batchId}/cancel`, code: "batch_not_found" },
   { name: "get the default project", method: "GET", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}`, code: "project_not_found" },
@@ -78,6 +81,7 @@ const views: Array<{ name: string; path: (ids: Ids) => string }> = [
   { name: "default project", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}` },
   { name: "notification", path: (ids) => `/api/v1/notifications/${ids.notificationId}` },
   { name: "batch", path: (ids) => `/api/v1/batches/${ids.batchId}` },
+  { name: "blocked numbers", path: () => "/api/v1/blocked-numbers" },
   { name: "webhook", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks/${ids.webhookId}` },
   { name: "deliveries", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks/${ids.webhookId}/deliveries` },
 ];
@@ -99,12 +103,14 @@ async function seed(a: Account, b: Account): Promise<Ids> {
   const notificationId: string = notification.notification.id;
   await vi.waitFor(async () => expect((await api("GET", `/api/v1/notifications/${notificationId}`, { key: a.key })).body.status).toBe("completed"), { timeout: 10_000, interval: 50 });
   const batch = await expectStatus(api("POST", "/api/v1/notifications/batch", { key: a.key, body: { agent_id: agent.id, items: [{ external_id: "nobody" }] } }), 202);
+  const blockedNumber = await expectStatus(api("POST", "/api/v1/blocked-numbers", { key: a.key, body: { phone: "+14155550103", reason: "A's list" } }), 201);
   const webhook = await expectStatus(api("POST", `/api/v1/projects/${a.projectId}/webhooks`, { key: a.key, body: { url: `http://receiver.test/${uniqueName("tenancy")}`, events: ["call.ended"] } }), 201);
   const test = await api("POST", `/api/v1/projects/${a.projectId}/webhooks/${webhook.id}/test`, { key: a.key });
   expect(test.body.status).toBe("success");
   return {
     notificationId,
     batchId: batch.batch.id,
+    blockedNumberId: blockedNumber.id,
     webhookId: webhook.id,
     deliveryId: test.body.id,
     callerProjectId: b.projectId,

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { count } from "../fixtures";
+import { count, createAgent, QUICKSTART_AGENT, QUICKSTART_VARIABLES, storedEvents, waitUntilEnded } from "../fixtures";
 import { api, signup, type Account } from "../helpers";
 
 // The quickstart's step 3 body as curl sends it.
@@ -12,6 +12,8 @@ const QUICKSTART_CUSTOMER_JSON = `{
   }`;
 
 const UNKNOWN_ID = "0193b1c2-7e4a-7c1e-9d5a-2f1e4c3b2a10";
+
+const CONSENT = { type: "express_written", obtained_at: "2026-11-02T14:05:00Z", source: "https://example.com/signup#voice-consent" };
 
 const customerCount = (projectId: string) => count("customers", "project_id = ?", projectId);
 const phoneCount = (projectId: string) => count("customer_phones", "project_id = ?", projectId);
@@ -102,6 +104,13 @@ describe("POST /api/v1/customers", () => {
     ["the timezone is unknown", { timezone: "Mars/Olympus_Mons" }, "timezone"],
     ["the timezone is a UTC offset, not an IANA zone", { timezone: "+02:00" }, "timezone"],
     ["the timezone is null", { timezone: null }, "timezone"],
+    ["the consent's type is unknown", { consent: { ...CONSENT, type: "implied" } }, "consent.type"],
+    ["the consent has no obtained_at", { consent: { type: "express", source: "web form" } }, "consent.obtained_at"],
+    ["the consent's obtained_at has no offset", { consent: { ...CONSENT, obtained_at: "2026-11-02T14:05:00" } }, "consent.obtained_at"],
+    ["the consent was obtained in the future", { consent: { ...CONSENT, obtained_at: new Date(Date.now() + 86_400_000).toISOString() } }, "consent.obtained_at"],
+    ["the consent's source is blank", { consent: { ...CONSENT, source: " " } }, "consent.source"],
+    ["the consent has a field it does not know", { consent: { ...CONSENT, obtained_by: "agent 7" } }, "consent"],
+    ["the consent is a string", { consent: "yes" }, "consent"],
   ])("returns 400 and creates nothing when %s", async (_case, override, path) => {
     const account = await signup();
     const res = await api("POST", "/api/v1/customers", { key: account.key, body: { ...valid, ...override } });
@@ -265,6 +274,46 @@ describe("PATCH /api/v1/customers/{id}", () => {
     const res = await api("PATCH", `/api/v1/customers/${UNKNOWN_ID}`, { key: account.key, body: { first_name: "X" } });
     expect(res.status).toBe(404);
     expect(res.body.code).toBe("customer_not_found");
+  });
+});
+
+describe("a customer's consent record", () => {
+  const storedConsent = async (id: string) => (await env.DB.prepare("SELECT consent FROM customers WHERE id = ?").bind(id).first<{ consent: string | null }>())?.consent;
+
+  it("is stored as given on create and returned by every read", async () => {
+    const account = await signup();
+    const customer = await createCustomer(account, { consent: CONSENT });
+    expect(customer.consent).toEqual(CONSENT);
+    expect(JSON.parse((await storedConsent(customer.id))!)).toEqual(CONSENT);
+    expect((await api("GET", `/api/v1/customers/${customer.id}`, { key: account.key })).body.consent).toEqual(CONSENT);
+    expect((await api("GET", "/api/v1/customers", { key: account.key })).body[0].consent).toEqual(CONSENT);
+  });
+
+  it("is replaced, kept when left out, and cleared with null on update; a bad one changes nothing", async () => {
+    const account = await signup();
+    const customer = await createCustomer(account);
+    expect(customer.consent).toBeNull();
+    const replaced = { type: "existing_relationship", obtained_at: "2025-01-15T09:00:00-05:00", source: "Patient since 2019, contract 1182" };
+    expect((await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { consent: replaced } })).body.consent).toEqual(replaced);
+    expect((await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { first_name: "Jean" } })).body.consent).toEqual(replaced);
+    const bad = await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { consent: { ...replaced, type: "verbal" } } });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse((await storedConsent(customer.id))!)).toEqual(replaced);
+    const cleared = await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { consent: null } });
+    expect(cleared.body.consent).toBeNull();
+    expect(await storedConsent(customer.id)).toBeNull();
+  });
+
+  it("is in the call.summary of the customer's calls, as it was when the call was triggered", async () => {
+    const account = await signup();
+    const agent = await createAgent(account, QUICKSTART_AGENT);
+    const customer = await createCustomer(account, { consent: CONSENT });
+    const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } });
+    expect(created.status).toBe(201);
+    await api("PATCH", `/api/v1/customers/${customer.id}`, { key: account.key, body: { consent: null } });
+    await waitUntilEnded(account, created.body.notification.id);
+    const summary = (await storedEvents(created.body.notification.id)).find((event) => event.event_name === "call.summary");
+    expect(JSON.parse(summary!.payload).data).toMatchObject({ consent: CONSENT, opted_out: false });
   });
 });
 
