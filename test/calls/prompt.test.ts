@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FEEDBACK_OUTPUT_SCHEMA, llmScript, openingLine, promptValues, renderScript, renderTemplate } from "../../src/calls/prompt";
+import { DEFAULT_RECORDING_DISCLOSURE, FEEDBACK_OUTPUT_SCHEMA, llmScript, openingLine, promptValues, renderScript, renderTemplate, screenerReply, withDisclosure } from "../../src/calls/prompt";
 import { QUICKSTART_OPENING } from "../fixtures";
 
 const sources = {
@@ -129,5 +129,25 @@ describe("openingLine", () => {
     expect(openingLine({ firstMessage: null, prompt, values, llm: { message: "Your visit is Monday at 9.", collectFeedback: true } })).toBe(
       "Hi John, this is Acme Inc calling. Your visit is Monday at 9. Can you confirm, or would you like to cancel or reschedule?",
     );
+  });
+});
+
+describe("withDisclosure", () => {
+  it("puts a recorded call's disclosure (the agent's, else the default) before the opening", () => {
+    expect(withDisclosure("Hi John.", { disclosure: null })).toBe(`${DEFAULT_RECORDING_DISCLOSURE} Hi John.`);
+    expect(DEFAULT_RECORDING_DISCLOSURE).toBe("This call is recorded.");
+    expect(withDisclosure("Hi John.", { disclosure: "We record our calls." })).toBe("We record our calls. Hi John.");
+    expect(withDisclosure("Hi John.", null)).toBe("Hi John.");
+  });
+});
+
+describe("screenerReply", () => {
+  const values = promptValues({ ...sources, request: {} });
+
+  it("says in one sentence who calls, from which business, for whom and — when the request says — why", () => {
+    expect(screenerReply({ agentName: "Ava", values, purpose: "Your order ships tomorrow." })).toBe(
+      "Hi, this is Ava, an automated assistant calling from Acme Inc for John Smith, about: Your order ships tomorrow.",
+    );
+    expect(screenerReply({ agentName: null, values, purpose: null })).toBe("Hi, this is an automated assistant calling from Acme Inc for John Smith.");
   });
 });

@@ -76,6 +76,9 @@ describe("POST /api/v1/agents", () => {
       first_message: "Hi, this is Acme calling about your invoice.",
       voicemail_message: "Please call Acme back.",
       max_duration_seconds: 600,
+      transfer_to: "+14155550142",
+      record: true,
+      recording_disclosure: "This call is recorded for quality.",
     };
     const res = await api("POST", "/api/v1/agents", { key: account.key, body });
     expect(res.status).toBe(201);
@@ -115,6 +118,11 @@ describe("POST /api/v1/agents", () => {
     ["max_duration_seconds is above 600", { max_duration_seconds: 601 }, "max_duration_seconds"],
     ["max_duration_seconds is not an integer", { max_duration_seconds: 90.5 }, "max_duration_seconds"],
     ["max_duration_seconds is a string", { max_duration_seconds: "180" }, "max_duration_seconds"],
+    ["transfer_to is not E.164", { transfer_to: "(415) 555-0142" }, "transfer_to"],
+    ["transfer_to is not a valid number", { transfer_to: "+1415555014" }, "transfer_to"],
+    ["record is a string", { record: "yes" }, "record"],
+    ["recording_disclosure is blank", { recording_disclosure: "  " }, "recording_disclosure"],
+    ["recording_disclosure is too long", { recording_disclosure: "x".repeat(501) }, "recording_disclosure"],
   ])("returns 400 and creates nothing when %s", async (_case, override, path) => {
     const account = await signup();
     const res = await api("POST", "/api/v1/agents", { key: account.key, body: { ...valid, ...override } });
@@ -199,6 +207,17 @@ describe("PATCH /api/v1/agents/{id}", () => {
     expect((await api("GET", `/api/v1/agents/${agent.id}`, { key: account.key })).body).toEqual(res.body);
   });
 
+  it("sets and clears transfer_to, record and recording_disclosure", async () => {
+    const account = await signup();
+    const agent = await createAgent(account);
+    expect(agent).toMatchObject({ transfer_to: null, record: false, recording_disclosure: null });
+    const set = await api("PATCH", `/api/v1/agents/${agent.id}`, { key: account.key, body: { transfer_to: "+442079460000", record: true, recording_disclosure: "We record calls." } });
+    expect(set.body).toMatchObject({ transfer_to: "+442079460000", record: true, recording_disclosure: "We record calls." });
+    const cleared = await api("PATCH", `/api/v1/agents/${agent.id}`, { key: account.key, body: { transfer_to: null, record: false, recording_disclosure: null } });
+    expect(cleared.body).toMatchObject({ transfer_to: null, record: false, recording_disclosure: null });
+    expect(await env.DB.prepare("SELECT transfer_to, record, recording_disclosure FROM agents WHERE id = ?").bind(agent.id).first()).toEqual({ transfer_to: null, record: 0, recording_disclosure: null });
+  });
+
   it("clears output_schema and optional texts with null", async () => {
     const account = await signup();
     const agent = await createAgent(account, { voice: "alloy", output_schema: { type: "object" } });
@@ -219,6 +238,8 @@ describe("PATCH /api/v1/agents/{id}", () => {
     ["an output_schema with a huge maxLength", { output_schema: { type: "object", properties: { a: { type: "string", maxLength: 1_000_000 } } } }, "output_schema.properties.a.maxLength"],
     ["a null system_prompt", { system_prompt: null }, "system_prompt"],
     ["max_duration_seconds out of range", { max_duration_seconds: 1000 }, "max_duration_seconds"],
+    ["a transfer_to that is not E.164", { transfer_to: "555-0142" }, "transfer_to"],
+    ["a null record", { record: null }, "record"],
   ])("returns 400 and changes nothing for %s", async (_case, body, path) => {
     const account = await signup();
     const agent = await createAgent(account);
