@@ -174,7 +174,7 @@ const createRouteDef = createRoute({
   tags: ["Notifications"],
   summary: "Send a notification: place an AI voice call to the customer",
   description:
-    "Agent path (`agent_id`) or LLM path (`message`, no agent). Refused with no call: unknown customer or agent (404), disabled agent, no active phone, opted-out phone, or prompt variables with no value (422, with `missing_variables`).\n\n" +
+    "Agent path (`agent_id`) or LLM path (`message`, no agent). Refused with no call: unknown customer or agent (404), disabled agent, no active phone, opted-out phone, blocked number, or prompt variables with no value (422, with `missing_variables`).\n\n" +
     "When Twilio refuses the call (an invalid or unreachable number, an unverified caller ID, …) or cannot be reached, the notification still exists and has ended: the response is a 201 whose notification is `failed` with `ended_reason: error` and Twilio's message in `error_message`, and `call.status` is `failed`; a `call.ended` webhook goes out as for any failed call. A replay with the same Idempotency-Key returns that same response: send a new request to try again. A 502 means the call could not be started for another reason.",
   security: apiKeySecurity,
   middleware: [limitNotificationTriggers],
