@@ -16,7 +16,8 @@ export interface RealtimeScript {
   speech_start_frames?: number;
   speech_stop_frames?: number;
   end_call_after_turn?: number | null;
-  end_call_reason?: string;
+  tool_call_after_turn?: number | null;
+  tool_name?: string | null;
   usage?: { input_tokens: number; output_tokens: number };
   drop_after_events?: number | null;
   drop_sessions?: number | null;
