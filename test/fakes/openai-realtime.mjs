@@ -37,7 +37,8 @@
  *                           (default: every session no other script matches); the latest posted
  *                           script with the same `match` replaces the earlier one
  *     responses             transcripts of the model's responses, in order; the last one repeats
- *     audio_deltas          `response.output_audio.delta` events per response (3)
+ *     audio_deltas          `response.output_audio.delta` events per response (3); a list gives each
+ *                           response its own, in order, the last one repeating
  *     audio_bytes_per_delta μ-law bytes in each (160 = 20 ms)
  *     delta_interval_ms     pause before each delta after the first (0: all at once)
  *     caller_turns          transcripts of the caller's turns, in order; the last one repeats
@@ -66,7 +67,7 @@ const MULAW_SILENCES = new Set([0xff, 0x7f]);
 
 /**
  * @typedef {{
- *   match: string | null, responses: string[], audio_deltas: number, audio_bytes_per_delta: number,
+ *   match: string | null, responses: string[], audio_deltas: number | number[], audio_bytes_per_delta: number,
  *   delta_interval_ms: number, caller_turns: string[], speech_start_frames: number,
  *   speech_stop_frames: number, end_call_after_turn: number | null, tool_call_after_turn: number | null, tool_name: string | null,
  *   usage: { input_tokens: number, output_tokens: number }, drop_after_events: number | null,
@@ -490,7 +491,9 @@ async function streamResponse(session, afterTurn) {
     send(session, { type: "conversation.item.added", previous_item_id: previous, item: messageResource(messageItem, "in_progress", null) });
     send(session, { type: "response.content_part.added", ...ids, part: { type: "audio", transcript: "" } });
     send(session, { type: "response.output_audio_transcript.delta", ...ids, delta: text });
-    for (let delta = 0; delta < script.audio_deltas; delta += 1) {
+    const deltas = [script.audio_deltas].flat();
+    const deltaCount = deltas[Math.min(responseIndex, deltas.length) - 1] ?? 0;
+    for (let delta = 0; delta < deltaCount; delta += 1) {
       if (delta > 0 && script.delta_interval_ms > 0) await new Promise((resolve) => setTimeout(resolve, script.delta_interval_ms));
       if (response.finished || session.closed) return;
       const payload = mulawChunk(responseIndex, delta, script.audio_bytes_per_delta);

@@ -9,7 +9,7 @@ import { expect } from "vitest";
 /** A script's fields, all optional (what each does: test/fakes/openai-realtime.mjs). */
 export interface RealtimeScript {
   responses?: string[];
-  audio_deltas?: number;
+  audio_deltas?: number | number[];
   audio_bytes_per_delta?: number;
   delta_interval_ms?: number;
   caller_turns?: string[];
