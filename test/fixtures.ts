@@ -18,6 +18,7 @@ export interface AgentInput {
   voicemail_message?: string | null;
   max_duration_seconds?: number;
   retry?: { max_attempts: number; delay_minutes: number; on?: string[] } | null;
+  transfer_to?: string | null;
 }
 
 export async function createAgent(account: Account, input: AgentInput): Promise<{ id: string }> {

@@ -126,9 +126,9 @@ export class CallSession extends DurableObject<Bindings> {
     return this.lifecycle.start(params, dueAtMs);
   }
 
-  /** A live call's Twilio status callback (signature already checked by the route). */
-  async twilioStatus(update: TwilioStatusUpdate): Promise<void> {
-    await this.lifecycle.twilioStatus(update);
+  /** A live call's Twilio status callback (signature already checked by the route), for this object's notification. */
+  async twilioStatus(notificationId: string, update: TwilioStatusUpdate): Promise<void> {
+    await this.lifecycle.twilioStatus(notificationId, update);
   }
 
   /** A live call's answering machine detection verdict (signature already checked by the route). */
@@ -223,15 +223,18 @@ class CallLifecycle implements CallCore {
     });
   }
 
-  async twilioStatus(update: TwilioStatusUpdate): Promise<void> {
+  async twilioStatus(notificationId: string, update: TwilioStatusUpdate): Promise<void> {
     await this.operation(async () => {
       const record = this.record;
       if (record?.live && !record.ending) {
         await this.liveDriverFor(record).twilioStatus(update);
         return;
       }
-      // No call here any more (ended, or never stored): a leg that is still up belongs to nobody.
-      if (!record && !isFinalTwilioStatus(update.callStatus)) await hangUpLeg(this.liveConfig(), update.callSid);
+      if (record || isFinalTwilioStatus(update.callStatus)) return;
+      // No call here any more (ended, or never stored): a leg that is still up belongs to nobody —
+      // unless it was handed over to a person, and goes on without us.
+      const stored = await this.storedLeg(notificationId);
+      if (!(stored?.transferred && stored.callSid === update.callSid)) await hangUpLeg(this.liveConfig(), update.callSid);
     });
   }
 
@@ -744,8 +747,17 @@ class CallLifecycle implements CallCore {
   private async hangUpStoredLeg(target: CallTarget): Promise<void> {
     const live = getConfig(this.env).live;
     if (!live || target.simulated) return;
-    const [row] = await this.db.select({ carrierCallSid: notifications.carrierCallSid }).from(notifications).where(eq(notifications.id, target.notificationId));
-    if (row?.carrierCallSid) await hangUpLeg(live, row.carrierCallSid);
+    const stored = await this.storedLeg(target.notificationId);
+    if (stored && !stored.transferred) await hangUpLeg(live, stored.callSid);
+  }
+
+  /** The leg D1 knows of for a notification (dialled), and whether its call was handed over to a person. */
+  private async storedLeg(notificationId: string): Promise<{ callSid: string; transferred: boolean } | null> {
+    const [row] = await this.db
+      .select({ carrierCallSid: notifications.carrierCallSid, endedReason: notifications.endedReason })
+      .from(notifications)
+      .where(eq(notifications.id, notificationId));
+    return row?.carrierCallSid ? { callSid: row.carrierCallSid, transferred: row.endedReason === "transferred" } : null;
   }
 
   /** The notification ended outside this object (canceled, or failed by the API): the call stops, off the line too. */

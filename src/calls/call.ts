@@ -188,8 +188,10 @@ export interface LiveCallState {
   statusSequence: number | null;
   /** The rank of the latest Twilio status applied: a callback never moves the call backwards. */
   statusRank: number;
-  /** The agent ended the call (end_call), so its end is assistant-ended-call. */
+  /** The agent ended the call (end_call, opt_out), so its end is assistant-ended-call. */
   agentEnded: boolean;
+  /** The call was handed over to `transfer_to` (set before Twilio is asked): it is never hung up by us. */
+  transferred: boolean;
 }
 
 /** What a driver may do to the call: from inside a step or an operation (see `run`). */

@@ -6,7 +6,7 @@ import { sampleCallResult } from "./call-result";
  * chooses the outcome and the call goes through the same lifecycle as a real one.
  */
 
-export type SimulatedOutcome = "answered" | "busy" | "no-answer" | "voicemail" | "failed";
+export type SimulatedOutcome = "answered" | "busy" | "no-answer" | "voicemail" | "failed" | "screener" | "opt-out" | "transfer";
 
 /** The fictional US exchange 555-01xx, in any area code. */
 const MAGIC_SUFFIXES: Record<string, SimulatedOutcome> = {
@@ -14,6 +14,12 @@ const MAGIC_SUFFIXES: Record<string, SimulatedOutcome> = {
   "5550102": "no-answer",
   "5550103": "voicemail",
   "5550104": "failed",
+  /** A call screener answers and asks who is calling, then puts the person through. */
+  "5550105": "screener",
+  /** The person asks not to be called again. */
+  "5550106": "opt-out",
+  /** The person asks for a human. */
+  "5550107": "transfer",
 };
 
 export function simulatedOutcome(phoneE164: string): SimulatedOutcome {
@@ -24,6 +30,8 @@ export type SimulatorAction =
   | { kind: "ring" }
   | { kind: "answer"; answeredBy: AnsweredBy }
   | { kind: "say"; role: TurnRole; text: string }
+  /** The person's phone is opted out, as the live agent's opt_out tool does. */
+  | { kind: "opt-out" }
   | { kind: "end"; endedReason: EndedReason; errorMessage?: string };
 
 export interface SimulatorStep {
@@ -52,7 +60,7 @@ export const PACING = {
 const RING: SimulatorStep = { atSeconds: PACING.ring, action: { kind: "ring" } };
 
 /** The whole call, from the number's outcome and what the agent will say. */
-export function simulatorScript(params: Pick<CallParams, "phoneE164" | "opening" | "voicemailMessage">): SimulatorStep[] {
+export function simulatorScript(params: Pick<CallParams, "phoneE164" | "opening" | "voicemailMessage" | "screenerReply" | "transferTo">): SimulatorStep[] {
   const ringEnd = (after: number, endedReason: EndedReason): SimulatorStep[] => [RING, { atSeconds: PACING.ring + after, action: { kind: "end", endedReason } }];
   switch (simulatedOutcome(params.phoneE164)) {
     case "busy":
@@ -64,11 +72,28 @@ export function simulatorScript(params: Pick<CallParams, "phoneE164" | "opening"
     case "voicemail":
       return paced(PACING.ring + PACING.beep, { kind: "answer", answeredBy: "machine_end_beep" }, params.voicemailMessage === null ? [] : [agent(params.voicemailMessage)], "voicemail");
     case "answered":
-      return paced(PACING.ring + PACING.answer, { kind: "answer", answeredBy: "human" }, conversation(params.opening), "customer-ended-call");
+      return paced(PACING.ring + PACING.answer, ANSWERED, conversation(params.opening), "customer-ended-call");
+    case "screener":
+      return paced(PACING.ring + PACING.answer, ANSWERED, [customer(SCREENER_QUESTION), agent(params.screenerReply), ...conversation(params.opening)], "customer-ended-call");
+    case "opt-out":
+      return paced(PACING.ring + PACING.answer, ANSWERED, [agent(params.opening), customer(OPT_OUT_REQUEST), { kind: "opt-out" }, agent(OPT_OUT_ACKNOWLEDGEMENT)], "assistant-ended-call");
+    case "transfer":
+      return params.transferTo === null
+        ? paced(PACING.ring + PACING.answer, ANSWERED, [agent(params.opening), customer(HUMAN_REQUEST), agent(NO_ONE_AVAILABLE)], "assistant-ended-call")
+        : paced(PACING.ring + PACING.answer, ANSWERED, [agent(params.opening), customer(HUMAN_REQUEST), agent(HAND_OVER)], "transferred");
   }
 }
 
-/** Ringing, the answer, one turn a second, then the hang-up. */
+const ANSWERED: SimulatorAction = { kind: "answer", answeredBy: "human" };
+/** What the simulated call screener asks first. */
+const SCREENER_QUESTION = "Hi, the person you're calling is using a screening service. Please say your name and why you're calling.";
+const OPT_OUT_REQUEST = "Please don't call me again. Take me off your list.";
+const OPT_OUT_ACKNOWLEDGEMENT = "Understood. You won't be called again. Sorry for the trouble, and goodbye.";
+const HUMAN_REQUEST = "Can I speak to a real person, please?";
+const HAND_OVER = "Of course. Please hold while I connect you.";
+const NO_ONE_AVAILABLE = "I'm sorry, there is no one available to take your call right now. Thank you for your time, and goodbye.";
+
+/** Ringing, the answer, one action a second (turns, and the opt-out between two), then the hang-up. */
 function paced(answerAt: number, answer: SimulatorAction, turns: SimulatorAction[], endedReason: EndedReason): SimulatorStep[] {
   const steps: SimulatorStep[] = [RING, { atSeconds: answerAt, action: answer }];
   turns.forEach((action, i) => steps.push({ atSeconds: answerAt + PACING.firstWords + i * PACING.turn, action }));
@@ -122,6 +147,9 @@ export class SimulatorDriver implements CallDriver {
         break;
       case "say":
         this.core.addTurn(action.role, action.text);
+        break;
+      case "opt-out":
+        if (!(await this.core.optOut())) return;
         break;
       case "end":
         await this.core.finish(action.endedReason, action.errorMessage ?? null);

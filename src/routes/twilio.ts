@@ -52,7 +52,7 @@ function formCallback<T>(
   signedUrl: (publicBaseUrl: string, notificationId: string) => string,
   parse: (form: Record<string, string>) => T,
   what: string,
-  deliver: (session: CallSessionStub, value: T) => Promise<unknown>,
+  deliver: (session: CallSessionStub, value: T, notificationId: string) => Promise<unknown>,
 ) {
   return async (c: Context<AppEnv, "/:notificationId">) => {
     const live = liveConfig(c);
@@ -66,14 +66,16 @@ function formCallback<T>(
       if (!(error instanceof z.ZodError)) throw error;
       throw new ApiError("validation_error", `Not a Twilio ${what}`, { details: zodDetails(error.issues) });
     }
-    await deliver(c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)), value);
+    await deliver(c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(notificationId)), value, notificationId);
     return c.body(null, 204);
   };
 }
 
 twilioRoutes.post(
   "/status/:notificationId",
-  formCallback(twilioStatusCallbackUrl, parseTwilioStatusCallback, "call status callback", (session, update) => session.twilioStatus(update)),
+  formCallback(twilioStatusCallbackUrl, parseTwilioStatusCallback, "call status callback", (session, update, notificationId) =>
+    session.twilioStatus(notificationId, update),
+  ),
 );
 
 twilioRoutes.post(

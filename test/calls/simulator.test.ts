@@ -10,14 +10,17 @@ describe("simulatedOutcome", () => {
     ["+16175550104", "failed"],
     ["+14155550100", "answered"],
     ["+14155552671", "answered"],
-    ["+14155550105", "answered"],
+    ["+14155550105", "screener"],
+    ["+12125550106", "opt-out"],
+    ["+13125550107", "transfer"],
+    ["+14155550108", "answered"],
   ])("%s → %s", (phone, outcome) => {
     expect(simulatedOutcome(phone)).toBe(outcome);
   });
 });
 
 describe("simulatorScript", () => {
-  const base = { opening: "Hello, can you make it?", voicemailMessage: null };
+  const base = { opening: "Hello, can you make it?", voicemailMessage: null, screenerReply: "Hi, this is Ava, an automated assistant calling from Acme for John Smith.", transferTo: null };
   const kinds = (phone: string, voicemailMessage: string | null = null) => simulatorScript({ ...base, phoneE164: phone, voicemailMessage }).map((s) => s.action.kind);
 
   it("answered: rings, is answered, four turns starting with the opening, then the customer hangs up", () => {
@@ -56,6 +59,47 @@ describe("simulatorScript", () => {
       { kind: "end", endedReason: "voicemail" },
     ]);
     expect(kinds("+14155550103")).toEqual(["ring", "answer", "end"]);
+  });
+
+  it("a call screener (5550105): it asks who is calling, the agent answers with its screener reply, then the person's conversation follows", () => {
+    const steps = simulatorScript({ ...base, phoneE164: "+14155550105" });
+    expect(steps.map((s) => s.action)).toEqual([
+      { kind: "ring" },
+      { kind: "answer", answeredBy: "human" },
+      { kind: "say", role: "customer", text: expect.stringMatching(/screening service.*your name and why you're calling/) },
+      { kind: "say", role: "agent", text: base.screenerReply },
+      { kind: "say", role: "agent", text: "Hello, can you make it?" },
+      { kind: "say", role: "customer", text: expect.stringMatching(/^Yes/) },
+      { kind: "say", role: "agent", text: expect.stringContaining("Goodbye") },
+      { kind: "say", role: "customer", text: "Bye!" },
+      { kind: "end", endedReason: "customer-ended-call" },
+    ]);
+  });
+
+  it("opt-out (5550106): the person asks not to be called again, is opted out, then acknowledged, and the agent ends the call", () => {
+    expect(simulatorScript({ ...base, phoneE164: "+14155550106" }).map((s) => s.action)).toEqual([
+      { kind: "ring" },
+      { kind: "answer", answeredBy: "human" },
+      { kind: "say", role: "agent", text: "Hello, can you make it?" },
+      { kind: "say", role: "customer", text: expect.stringContaining("don't call me again") },
+      { kind: "opt-out" },
+      { kind: "say", role: "agent", text: expect.stringContaining("won't be called again") },
+      { kind: "end", endedReason: "assistant-ended-call" },
+    ]);
+  });
+
+  it("asked for a human (5550107): handed over with transfer_to, else no one is available and the agent ends politely", () => {
+    const asked = [{ kind: "ring" }, { kind: "answer", answeredBy: "human" }, { kind: "say", role: "agent", text: "Hello, can you make it?" }, { kind: "say", role: "customer", text: expect.stringContaining("real person") }];
+    expect(simulatorScript({ ...base, phoneE164: "+14155550107", transferTo: "+14155550199" }).map((s) => s.action)).toEqual([
+      ...asked,
+      { kind: "say", role: "agent", text: expect.stringContaining("Please hold while I connect you") },
+      { kind: "end", endedReason: "transferred" },
+    ]);
+    expect(simulatorScript({ ...base, phoneE164: "+14155550107" }).map((s) => s.action)).toEqual([
+      ...asked,
+      { kind: "say", role: "agent", text: expect.stringMatching(/no one available.*goodbye/) },
+      { kind: "end", endedReason: "assistant-ended-call" },
+    ]);
   });
 });
 

@@ -6,18 +6,22 @@
  * answers 101 (401 for another key, 400 without `model` or with the beta interface's
  * `OpenAI-Beta: realtime=v1` header, 426 without the upgrade). The socket then speaks like the real
  * one: `session.created` first; `session.update` → `session.updated` with the effective session
- * (an `error` unless both audio formats are `audio/pcmu`); `conversation.item.create` →
+ * (an `error` unless both audio formats are `audio/pcmu`, or when a tool is not a function with a
+ * valid, unique name and an object schema for its parameters); `conversation.item.create` →
  * `conversation.item.added` + `conversation.item.done` (assistant text must be `output_text`, user
  * and system text `input_text`, a `function_call_output` must name a call the model made);
  * `conversation.item.truncate` → `conversation.item.truncated` (an `error` past the audio sent);
  * `response.create` while a response is active → the `conversation_already_has_active_response`
- * error. A response streams `response.created`, `response.output_item.added`,
+ * error; `response.cancel` ends the active response at once (`response.done` with status
+ * `cancelled`, reason `client_cancelled`), or without one is the `response_cancel_not_active` error.
+ * A response streams `response.created`, `response.output_item.added`,
  * `conversation.item.added`, `response.content_part.added`, `response.output_audio_transcript.delta`,
  * the `response.output_audio.delta`s, `response.output_audio.done`,
  * `response.output_audio_transcript.done`, `response.content_part.done`,
- * `response.output_item.done`, `conversation.item.done`, then (when the script says so) an
- * `end_call` function call item with `response.function_call_arguments.delta`/`.done`, and
- * `response.done` with the output items and usage.
+ * `response.output_item.done`, `conversation.item.done` (none of these when the response's scripted
+ * text is empty: the model only calls a tool), then (when the script says so) a function call item
+ * with `response.function_call_arguments.delta`/`.done` — only of a tool the session declared, as
+ * the model can call no other —, and `response.done` with the output items and usage.
  *
  * Server VAD, deterministically: a μ-law frame (one `input_audio_buffer.append`) is speech when any
  * byte is other than 0xFF or 0x7F (the two μ-law silences). `speech_start_frames` speech frames in a
@@ -33,14 +37,17 @@
  *                           (default: every session no other script matches); the latest posted
  *                           script with the same `match` replaces the earlier one
  *     responses             transcripts of the model's responses, in order; the last one repeats
- *     audio_deltas          `response.output_audio.delta` events per response (3)
+ *     audio_deltas          `response.output_audio.delta` events per response (3); a list gives each
+ *                           response its own, in order, the last one repeating
  *     audio_bytes_per_delta μ-law bytes in each (160 = 20 ms)
  *     delta_interval_ms     pause before each delta after the first (0: all at once)
  *     caller_turns          transcripts of the caller's turns, in order; the last one repeats
  *     speech_start_frames   speech frames in a row that start a caller turn (3)
  *     speech_stop_frames    silent frames in a row that end it (5)
  *     end_call_after_turn   the response to the caller's Nth turn (1-based) calls end_call (null)
- *     end_call_reason       the `reason` argument of that call ("conversation complete")
+ *     tool_call_after_turn  the response to the caller's Nth turn calls `tool_name` (null), with `{}`;
+ *                           if the session did not declare it, that turn's end_call (if any) instead
+ *     tool_name             the tool it calls (null)
  *     usage                 `{ input_tokens, output_tokens }` of every response ({120, 80})
  *     drop_after_events     close the socket (1011) after sending this many server events (null)
  *     drop_sessions         only the first N sessions using the script drop (null: all)
@@ -60,9 +67,9 @@ const MULAW_SILENCES = new Set([0xff, 0x7f]);
 
 /**
  * @typedef {{
- *   match: string | null, responses: string[], audio_deltas: number, audio_bytes_per_delta: number,
+ *   match: string | null, responses: string[], audio_deltas: number | number[], audio_bytes_per_delta: number,
  *   delta_interval_ms: number, caller_turns: string[], speech_start_frames: number,
- *   speech_stop_frames: number, end_call_after_turn: number | null, end_call_reason: string,
+ *   speech_stop_frames: number, end_call_after_turn: number | null, tool_call_after_turn: number | null, tool_name: string | null,
  *   usage: { input_tokens: number, output_tokens: number }, drop_after_events: number | null,
  *   drop_sessions: number | null, refuse_session: string | null, ignore_session_update: boolean,
  * }} Script
@@ -79,7 +86,8 @@ const DEFAULT_SCRIPT = {
   speech_start_frames: 3,
   speech_stop_frames: 5,
   end_call_after_turn: null,
-  end_call_reason: "conversation complete",
+  tool_call_after_turn: null,
+  tool_name: null,
   usage: { input_tokens: 120, output_tokens: 80 },
   drop_after_events: null,
   drop_sessions: null,
@@ -92,8 +100,8 @@ const DEFAULT_SCRIPT = {
 const scripts = [];
 
 /**
- * @typedef {{ id: string, type: string, role?: string, audioBytes: number, call_id?: string }} Item
- * @typedef {{ id: string, messageItem: Item, callItem: Item | null, text: string, finished: boolean, usage: Script["usage"] }} ActiveResponse
+ * @typedef {{ id: string, type: string, role?: string, audioBytes: number, call_id?: string, name?: string }} Item
+ * @typedef {{ id: string, messageItem: Item | null, callItem: Item | null, text: string, finished: boolean, usage: Script["usage"] }} ActiveResponse
  * @typedef {{
  *   id: string, model: string, socket: WebSocket, script: Script, scriptEntry: { script: Script, sessionsUsing: number } | null,
  *   config: Record<string, any>, instructions: string | null,
@@ -268,6 +276,9 @@ function onClientMessage(session, data) {
         return sendError(session, `Conversation already has an active response in progress: ${session.response.id}. Wait until the response is finished before creating a new one.`, "conversation_already_has_active_response", event.event_id);
       }
       return void streamResponse(session, null);
+    case "response.cancel":
+      if (!session.response) return sendError(session, "Cancellation failed: no active response found.", "response_cancel_not_active", event.event_id);
+      return cancelResponse(session, "client_cancelled");
     default:
       return sendError(session, `Invalid value: '${event.type}'. Supported values are the GA Realtime client events.`, "invalid_value", event.event_id, "type");
   }
@@ -284,6 +295,13 @@ function onSessionUpdate(session, event) {
     const format = update.audio?.[direction]?.format?.type;
     if (format !== "audio/pcmu") return sendError(session, `This fake wants audio/pcmu, got ${format}.`, "invalid_value", event.event_id, `session.audio.${direction}.format`);
   }
+  const tools = update.tools ?? [];
+  const names = new Set();
+  for (const [index, tool] of (Array.isArray(tools) ? tools : [null]).entries()) {
+    const problem = toolProblem(tool, names);
+    if (problem) return sendError(session, problem, "invalid_value", event.event_id, `session.tools[${index}]`);
+    names.add(tool.name);
+  }
   const { audio, ...rest } = update;
   session.config = {
     ...session.config,
@@ -295,6 +313,23 @@ function onSessionUpdate(session, event) {
   if (session.script.refuse_session) return sendError(session, session.script.refuse_session, "invalid_value", event.event_id, "session");
   if (session.script.ignore_session_update) return;
   send(session, { type: "session.updated", session: session.config });
+}
+
+/**
+ * What is wrong with a declared tool, as the API checks it: a function, with a name of letters,
+ * digits, _ and - (at most 64), not declared twice, and a JSON Schema object for its parameters.
+ * @param {any} tool
+ * @param {Set<string>} declared
+ * @returns {string | null}
+ */
+function toolProblem(tool, declared) {
+  if (tool === null || typeof tool !== "object" || tool.type !== "function") return "A tool must be an object of type 'function'.";
+  if (typeof tool.name !== "string" || !/^[a-zA-Z0-9_-]{1,64}$/.test(tool.name)) return `Invalid tool name ${JSON.stringify(tool.name)}.`;
+  if (declared.has(tool.name)) return `Duplicate tool name '${tool.name}'.`;
+  if (tool.parameters !== undefined && (tool.parameters === null || typeof tool.parameters !== "object" || tool.parameters.type !== "object")) {
+    return `The parameters of tool '${tool.name}' must be a JSON Schema of type 'object'.`;
+  }
+  return null;
 }
 
 /** The latest script whose `match` is in the instructions, else the latest without one. */
@@ -385,7 +420,7 @@ function onAppend(session, event) {
     vad.run = 0;
     vad.itemId = nextId("item");
     send(session, { type: "input_audio_buffer.speech_started", audio_start_ms: Math.floor(session.appendedBytes / 8), item_id: vad.itemId });
-    if (session.response && session.config.audio.input.turn_detection?.interrupt_response) cancelResponse(session);
+    if (session.response && session.config.audio.input.turn_detection?.interrupt_response) cancelResponse(session, "turn_detected");
     return;
   }
   vad.run = speech ? 0 : vad.run + 1;
@@ -413,6 +448,21 @@ function endCallerTurn(/** @type {Session} */ session) {
 }
 
 /**
+ * The tool the response to the caller's `afterTurn`-th turn calls: the script's `tool_name`, else
+ * its end_call, whichever the session declared first (the model calls no undeclared tool).
+ * @param {Session} session
+ * @param {number | null} afterTurn
+ * @returns {string | null}
+ */
+function scriptedToolCall(session, afterTurn) {
+  if (afterTurn === null) return null;
+  const script = session.script;
+  const declared = new Set((session.config.tools ?? []).map((/** @type {{ name: string }} */ tool) => tool.name));
+  const asked = [afterTurn === script.tool_call_after_turn ? script.tool_name : null, afterTurn === script.end_call_after_turn ? "end_call" : null];
+  return asked.find((name) => name !== null && declared.has(name)) ?? null;
+}
+
+/**
  * Streams one response; `afterTurn` is the caller turn it answers (null: asked by response.create).
  * @param {Session} session
  * @param {number | null} afterTurn
@@ -424,44 +474,49 @@ async function streamResponse(session, afterTurn) {
   session.responseCount += 1;
   const responseIndex = session.responseCount;
   const responseId = nextId("resp");
-  /** @type {Item} */
-  const messageItem = { id: nextId("item"), type: "message", role: "assistant", audioBytes: 0 };
-  const callsEnd = afterTurn !== null && afterTurn === script.end_call_after_turn;
+  /** @type {Item | null} */
+  const messageItem = text === "" ? null : { id: nextId("item"), type: "message", role: "assistant", audioBytes: 0 };
+  const toolName = scriptedToolCall(session, afterTurn);
   /** @type {ActiveResponse} */
   const response = { id: responseId, messageItem, callItem: null, text, finished: false, usage: script.usage };
   session.response = response;
-  session.items.set(messageItem.id, messageItem);
-  const previous = session.lastItemId;
-  session.lastItemId = messageItem.id;
-  const ids = { response_id: responseId, item_id: messageItem.id, output_index: 0, content_index: 0 };
-
   send(session, { type: "response.created", response: responseResource(session, response, "in_progress", []) });
-  send(session, { type: "response.output_item.added", response_id: responseId, output_index: 0, item: messageResource(messageItem, "in_progress", null) });
-  send(session, { type: "conversation.item.added", previous_item_id: previous, item: messageResource(messageItem, "in_progress", null) });
-  send(session, { type: "response.content_part.added", ...ids, part: { type: "audio", transcript: "" } });
-  send(session, { type: "response.output_audio_transcript.delta", ...ids, delta: text });
-  for (let delta = 0; delta < script.audio_deltas; delta += 1) {
-    if (delta > 0 && script.delta_interval_ms > 0) await new Promise((resolve) => setTimeout(resolve, script.delta_interval_ms));
+
+  if (messageItem) {
+    session.items.set(messageItem.id, messageItem);
+    const previous = session.lastItemId;
+    session.lastItemId = messageItem.id;
+    const ids = { response_id: responseId, item_id: messageItem.id, output_index: 0, content_index: 0 };
+    send(session, { type: "response.output_item.added", response_id: responseId, output_index: 0, item: messageResource(messageItem, "in_progress", null) });
+    send(session, { type: "conversation.item.added", previous_item_id: previous, item: messageResource(messageItem, "in_progress", null) });
+    send(session, { type: "response.content_part.added", ...ids, part: { type: "audio", transcript: "" } });
+    send(session, { type: "response.output_audio_transcript.delta", ...ids, delta: text });
+    const deltas = [script.audio_deltas].flat();
+    const deltaCount = deltas[Math.min(responseIndex, deltas.length) - 1] ?? 0;
+    for (let delta = 0; delta < deltaCount; delta += 1) {
+      if (delta > 0 && script.delta_interval_ms > 0) await new Promise((resolve) => setTimeout(resolve, script.delta_interval_ms));
+      if (response.finished || session.closed) return;
+      const payload = mulawChunk(responseIndex, delta, script.audio_bytes_per_delta);
+      messageItem.audioBytes += script.audio_bytes_per_delta;
+      session.sentAudio.push({ item_id: messageItem.id, payload });
+      send(session, { type: "response.output_audio.delta", ...ids, delta: payload });
+    }
     if (response.finished || session.closed) return;
-    const payload = mulawChunk(responseIndex, delta, script.audio_bytes_per_delta);
-    messageItem.audioBytes += script.audio_bytes_per_delta;
-    session.sentAudio.push({ item_id: messageItem.id, payload });
-    send(session, { type: "response.output_audio.delta", ...ids, delta: payload });
+    finishMessage(session, response, "completed");
   }
-  if (response.finished || session.closed) return;
-  finishMessage(session, response, "completed");
-  if (callsEnd) {
-    const callItem = { id: nextId("item"), type: "function_call", call_id: nextId("call"), audioBytes: 0 };
+  if (toolName) {
+    const callItem = { id: nextId("item"), type: "function_call", call_id: nextId("call"), name: toolName, audioBytes: 0 };
     response.callItem = callItem;
     session.items.set(callItem.id, callItem);
-    const args = JSON.stringify({ reason: script.end_call_reason });
-    const callIds = { response_id: responseId, item_id: callItem.id, output_index: 1, call_id: callItem.call_id };
-    send(session, { type: "response.output_item.added", response_id: responseId, output_index: 1, item: callResource(callItem, "in_progress", "") });
-    send(session, { type: "conversation.item.added", previous_item_id: messageItem.id, item: callResource(callItem, "in_progress", "") });
-    send(session, { type: "response.function_call_arguments.delta", ...callIds, delta: args });
-    send(session, { type: "response.function_call_arguments.done", ...callIds, name: "end_call", arguments: args });
-    send(session, { type: "response.output_item.done", response_id: responseId, output_index: 1, item: callResource(callItem, "completed", args) });
-    send(session, { type: "conversation.item.done", previous_item_id: messageItem.id, item: callResource(callItem, "completed", args) });
+    const outputIndex = messageItem ? 1 : 0;
+    const previous = session.lastItemId;
+    const callIds = { response_id: responseId, item_id: callItem.id, output_index: outputIndex, call_id: callItem.call_id };
+    send(session, { type: "response.output_item.added", response_id: responseId, output_index: outputIndex, item: callResource(callItem, "in_progress", "") });
+    send(session, { type: "conversation.item.added", previous_item_id: previous, item: callResource(callItem, "in_progress", "") });
+    send(session, { type: "response.function_call_arguments.delta", ...callIds, delta: "{}" });
+    send(session, { type: "response.function_call_arguments.done", ...callIds, name: toolName, arguments: "{}" });
+    send(session, { type: "response.output_item.done", response_id: responseId, output_index: outputIndex, item: callResource(callItem, "completed", "{}") });
+    send(session, { type: "conversation.item.done", previous_item_id: previous, item: callResource(callItem, "completed", "{}") });
     session.lastItemId = callItem.id;
   }
   endResponse(session, response, "completed", null);
@@ -475,6 +530,7 @@ async function streamResponse(session, afterTurn) {
  */
 function finishMessage(session, response, status) {
   const item = response.messageItem;
+  if (!item) return;
   const ids = { response_id: response.id, item_id: item.id, output_index: 0, content_index: 0 };
   send(session, { type: "response.output_audio.done", ...ids });
   send(session, { type: "response.output_audio_transcript.done", ...ids, transcript: response.text });
@@ -483,11 +539,16 @@ function finishMessage(session, response, status) {
   send(session, { type: "conversation.item.done", item: messageResource(item, status, response.text) });
 }
 
-/** Barge-in with interrupt_response: the active response ends at once, `cancelled`. */
-function cancelResponse(/** @type {Session} */ session) {
+/**
+ * The active response ends at once, `cancelled`: a barge-in (with interrupt_response) or a
+ * `response.cancel`.
+ * @param {Session} session
+ * @param {"turn_detected" | "client_cancelled"} reason
+ */
+function cancelResponse(session, reason) {
   const response = /** @type {ActiveResponse} */ (session.response);
   finishMessage(session, response, "incomplete");
-  endResponse(session, response, "cancelled", "turn_detected");
+  endResponse(session, response, "cancelled", reason);
 }
 
 /**
@@ -500,8 +561,9 @@ function endResponse(session, response, status, reason) {
   response.finished = true;
   session.response = null;
   /** @type {unknown[]} */
-  const output = [messageResource(response.messageItem, status === "completed" ? "completed" : "incomplete", response.text)];
-  if (response.callItem) output.push(callResource(response.callItem, "completed", JSON.stringify({ reason: session.script.end_call_reason })));
+  const output = [];
+  if (response.messageItem) output.push(messageResource(response.messageItem, status === "completed" ? "completed" : "incomplete", response.text));
+  if (response.callItem) output.push(callResource(response.callItem, "completed", "{}"));
   const resource = responseResource(session, response, status, output);
   send(session, { type: "response.done", response: { ...resource, status_details: reason ? { type: status, reason } : null } });
 }
@@ -545,7 +607,7 @@ function messageResource(item, status, transcript) {
  * @param {string} args
  */
 function callResource(item, status, args) {
-  return { id: item.id, object: "realtime.item", type: "function_call", status, name: "end_call", call_id: item.call_id, arguments: args };
+  return { id: item.id, object: "realtime.item", type: "function_call", status, name: item.name, call_id: item.call_id, arguments: args };
 }
 
 /**

@@ -9,14 +9,15 @@ import { expect } from "vitest";
 /** A script's fields, all optional (what each does: test/fakes/openai-realtime.mjs). */
 export interface RealtimeScript {
   responses?: string[];
-  audio_deltas?: number;
+  audio_deltas?: number | number[];
   audio_bytes_per_delta?: number;
   delta_interval_ms?: number;
   caller_turns?: string[];
   speech_start_frames?: number;
   speech_stop_frames?: number;
   end_call_after_turn?: number | null;
-  end_call_reason?: string;
+  tool_call_after_turn?: number | null;
+  tool_name?: string | null;
   usage?: { input_tokens: number; output_tokens: number };
   drop_after_events?: number | null;
   drop_sessions?: number | null;

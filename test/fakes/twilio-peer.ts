@@ -4,8 +4,9 @@ import { env, exports } from "cloudflare:workers";
  * What Twilio does toward our Worker during a live call, played from the test worker: signed status
  * callbacks and answering machine detection verdicts, and the Media Streams client of a bidirectional
  * `<Connect><Stream>` — `connected`, `start`, a `media` frame every 20 ms, `stop`; outbound audio
- * played in real time, marks echoed when the audio before them has played, `clear` honoured. The calls themselves are the ones our
- * Worker created on the fake Twilio REST API (test/fakes/twilio.mjs).
+ * played in real time, marks echoed when the audio before them has played, `clear` honoured, and the
+ * stream stopped when the call's TwiML is replaced (a call update with Twiml). The calls themselves
+ * are the ones our Worker created on the fake Twilio REST API (test/fakes/twilio.mjs).
  *
  * The signature is computed here from Twilio's documented algorithm, independently of src/.
  */
@@ -20,12 +21,23 @@ export interface FakeTwilioCall {
   params: Record<string, string | string[]>;
   /** Warnings Twilio logs for the request (e.g. 21262: AsyncAmd without an AsyncAmdStatusCallback). */
   warnings: Array<{ code: number; message: string }>;
+  /** The TwiML the call runs now: the one it was created with until an update replaces it. */
+  twiml: string | null;
+  /** Its TimeLimit (seconds, as sent), as created or last updated. */
+  time_limit: string | null;
   /** Every update our Worker sent for this call (a hang-up is Status=completed). */
   updates: Array<{ params: Record<string, string | string[]>; received_at: number }>;
 }
 
 export async function fakeTwilioCalls(): Promise<FakeTwilioCall[]> {
   return (await fetch(FAKE_TWILIO)).json();
+}
+
+/** The fake's call as it is now. */
+export async function fakeTwilioCall(callSid: string): Promise<FakeTwilioCall> {
+  const response = await fetch(`${FAKE_TWILIO}/${callSid}`);
+  if (!response.ok) throw new Error(`no fake Twilio call ${callSid}: ${response.status}`);
+  return response.json();
 }
 
 /**
@@ -142,6 +154,8 @@ export const MULAW_SILENCE = 0xff;
 /** 20 ms of μ-law at 8 kHz: the size of each frame Twilio sends. */
 const FRAME_BYTES = 160;
 const FRAME_MS = 20;
+/** How often the peer looks whether the call's TwiML was replaced, which ends a stream on Twilio. */
+const TWIML_CHECK_MS = 100;
 
 /** A message our Worker sent on the Media Stream, parsed, with when it arrived. */
 export interface ReceivedMessage {
@@ -186,6 +200,7 @@ export class MediaStreamPeer {
   private frames = 0;
   private isClosed = false;
   private mediaTimer: number | null = null;
+  private twimlTimer: number | null = null;
   private readonly playback: PlaybackItem[] = [];
   private playing: { ms: number; startedAt: number; timer: number } | null = null;
   private playedMs = 0;
@@ -227,6 +242,7 @@ export class MediaStreamPeer {
       },
     });
     peer.scheduleFrame(Date.now());
+    peer.watchTwiml(param(call, "Twiml"));
     return peer;
   }
 
@@ -255,6 +271,7 @@ export class MediaStreamPeer {
   private shutDown(): void {
     this.isClosed = true;
     clearTimeout(this.mediaTimer);
+    clearTimeout(this.twimlTimer);
     if (this.playing) clearTimeout(this.playing.timer);
   }
 
@@ -283,6 +300,17 @@ export class MediaStreamPeer {
       });
       this.scheduleFrame(streamStartedAt);
     }, Math.max(0, due - Date.now()));
+  }
+
+  /** Twilio ends a `<Connect><Stream>` when the call's TwiML is replaced: `stop`, then the socket closes. */
+  private watchTwiml(streamTwiml: string): void {
+    this.twimlTimer = setTimeout(async () => {
+      if (this.isClosed) return;
+      const { twiml } = await fakeTwilioCall(this.call.sid);
+      if (this.isClosed) return;
+      if (twiml !== streamTwiml) this.stop();
+      else this.watchTwiml(streamTwiml);
+    }, TWIML_CHECK_MS);
   }
 
   private onMessage(data: string): void {

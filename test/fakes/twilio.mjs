@@ -6,7 +6,11 @@
  *   GET  /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json  fetch → 200
  *   POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json  update; Status=completed hangs up
  *                                                                (a queued or ringing call ends "canceled", a live
- *                                                                one "completed"; a call already over stays as it was)
+ *                                                                one "completed"; a call already over stays as it was);
+ *                                                                Twiml replaces the TwiML the call runs (its Media
+ *                                                                Stream ends: the peer sees it and stops), and
+ *                                                                TimeLimit its time limit — on a call that is over,
+ *                                                                400 code 21220 (not in progress, cannot redirect)
  *
  * Requests need HTTP Basic auth with the live test project's account SID and auth token (below),
  * else 401 with Twilio's error body {code: 20003, message, more_info, status}. Form-encoded bodies;
@@ -30,7 +34,9 @@
  * For tests, on the same host:
  *   GET  /_fake/calls            every call created, in order: {sid, account_sid, status, params (the form
  *                                as sent, Twiml, StatusCallback and AsyncAmdStatusCallback included),
- *                                warnings: [{code, message}], updates: [{params, received_at}]}
+ *                                twiml (what the call runs now), time_limit, warnings: [{code, message}],
+ *                                updates: [{params, received_at}] (every update our Worker sent, refused ones too)}
+ *   GET  /_fake/calls/{CallSid}  one of them
  *   POST /_fake/calls/{CallSid}  form CallStatus (and CallDuration, AnsweredBy): the call progresses the way
  *                                the status callback the peer sends says, so fetching it agrees; a call
  *                                that is over stays over. AnsweredBy alone (the AMD verdict the peer sends)
@@ -56,7 +62,7 @@ const AMD_VALUES = {
  * @typedef {{
  *   sid: string, account_sid: string, status: string, params: FormParams,
  *   warnings: Array<{ code: number, message: string }>,
- *   answered_by: string | null, duration: string | null,
+ *   answered_by: string | null, duration: string | null, twiml: string | null, time_limit: string | null,
  *   created_at: number, start_time: number | null, end_time: number | null,
  *   updates: Array<{ params: FormParams, received_at: number }>,
  * }} FakeCall
@@ -71,6 +77,10 @@ export async function twilio(request) {
   if (url.pathname === "/_fake/calls" && request.method === "GET") return Response.json([...calls.values()]);
   const progress = /^\/_fake\/calls\/(CA[0-9a-f]{32})$/.exec(url.pathname);
   if (progress && request.method === "POST") return progressCall(progress[1] ?? "", await readForm(request));
+  if (progress && request.method === "GET") {
+    const call = calls.get(progress[1] ?? "");
+    return call ? Response.json(call) : twilioError(404, 20404, `No fake call ${progress[1]}`);
+  }
 
   const route = /^\/2010-04-01\/Accounts\/([^/]+)\/Calls(?:\/([^/]+))?\.json$/.exec(url.pathname);
   if (!authenticated(request, route?.[1])) {
@@ -82,7 +92,13 @@ export async function twilio(request) {
   if (!route || !call || !["GET", "POST"].includes(request.method)) {
     return twilioError(404, 20404, `The requested resource ${url.pathname} was not found`);
   }
-  if (request.method === "POST") updateCall(call, await readForm(request));
+  if (request.method === "POST") {
+    const params = await readForm(request);
+    call.updates.push({ params, received_at: Date.now() });
+    const replacesTwiml = single(params, "Twiml") !== undefined || single(params, "Url") !== undefined;
+    if (replacesTwiml && FINAL.has(call.status)) return twilioError(400, 21220, "Call is not in-progress. Cannot redirect.");
+    updateCall(call, params);
+  }
   return Response.json(callResource(call));
 }
 
@@ -146,14 +162,29 @@ function createCall(params) {
 
   const sid = `CA${randomHex(16)}`;
   /** @type {FakeCall} */
-  const call = { sid, account_sid: ACCOUNT_SID, status: "queued", params, warnings, answered_by: null, duration: null, created_at: Date.now(), start_time: null, end_time: null, updates: [] };
+  const call = {
+    sid,
+    account_sid: ACCOUNT_SID,
+    status: "queued",
+    params,
+    warnings,
+    answered_by: null,
+    duration: null,
+    twiml: single(params, "Twiml") ?? null,
+    time_limit: single(params, "TimeLimit") ?? null,
+    created_at: Date.now(),
+    start_time: null,
+    end_time: null,
+    updates: [],
+  };
   calls.set(sid, call);
   return Response.json(callResource(call), { status: 201 });
 }
 
 /** @param {FakeCall} call @param {FormParams} params */
 function updateCall(call, params) {
-  call.updates.push({ params, received_at: Date.now() });
+  call.twiml = single(params, "Twiml") ?? call.twiml;
+  call.time_limit = single(params, "TimeLimit") ?? call.time_limit;
   const status = single(params, "Status");
   if (FINAL.has(call.status) || (status !== "completed" && status !== "canceled")) return;
   if (call.status !== "in-progress") end(call, "canceled");

@@ -1,3 +1,5 @@
+import type { CallToolName } from "./tools";
+
 /**
  * The speech-to-speech model behind a live call, seen from the bridge. The bridge (Twilio media ⇄
  * model) speaks only this interface, so another engine (OpenAI GPT-Live next) plugs in without
@@ -14,6 +16,8 @@ export interface EngineSessionConfig {
   language: string | null;
   /** Earlier turns to restore after a reconnect (text only), oldest first; empty for a new call. */
   history: { role: "agent" | "customer"; text: string }[];
+  /** The tools the model may call (see tools.ts). */
+  tools: CallToolName[];
 }
 
 export type EngineEvent =
@@ -27,8 +31,11 @@ export type EngineEvent =
   | { type: "caller_started_speaking" }
   /** The model finished a response (completed or interrupted): no more audio of it will come. */
   | { type: "response_done" }
-  /** The model called the end_call tool; arrives before the `response_done` of its response. */
-  | { type: "end_call_requested"; toolCallId: string; reason: string | null }
+  /**
+   * The model called one of the session's tools. Arrives after its response's audio and before
+   * that response's `response_done`; answer it with `completeToolCall`.
+   */
+  | { type: "tool_call"; name: CallToolName; toolCallId: string }
   /** The session is over, exactly once after a successful connect; error: it ended unasked. */
   | { type: "closed"; error: string | null; usage: EngineUsage };
 
@@ -54,6 +61,11 @@ export interface VoiceEngine {
    * while one is active, the request waits until that one is done.
    */
   respond(): void;
+  /**
+   * Has the agent say `text` word for word, in its own voice, as its next response; whatever it is
+   * saying now is cut off (that response ends with its `response_done`).
+   */
+  speak(text: string): void;
   /** Base64 μ-law from the caller, sent untouched. */
   appendCallerAudio(payload: string): void;
   /** The caller heard only `audioEndMs` of this item: forget the rest. */

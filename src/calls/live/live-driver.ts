@@ -6,7 +6,9 @@ import type { EngineEvent, EngineSessionConfig, VoiceEngine } from "./engine";
 import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
 import { createOpenAIRealtimeEngine } from "./openai-realtime";
+import type { CallToolName } from "./tools";
 import {
+  dialTwiml,
   isFinalTwilioStatus,
   streamTwiml,
   twilioMachineDetectionCallbackUrl,
@@ -30,7 +32,7 @@ import {
  */
 
 export function newLiveCallState(): LiveCallState {
-  return { callSid: null, statusSequence: null, statusRank: twilioStatusRank("queued"), agentEnded: false };
+  return { callSid: null, statusSequence: null, statusRank: twilioStatusRank("queued"), agentEnded: false, transferred: false };
 }
 
 /** How long Twilio lets the phone ring. */
@@ -40,6 +42,11 @@ const RING_TIMEOUT_SECONDS = 30;
  * exceeded-max-duration) a little before Twilio would cut it.
  */
 const TIME_LIMIT_GRACE_SECONDS = 10;
+/**
+ * A call handed over to a person may last as long as Twilio lets any call (its default TimeLimit,
+ * 4 hours): the limit it was placed with was the agent's max_duration_seconds.
+ */
+const TRANSFERRED_TIME_LIMIT_SECONDS = 4 * 3600;
 /** No caller audio for this long (Twilio sends a frame every 20 ms, silence included): the line is dead. */
 const SILENCE_TIMEOUT_MS = 15_000;
 /** The one step a live call schedules: the media watchdog. */
@@ -63,11 +70,26 @@ function answeredByOf(twilioAnsweredBy: string | null): AnsweredBy {
   return twilioAnsweredBy !== null && MACHINE_VERDICTS.has(twilioAnsweredBy) ? "machine_end_beep" : "human";
 }
 
-/** The model's instructions: the rendered prompt, plus how to open and what to do at a voicemail. */
+/**
+ * The model's instructions: the rendered prompt, how to open, and how to treat the person called —
+ * a call screener, a voicemail greeting, a request not to be called again, or for a human.
+ */
 function sessionInstructions(params: CallParams): string {
-  const parts = [params.prompt, `Open the call by saying: "${params.opening}"`];
-  if (params.voicemailMessage) parts.push(`If an answering machine or voicemail picks up instead of a person, say only: "${params.voicemailMessage}" Then end the call.`);
-  return parts.join("\n\n");
+  return [
+    params.prompt,
+    `Open the call by saying: "${params.opening}"`,
+    `If a call screener answers instead of the person (a phone's assistant asking who is calling and why), answer it in one sentence: "${params.screenerReply}" If that does not say why you are calling, add the purpose in a few words. Then say nothing more and wait; when the person picks up, carry on with the call as above.`,
+    "If a voicemail greeting answers, say nothing: you will be told what to do once it has ended.",
+    'If the person asks not to be called again (for example "don\'t call me again", "remove me from your list", "stop calling me"), call opt_out at once, before saying anything; then tell them in one short sentence that they won\'t be called again, and say goodbye.',
+    params.transferTo === null
+      ? "If the person asks to speak to a human (a person, a representative), tell them politely that no one is available to take the call right now, say goodbye, and call end_call."
+      : 'If the person asks to speak to a human (a person, a representative), call transfer_call at once, before saying anything; then say one short hand-over line, such as "Please hold while I connect you."',
+  ].join("\n\n");
+}
+
+/** The tools of a call: transfer_call only when the agent has someone to hand over to. */
+function sessionTools(params: CallParams): CallToolName[] {
+  return params.transferTo === null ? ["end_call", "opt_out"] : ["end_call", "opt_out", "transfer_call"];
 }
 
 /**
@@ -112,8 +134,12 @@ export class LiveCallDriver implements CallDriver {
   private engineRequested = false;
   private reconnectsLeft = 1;
   private released = false;
-  /** The agent asked to end the call; known at once, stored with the next operation. */
+  /** The agent asked to end the call (end_call, opt_out); known at once, stored with the next operation. */
   private agentEndRequested = false;
+  /** The agent called transfer_call: once its hand-over line has played, the call goes to `transfer_to`. */
+  private transferRequested = false;
+  /** The answering machine's verdict was acted on (its message is being left, or the call hung up). */
+  private machineHandled = false;
   private framesAtLastSilenceCheck = 0;
 
   constructor(
@@ -129,13 +155,7 @@ export class LiveCallDriver implements CallDriver {
         parameters.notification_id === params.notificationId && timingSafeEqualStrings(parameters.stream_token ?? "", this.liveParams.streamToken),
       streamStarted: () => void this.core.run(() => this.streamStarted()),
       turn: (role, text) => void this.core.run(async () => this.core.addTurn(role, text)),
-      endRequested: () => {
-        this.agentEndRequested = true;
-        void this.core.run(async () => {
-          this.core.liveState().agentEnded = true;
-        });
-      },
-      goodbyePlayed: () => void this.core.run(() => this.endCall(this.completedReason())),
+      lastWordsPlayed: () => void (this.transferRequested ? this.handOver() : this.core.run(() => this.endCall(this.completedReason()))),
       streamEnded: () => void this.core.run(() => this.core.finish(this.completedReason())),
     });
   }
@@ -194,18 +214,32 @@ export class LiveCallDriver implements CallDriver {
   }
 
   /**
-   * Applies the answering machine detection verdict, which arrives after the answer while the agent
-   * is already speaking. A machine makes the call a voicemail (no extraction); the model, told what
-   * to do at a voicemail, leaves the agent's message.
+   * Applies the answering machine detection verdict. Detection waits for the end of the greeting
+   * (DetectMessageEnd), so a machine's verdict comes at the beep, while the agent may be talking over
+   * the greeting. A machine makes the call a voicemail (no extraction): what the agent was saying is
+   * dropped and the agent's voicemail_message is left now, then the call hangs up; without one (or
+   * at a fax) it hangs up at once.
    */
   async twilioMachineDetection(detection: TwilioMachineDetection): Promise<void> {
     const state = this.core.liveState();
-    if (detection.callSid !== state.callSid || answeredByOf(detection.answeredBy) === "human") return;
+    if (detection.callSid !== state.callSid || answeredByOf(detection.answeredBy) === "human" || this.machineHandled) return;
     // The verdict may beat the in-progress callback and the stream: it answers the call too.
     if (!(await this.answered("machine_end_beep"))) return;
     if (!(await this.core.markAnsweredBy("machine_end_beep"))) return;
-    // An agent without a voicemail_message leaves none: hang up rather than talk to the machine.
-    if (this.params.voicemailMessage === null) await this.endCall("voicemail");
+    this.machineHandled = true;
+    const message = detection.answeredBy === "fax" ? null : this.params.voicemailMessage;
+    const engine = this.engine;
+    // Without a stream (or a model) there is nothing to speak into.
+    if (message === null || engine === null || !this.bridge.streaming) {
+      await this.endCall("voicemail");
+      return;
+    }
+    // Spoken by the model, told to say exactly the message, rather than by TwiML <Say>: it is the
+    // agent's own voice, and replacing the TwiML would end the stream the hang-up after it waits on.
+    // The model is cut off first, then what Twilio still holds of it is dropped.
+    engine.speak(message);
+    this.bridge.interrupt();
+    this.bridge.finishAfterSpeech({ afterReply: true });
   }
 
   /** Takes the Media Stream WebSocket Twilio opened to this call. */
@@ -232,10 +266,10 @@ export class LiveCallDriver implements CallDriver {
   }
 
   async hangUp(): Promise<void> {
-    const { callSid, statusRank } = this.core.liveState();
+    const { callSid, statusRank, transferred } = this.core.liveState();
     this.release();
-    // Not dialled, or Twilio already reported the call over.
-    if (callSid === null || statusRank === twilioStatusRank("completed")) return;
+    // Not dialled, Twilio already reported the call over, or it was handed over to a person and goes on without us.
+    if (callSid === null || statusRank === twilioStatusRank("completed") || transferred) return;
     await hangUpLeg(this.config.live, callSid);
   }
 
@@ -283,8 +317,84 @@ export class LiveCallDriver implements CallDriver {
   /** A machine's call is a voicemail whoever hung up (the agent does, once its message is left). */
   private completedReason(): EndedReason {
     if (this.core.answeredBy() === "machine_end_beep") return "voicemail";
+    if (this.core.liveState().transferred) return "transferred";
     if (this.core.liveState().agentEnded || this.agentEndRequested) return "assistant-ended-call";
     return "customer-ended-call";
+  }
+
+  /** The model called a tool (tools.ts); each is answered at once so the conversation stays well-formed. */
+  private onToolCall(engine: VoiceEngine, name: CallToolName, toolCallId: string): void {
+    switch (name) {
+      case "end_call":
+        engine.completeToolCall(toolCallId, JSON.stringify({ status: "hanging up once the goodbye has played" }));
+        this.agentEnds();
+        this.bridge.finishAfterSpeech({ afterReply: false });
+        return;
+      case "opt_out":
+        this.agentEnds();
+        void this.optOut(engine, toolCallId);
+        return;
+      case "transfer_call":
+        this.transferRequested = true;
+        engine.completeToolCall(toolCallId, JSON.stringify({ status: "connecting", next: "Say one short hand-over line, such as: Please hold while I connect you." }));
+        engine.respond();
+        this.bridge.finishAfterSpeech({ afterReply: true });
+        return;
+    }
+  }
+
+  /** The agent will end the call (its reason, should the caller hang up first). */
+  private agentEnds(): void {
+    this.agentEndRequested = true;
+    void this.core.run(async () => {
+      this.core.liveState().agentEnded = true;
+    });
+  }
+
+  /**
+   * The person asked not to be called again: their phone is opted out before the model is told so,
+   * then the model confirms it and the call ends once that has played.
+   */
+  private async optOut(engine: VoiceEngine, toolCallId: string): Promise<void> {
+    const optedOut = (await this.core.run(() => this.core.optOut())) === true;
+    engine.completeToolCall(
+      toolCallId,
+      JSON.stringify(
+        optedOut
+          ? { opted_out: true, next: "Tell the person in one short sentence that they won't be called again, and say goodbye." }
+          : { opted_out: false, next: "It could not be recorded right now. Apologise briefly, and say goodbye." },
+      ),
+    );
+    engine.respond();
+    this.bridge.finishAfterSpeech({ afterReply: true });
+  }
+
+  /**
+   * The hand-over line has played: Twilio is told to dial `transfer_to` on this leg (the TwiML
+   * replaced, which ends our stream), and the call ends `transferred` while the leg goes on.
+   */
+  private async handOver(): Promise<void> {
+    // Stored before Twilio is asked: from then on nothing of ours hangs this leg up, even after a restart.
+    const marked = await this.core.run(async () => {
+      this.core.liveState().transferred = true;
+      return true;
+    });
+    if (marked) await this.core.run(() => this.dialTransfer());
+  }
+
+  private async dialTransfer(): Promise<void> {
+    const state = this.core.liveState();
+    const { transferTo, phoneE164 } = this.params;
+    if (state.callSid === null || transferTo === null) return;
+    try {
+      // Whoever takes the call sees the person's number (Twilio allows a leg's called number as caller ID).
+      await this.twilio.updateCallTwiml(state.callSid, dialTwiml(transferTo, { callerId: phoneE164 }), TRANSFERRED_TIME_LIMIT_SECONDS);
+    } catch (error) {
+      state.transferred = false;
+      await this.endCall("error", `The call could not be transferred: ${errorText(error)}`);
+      return;
+    }
+    await this.core.finish("transferred");
   }
 
   private async endCall(endedReason: EndedReason, errorMessage: string | null = null): Promise<void> {
@@ -298,7 +408,7 @@ export class LiveCallDriver implements CallDriver {
     const engine = createOpenAIRealtimeEngine({ ...this.config.openai, apiKey: this.config.live.openaiApiKey });
     this.engine = engine;
     this.engineRequested = true;
-    const session: EngineSessionConfig = { instructions: sessionInstructions(this.params), voice: this.liveParams.voice, language: this.liveParams.language, history };
+    const session: EngineSessionConfig = { instructions: sessionInstructions(this.params), voice: this.liveParams.voice, language: this.liveParams.language, history, tools: sessionTools(this.params) };
     engine.connect(session, (event) => this.onEngineEvent(engine, event)).then(
       () => {
         if (engine === this.engine) this.bridge.useEngine(engine);
@@ -312,6 +422,7 @@ export class LiveCallDriver implements CallDriver {
   private onEngineEvent(engine: VoiceEngine, event: EngineEvent): void {
     if (engine !== this.engine) return;
     if (event.type === "closed") this.engineLost(event.error ?? "the model closed the session");
+    else if (event.type === "tool_call") this.onToolCall(engine, event.name, event.toolCallId);
     else this.bridge.onEngineEvent(event);
   }
 

@@ -6,8 +6,8 @@ import type { EngineEvent, VoiceEngine } from "./engine";
  * The live call's audio path: Twilio's bidirectional Media Stream (a WebSocket Twilio opens to us)
  * on one side, a VoiceEngine on the other. Audio passes through untouched both ways — base64
  * G.711 μ-law 8 kHz is what both speak. The bridge also tracks what the caller has actually heard,
- * with Twilio marks, for barge-in (truncate to the heard audio) and for hanging up only once the
- * goodbye has played. It knows no engine in particular and nothing of the call's lifecycle: what
+ * with Twilio marks, for barge-in (truncate to the heard audio) and for ending the call only once
+ * the agent's last words have played. It knows no engine in particular and nothing of the call's lifecycle: what
  * matters to the call goes out through `MediaBridgeEvents`.
  */
 
@@ -18,10 +18,8 @@ export interface MediaBridgeEvents {
   streamStarted(): void;
   /** A final transcript of one turn. */
   turn(role: TurnRole, text: string): void;
-  /** The agent called end_call (its goodbye may still be playing). */
-  endRequested(): void;
-  /** The goodbye after end_call has played (or the wait for it ran out): hang up now. */
-  goodbyePlayed(): void;
+  /** The agent's last words (see `finishAfterSpeech`) have played, or the wait for them ran out. */
+  lastWordsPlayed(): void;
   /** Twilio's stream is over: its `stop`, or the socket closed. */
   streamEnded(): void;
 }
@@ -52,8 +50,8 @@ const MULAW_BYTES_PER_MS = 8;
  * than anyone can tell where they stopped listening.
  */
 const MARK_EVERY_BYTES = 100 * MULAW_BYTES_PER_MS;
-/** How long to wait for the goodbye to finish playing before hanging up anyway. */
-const GOODBYE_PLAYBACK_CAP_MS = 15_000;
+/** How long, beyond the length of the audio itself, to wait for the last words to play before ending anyway. */
+const LAST_WORDS_PLAYBACK_CAP_MS = 15_000;
 
 // `start`, once a stream, is validated; `media` (50 a second) and `mark` (ten a second) are read by hand.
 const StartMessageSchema = z.object({
@@ -100,7 +98,12 @@ export class MediaBridge {
   /** Audio of an interrupted item still in flight from the engine is dropped. */
   private interruptedItemId: string | null = null;
 
-  private goodbye: { timer: ReturnType<typeof setTimeout> } | null = null;
+  /**
+   * Set once the agent's next words are its last: until `awaitingReply` is over (the reply to a
+   * tool call or a `speak` has started), then until they are done and played, capped at `capAtMs`
+   * (moved on by the length of the audio sent meanwhile).
+   */
+  private lastWords: { timer: ReturnType<typeof setTimeout>; capAtMs: number; awaitingReply: boolean } | null = null;
 
   /** Caller frames received: the silence watchdog checks that it moves. */
   callerFrames = 0;
@@ -112,6 +115,11 @@ export class MediaBridge {
   /** A Media Stream socket is attached (a call has one). */
   get hasStream(): boolean {
     return this.twilio !== null;
+  }
+
+  /** Twilio's stream has started and is still up: what the agent says now reaches the line. */
+  get streaming(): boolean {
+    return this.streamSid !== null && !this.closed;
   }
 
   /** Takes Twilio's Media Stream socket (already accepted); see `hasStream`. */
@@ -139,12 +147,13 @@ export class MediaBridge {
     this.responseActive = false;
     this.markSentAudio();
     this.sending = null;
-    // A goodbye under way has all the audio it will get: hang up once that has played.
-    this.hangUpIfGoodbyePlayed();
+    // Last words under way have all the audio they will get (a reply asked of this engine never comes).
+    if (this.lastWords) this.lastWords.awaitingReply = false;
+    this.finishIfLastWordsPlayed();
   }
 
-  /** What the engine says about the conversation; its end ("closed") is the driver's (it calls engineLost). */
-  onEngineEvent(event: Exclude<EngineEvent, { type: "closed" }>): void {
+  /** What the engine says about the conversation; its end ("closed") and tool calls are the driver's. */
+  onEngineEvent(event: Exclude<EngineEvent, { type: "closed" | "tool_call" }>): void {
     if (this.closed) return;
     switch (event.type) {
       case "agent_audio":
@@ -154,25 +163,32 @@ export class MediaBridge {
       case "caller_transcript":
         return this.events.turn("customer", event.text);
       case "caller_started_speaking":
-        return this.bargeIn();
+        return this.interrupt();
       case "response_done":
         this.responseActive = false;
         this.markSentAudio();
-        return this.hangUpIfGoodbyePlayed();
-      case "end_call_requested":
-        this.engine?.completeToolCall(event.toolCallId, JSON.stringify({ status: "hanging up once the goodbye has played" }));
-        this.events.endRequested();
-        this.goodbye ??= { timer: setTimeout(() => this.hangUpAfterGoodbye(), GOODBYE_PLAYBACK_CAP_MS) };
-        return this.hangUpIfGoodbyePlayed();
+        return this.finishIfLastWordsPlayed();
     }
+  }
+
+  /**
+   * The agent's next words are its last: `lastWordsPlayed` follows once they have played — those of
+   * the response under way (a goodbye before end_call), or with `afterReply` those of the reply the
+   * engine was asked for (to a tool call, or a `speak`). Only the first request counts.
+   */
+  finishAfterSpeech({ afterReply }: { afterReply: boolean }): void {
+    if (this.closed || this.lastWords) return;
+    const capAtMs = Date.now() + LAST_WORDS_PLAYBACK_CAP_MS;
+    this.lastWords = { timer: setTimeout(() => this.onLastWordsCap(), LAST_WORDS_PLAYBACK_CAP_MS), capAtMs, awaitingReply: afterReply };
+    this.finishIfLastWordsPlayed();
   }
 
   /** Ends the bridge: Twilio's socket is closed, nothing more is sent or reported. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.goodbye) clearTimeout(this.goodbye.timer);
-    this.goodbye = null;
+    if (this.lastWords) clearTimeout(this.lastWords.timer);
+    this.lastWords = null;
     this.engine = null;
     this.callerBacklog = [];
     const socket = this.twilio;
@@ -242,7 +258,12 @@ export class MediaBridge {
       this.markSentAudio();
       sending = this.sending = { engine: this.engine, itemId, contentIndex, bytes: 0, markedBytes: 0 };
     }
-    sending.bytes += base64ByteLength(payload);
+    const bytes = base64ByteLength(payload);
+    sending.bytes += bytes;
+    if (this.lastWords) {
+      this.lastWords.awaitingReply = false;
+      this.lastWords.capAtMs += bytes / MULAW_BYTES_PER_MS;
+    }
     socket.send(`${this.mediaPrefix}${JSON.stringify(payload)}}}`);
     if (sending.bytes - sending.markedBytes >= MARK_EVERY_BYTES) this.markSentAudio();
   }
@@ -261,16 +282,19 @@ export class MediaBridge {
   private onMarkPlayed(sequence: number): void {
     // Marks of audio dropped by `clear` come back too; they are no longer pending and mean nothing.
     while (this.pendingMarks.length > 0 && this.pendingMarks[0]!.sequence <= sequence) this.played = this.pendingMarks.shift()!;
-    this.hangUpIfGoodbyePlayed();
+    this.finishIfLastWordsPlayed();
   }
 
   /**
-   * The caller talks over the agent: drop what Twilio has not played yet, and tell the engine how
-   * much of the item the caller heard — by the marks Twilio echoed, so never more than was sent.
+   * Cuts the agent off — the caller talks over it (barge-in), or a voicemail's beep sounded: drop
+   * what Twilio has not played yet, and tell the engine how much of the item was heard — by the
+   * marks Twilio echoed, so never more than was sent.
    */
-  private bargeIn(): void {
-    // Audio sent after the last mark may still be playing too.
+  interrupt(): void {
     const sending = this.sending;
+    // More of the item being sent may still be on its way from the engine, even if all sent has played.
+    if (sending) this.interruptedItemId = sending.itemId;
+    // Audio sent after the last mark may still be playing too.
     const unplayed = this.pendingMarks[0] ?? (sending && sending.bytes > sending.markedBytes ? sending : null);
     if (!unplayed || !this.twilio) return;
     this.twilio.send(this.clearMessage);
@@ -279,21 +303,30 @@ export class MediaBridge {
     // An item of an engine lost since exists only as text in the current one.
     const engine = this.engine;
     if (engine && unplayed.engine === engine) engine.truncate(unplayed.itemId, unplayed.contentIndex, Math.floor(heardBytes / MULAW_BYTES_PER_MS));
-    this.interruptedItemId = unplayed.itemId;
     this.pendingMarks = [];
     this.sending = null;
-    this.hangUpIfGoodbyePlayed();
+    this.finishIfLastWordsPlayed();
   }
 
-  private hangUpIfGoodbyePlayed(): void {
-    if (this.goodbye && !this.responseActive && this.pendingMarks.length === 0) this.hangUpAfterGoodbye();
+  private finishIfLastWordsPlayed(): void {
+    const lastWords = this.lastWords;
+    if (lastWords && !lastWords.awaitingReply && !this.responseActive && this.pendingMarks.length === 0) this.lastWordsPlayed();
   }
 
-  private hangUpAfterGoodbye(): void {
-    if (!this.goodbye) return;
-    clearTimeout(this.goodbye.timer);
-    this.goodbye = null;
-    this.events.goodbyePlayed();
+  /** The cap, unless the audio sent since it was set moved it on. */
+  private onLastWordsCap(): void {
+    const lastWords = this.lastWords;
+    if (!lastWords) return;
+    const leftMs = lastWords.capAtMs - Date.now();
+    if (leftMs > 0) lastWords.timer = setTimeout(() => this.onLastWordsCap(), leftMs);
+    else this.lastWordsPlayed();
+  }
+
+  private lastWordsPlayed(): void {
+    if (!this.lastWords) return;
+    clearTimeout(this.lastWords.timer);
+    this.lastWords = null;
+    this.events.lastWordsPlayed();
   }
 
   private onTwilioGone(socket: WebSocket): void {

@@ -1,28 +1,29 @@
-import type { RealtimeClientEvent, RealtimeConversationItemAssistantMessage, RealtimeConversationItemUserMessage, RealtimeSessionCreateRequest } from "openai/resources/realtime/realtime";
+import type {
+  RealtimeClientEvent,
+  RealtimeConversationItemAssistantMessage,
+  RealtimeConversationItemUserMessage,
+  RealtimeFunctionTool,
+  RealtimeSessionCreateRequest,
+} from "openai/resources/realtime/realtime";
 import { z } from "zod";
 import type { OpenAIConfig } from "../../env";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
+import { CALL_TOOL_DESCRIPTIONS, isCallToolName, type CallToolName } from "./tools";
 
 /**
  * The OpenAI Realtime API (GA interface) as a VoiceEngine, over one WebSocket per call: μ-law in
  * and out (`audio/pcmu`, what Twilio carries, so nothing is transcoded), server VAD that interrupts
- * the model when the caller speaks and answers when they stop, transcription of the caller, and an
- * `end_call` tool. The OpenAI SDK's Realtime types check the shape of every event we send.
+ * the model when the caller speaks and answers when they stop, transcription of the caller, and the
+ * call's tools as functions. The OpenAI SDK's Realtime types check the shape of every event we send.
  */
 
 /** How long opening the socket and the model's acceptance of the configuration may take in all. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
-const END_CALL_TOOL = {
-  type: "function",
-  name: "end_call",
-  description: "Hang up the phone call. Call it once the conversation is over and you have said goodbye.",
-  parameters: {
-    type: "object",
-    properties: { reason: { type: "string", description: "Why the call is ending, in a few words." } },
-    additionalProperties: false,
-  },
-} as const;
+/** A call tool as a Realtime function; none takes arguments. */
+function functionTool(name: CallToolName): RealtimeFunctionTool {
+  return { type: "function", name, description: CALL_TOOL_DESCRIPTIONS[name], parameters: { type: "object", properties: {}, additionalProperties: false } };
+}
 
 export function createOpenAIRealtimeEngine(config: OpenAIConfig & { apiKey: string }, options: { connectTimeoutMs?: number } = {}): VoiceEngine {
   return new OpenAIRealtimeEngine(config, options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
@@ -36,11 +37,10 @@ const errorEventSchema = z.object({
 const transcriptEventSchema = z.object({ item_id: z.string(), transcript: z.string() });
 const responseDoneSchema = z.object({
   response: z.object({
-    output: z.array(z.object({ type: z.string(), name: z.string().optional(), call_id: z.string().optional(), arguments: z.string().optional(), status: z.string().optional() })).optional(),
+    output: z.array(z.object({ type: z.string(), name: z.string().optional(), call_id: z.string().optional(), status: z.string().optional() })).optional(),
     usage: z.object({ input_tokens: z.number().optional(), output_tokens: z.number().optional() }).nullish(),
   }),
 });
-const endCallArgumentsSchema = z.object({ reason: z.string().nullish() });
 
 type State = "new" | "connecting" | "open" | "closed";
 
@@ -62,6 +62,8 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   private lastResponseCreateId: string | null = null;
   private clientEventCount = 0;
   private lastError: string | null = null;
+  /** The tools declared in this session: a call of any other is not the model's to make. */
+  private tools: ReadonlySet<CallToolName> = new Set();
   private readonly usage: EngineUsage = { inputTokens: 0, outputTokens: 0 };
 
   constructor(
@@ -73,6 +75,7 @@ class OpenAIRealtimeEngine implements VoiceEngine {
     if (this.state !== "new") throw new Error("An OpenAI Realtime engine connects once; create a new one to reconnect");
     this.state = "connecting";
     this.onEvent = onEvent;
+    this.tools = new Set(session.tools);
     const timer = setTimeout(
       () => this.connectAbort.abort(new Error(`OpenAI Realtime did not accept the session within ${this.connectTimeoutMs} ms`)),
       this.connectTimeoutMs,
@@ -96,6 +99,16 @@ class OpenAIRealtimeEngine implements VoiceEngine {
     this.responseRequested = true;
     this.lastResponseCreateId = this.nextEventId();
     this.send({ type: "response.create", event_id: this.lastResponseCreateId });
+  }
+
+  speak(text: string): void {
+    // The response under way is cut off (its response.done still comes); one only asked for runs first.
+    if (this.responseActive) this.send({ type: "response.cancel" });
+    this.send({
+      type: "conversation.item.create",
+      item: { type: "message", role: "system", content: [{ type: "input_text", text: `Say exactly this, word for word, and nothing else: "${text}"` }] },
+    });
+    this.respond();
   }
 
   appendCallerAudio(payload: string): void {
@@ -168,7 +181,7 @@ class OpenAIRealtimeEngine implements VoiceEngine {
         },
         output: { format: { type: "audio/pcmu" }, ...(session.voice ? { voice: session.voice } : {}) },
       },
-      tools: [END_CALL_TOOL],
+      tools: session.tools.map(functionTool),
       tool_choice: "auto",
     };
     return { type: "session.update", session: realtimeSession };
@@ -249,9 +262,13 @@ class OpenAIRealtimeEngine implements VoiceEngine {
     this.usage.inputTokens += usage?.input_tokens ?? 0;
     this.usage.outputTokens += usage?.output_tokens ?? 0;
     for (const item of parsed?.response.output ?? []) {
-      if (item.type !== "function_call" || item.name !== "end_call" || !item.call_id) continue;
-      if (item.status === "incomplete" || item.status === "in_progress") continue;
-      this.onEvent({ type: "end_call_requested", toolCallId: item.call_id, reason: endCallReason(item.arguments) });
+      if (item.type !== "function_call" || !item.call_id || item.status === "incomplete" || item.status === "in_progress") continue;
+      const name = item.name ?? "";
+      if (!isCallToolName(name) || !this.tools.has(name)) {
+        console.warn(`[openai-realtime] ignored a call of the undeclared tool ${JSON.stringify(name)}`);
+        continue;
+      }
+      this.onEvent({ type: "tool_call", name, toolCallId: item.call_id });
     }
     this.responseActive = false;
     this.onEvent({ type: "response_done" });
@@ -315,14 +332,6 @@ function historyItem(turn: EngineSessionConfig["history"][number]): RealtimeClie
 function isoLanguage(language: string | null): string | null {
   const primary = language?.trim().split(/[-_]/)[0]?.toLowerCase();
   return primary && /^[a-z]{2}$/.test(primary) ? primary : null;
-}
-
-function endCallReason(argumentsJson: string | undefined): string | null {
-  try {
-    return endCallArgumentsSchema.parse(JSON.parse(argumentsJson ?? "{}")).reason ?? null;
-  } catch {
-    return null;
-  }
 }
 
 function parseEvent<T>(schema: z.ZodType<T>, event: Record<string, unknown>): T | null {

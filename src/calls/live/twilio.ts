@@ -3,8 +3,9 @@ import type { TwilioConfig } from "../../env";
 import { errorText } from "../../errors";
 
 /**
- * Twilio Programmable Voice over plain fetch: the REST Call resource (create, hang up, read), the
- * TwiML that connects a call to our Media Stream, and the status callbacks Twilio sends back.
+ * Twilio Programmable Voice over plain fetch: the REST Call resource (create, hang up, redirect,
+ * read), the TwiML that connects a call to our Media Stream or dials a person, and the status
+ * callbacks Twilio sends back.
  * Field names are Twilio's own (REST 2010-04-01, form-encoded requests, JSON responses).
  */
 
@@ -72,8 +73,10 @@ export class TwilioClient {
       Timeout: String(input.timeoutSeconds),
       TimeLimit: String(input.timeLimitSeconds),
       // Asynchronous answering machine detection: synchronous detection would hold the TwiML (our
-      // stream, so the greeting) for seconds after the answer; this way the verdict follows on its own.
-      MachineDetection: "Enable",
+      // stream, so the greeting) for seconds after the answer; this way the verdict follows on its
+      // own. DetectMessageEnd: a machine's verdict waits for the end of its greeting (the beep), so a
+      // message left then is recorded whole.
+      MachineDetection: "DetectMessageEnd",
       AsyncAmd: "true",
       AsyncAmdStatusCallback: input.machineDetectionCallbackUrl,
       AsyncAmdStatusCallbackMethod: "POST",
@@ -86,6 +89,14 @@ export class TwilioClient {
   /** Ends the call whatever its state: Status=completed hangs up a live call and cancels a queued or ringing one. */
   async hangUp(callSid: string): Promise<void> {
     await this.request("POST", `Calls/${encodeURIComponent(callSid)}.json`, new URLSearchParams({ Status: "completed" }));
+  }
+
+  /**
+   * Replaces the TwiML a live call runs (its Media Stream ends), with a new time limit for the rest
+   * of the call.
+   */
+  async updateCallTwiml(callSid: string, twiml: string, timeLimitSeconds: number): Promise<void> {
+    await this.request("POST", `Calls/${encodeURIComponent(callSid)}.json`, new URLSearchParams({ Twiml: twiml, TimeLimit: String(timeLimitSeconds) }));
   }
 
   async fetchCall(callSid: string): Promise<{ sid: string; status: TwilioCallStatus; duration: number | null; answeredBy: string | null }> {
@@ -157,6 +168,11 @@ export function streamTwiml(streamUrl: string, parameters: Record<string, string
     .map(([name, value]) => `<Parameter name="${xmlEscape(name)}" value="${xmlEscape(value)}"/>`)
     .join("");
   return `<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="${xmlEscape(streamUrl)}">${parameterTags}</Stream></Connect></Response>`;
+}
+
+/** `<Dial>`: connects the call to `number`, presenting `callerId` to whoever answers. */
+export function dialTwiml(number: string, { callerId }: { callerId: string }): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><Response><Dial callerId="${xmlEscape(callerId)}">${xmlEscape(number)}</Dial></Response>`;
 }
 
 export interface TwilioStatusUpdate {

@@ -26,7 +26,7 @@ async function setup(fields: RealtimeScript = {}, apiKey = openai.apiKey ?? "") 
   await scriptRealtime(marker, fields);
   const engine = createOpenAIRealtimeEngine({ ...openai, apiKey }, { connectTimeoutMs: 2_000 });
   const events: EngineEvent[] = [];
-  const session: EngineSessionConfig = { instructions: `You call Jane for Acme. [${marker}]`, voice: null, language: null, history: [] };
+  const session: EngineSessionConfig = { instructions: `You call Jane for Acme. [${marker}]`, voice: null, language: null, history: [], tools: ["end_call", "opt_out"] };
   return { marker, engine, events, session, record: (event: EngineEvent) => events.push(event) };
 }
 
@@ -42,9 +42,9 @@ const silence = () => frame(() => 0xff);
 const speech = (seed: number) => frame((index) => (seed * 11 + index) % 0x7f);
 
 describe("OpenAI Realtime engine", () => {
-  it("opens the GA socket and configures μ-law both ways, server VAD, transcription, the prompt and end_call", async () => {
+  it("opens the GA socket and configures μ-law both ways, server VAD, transcription, the prompt and the call's tools", async () => {
     const { marker, engine, record } = await setup();
-    await engine.connect({ instructions: `Be brief. [${marker}]`, voice: "marin", language: "en-US", history: [] }, record);
+    await engine.connect({ instructions: `Be brief. [${marker}]`, voice: "marin", language: "en-US", history: [], tools: ["end_call", "opt_out", "transfer_call"] }, record);
 
     const session = await onlySession(marker);
     expect(session.model).toBe(openai.realtimeModel);
@@ -64,12 +64,9 @@ describe("OpenAI Realtime engine", () => {
             output: { format: { type: "audio/pcmu" }, voice: "marin" },
           },
           tools: [
-            {
-              type: "function",
-              name: "end_call",
-              description: expect.stringContaining("Hang up"),
-              parameters: { type: "object", properties: { reason: { type: "string", description: expect.any(String) } }, additionalProperties: false },
-            },
+            { type: "function", name: "end_call", description: expect.stringContaining("Hang up"), parameters: { type: "object", properties: {}, additionalProperties: false } },
+            { type: "function", name: "opt_out", description: expect.stringContaining("not want to be called again"), parameters: { type: "object", properties: {}, additionalProperties: false } },
+            { type: "function", name: "transfer_call", description: expect.stringContaining("Hand the call over to a person"), parameters: { type: "object", properties: {}, additionalProperties: false } },
           ],
           tool_choice: "auto",
         },
@@ -196,15 +193,15 @@ describe("OpenAI Realtime engine", () => {
   });
 
   it("end_call: the model's tool call comes before its response_done, and the acknowledgement is accepted", async () => {
-    const { marker, engine, events, session, record } = await setup({ responses: ["Thanks, goodbye!"], end_call_after_turn: 1, end_call_reason: "customer confirmed" });
+    const { marker, engine, events, session, record } = await setup({ responses: ["Thanks, goodbye!"], end_call_after_turn: 1 });
     await engine.connect(session, record);
     for (const payload of [speech(1), speech(2), speech(3), ...Array.from({ length: 5 }, silence)]) engine.appendCallerAudio(payload);
     await vi.waitFor(() => expect(ofType(events, "response_done")).toHaveLength(1));
 
-    const [endCall] = ofType(events, "end_call_requested");
-    expect(endCall).toEqual({ type: "end_call_requested", toolCallId: expect.stringMatching(/^call_/), reason: "customer confirmed" });
-    expect(events.at(-2)).toEqual(endCall);
-    expect(events.at(-1)).toEqual({ type: "response_done" });
+    const [endCall] = ofType(events, "tool_call");
+    expect(endCall).toEqual({ type: "tool_call", name: "end_call", toolCallId: expect.stringMatching(/^call_/) });
+    // After the goodbye's audio and transcript, before its response_done.
+    expect(events.map((event) => event.type).slice(-3)).toEqual(["agent_transcript", "tool_call", "response_done"]);
 
     engine.completeToolCall(endCall!.toolCallId, "ok");
     await vi.waitFor(async () => expect((await onlySession(marker)).server_events.at(-1)).toBe("conversation.item.done"));
@@ -212,6 +209,63 @@ describe("OpenAI Realtime engine", () => {
     expect(fake.client_events.at(-1)).toEqual({ type: "conversation.item.create", item: { type: "function_call_output", call_id: endCall!.toolCallId, output: "ok" } });
     expect(fake.errors).toEqual([]);
     expect(fake.client_events.filter((event) => event.type === "response.create")).toEqual([]);
+    engine.close();
+  });
+
+  it("a tool called without a word first (opt_out): the call alone, then the reply asked for after its output speaks", async () => {
+    const { marker, engine, events, session, record } = await setup({ responses: ["", "You won't be called again. Goodbye."], tool_call_after_turn: 1, tool_name: "opt_out" });
+    await engine.connect(session, record);
+    for (const payload of [speech(1), speech(2), speech(3), ...Array.from({ length: 5 }, silence)]) engine.appendCallerAudio(payload);
+    await vi.waitFor(() => expect(ofType(events, "response_done")).toHaveLength(1));
+    expect(events.map((event) => event.type)).toEqual(["caller_started_speaking", "caller_transcript", "tool_call", "response_done"]);
+    const [optOut] = ofType(events, "tool_call");
+    expect(optOut).toEqual({ type: "tool_call", name: "opt_out", toolCallId: expect.stringMatching(/^call_/) });
+
+    engine.completeToolCall(optOut!.toolCallId, JSON.stringify({ opted_out: true }));
+    engine.respond();
+    await vi.waitFor(() => expect(ofType(events, "response_done")).toHaveLength(2));
+    expect(ofType(events, "agent_transcript").map((event) => event.text)).toEqual(["You won't be called again. Goodbye."]);
+    const fake = await onlySession(marker);
+    expect(fake.client_events.filter((event) => event.type !== "input_audio_buffer.append").map((event) => event.type)).toEqual(["session.update", "conversation.item.create", "response.create"]);
+    expect(fake.errors).toEqual([]);
+    engine.close();
+  });
+
+  it("a tool the session did not declare is one the model cannot call: no tool_call", async () => {
+    // The agent has no transfer_to: transfer_call is not among the session's tools.
+    const { marker, engine, events, session, record } = await setup({ responses: ["I'm sorry, no one is available right now. Goodbye."], tool_call_after_turn: 1, tool_name: "transfer_call" });
+    await engine.connect(session, record);
+    for (const payload of [speech(1), speech(2), speech(3), ...Array.from({ length: 5 }, silence)]) engine.appendCallerAudio(payload);
+    await vi.waitFor(() => expect(ofType(events, "response_done")).toHaveLength(1));
+    expect(ofType(events, "tool_call")).toEqual([]);
+    expect((await onlySession(marker)).server_events).not.toContain("response.function_call_arguments.done");
+    engine.close();
+  });
+
+  it("speak(): the response under way is cancelled, and the next one is asked for with the exact words to say", async () => {
+    // A greeting far longer than the test (1,000 deltas 20 ms apart), then a short second response.
+    const { marker, engine, events, session, record } = await setup({ responses: ["A long greeting over a voicemail's.", "Please call Acme back."], audio_deltas: [1000, 50], delta_interval_ms: 20 });
+    await engine.connect(session, record);
+    engine.respond();
+    await vi.waitFor(() => expect(ofType(events, "agent_audio").length).toBeGreaterThanOrEqual(2));
+    engine.speak("Please call Acme back.");
+    // The second response trickles in too: 50 deltas 20 ms apart.
+    await vi.waitFor(() => expect(ofType(events, "response_done")).toHaveLength(2), { timeout: 5_000 });
+
+    const fake = await onlySession(marker);
+    expect(fake.client_events.filter((event) => event.type !== "input_audio_buffer.append")).toEqual([
+      expect.objectContaining({ type: "session.update" }),
+      expect.objectContaining({ type: "response.create" }),
+      { type: "response.cancel" },
+      { type: "conversation.item.create", item: { type: "message", role: "system", content: [{ type: "input_text", text: expect.stringContaining('word for word, and nothing else: "Please call Acme back."') }] } },
+      expect.objectContaining({ type: "response.create" }),
+    ]);
+    expect(fake.errors).toEqual([]);
+    // The greeting stopped short; the second response was spoken whole.
+    const items = [...new Set(fake.sent_audio.map((audio) => audio.item_id))];
+    expect(items).toHaveLength(2);
+    expect(fake.sent_audio.filter((audio) => audio.item_id === items[0]).length).toBeLessThan(1000);
+    expect(fake.sent_audio.filter((audio) => audio.item_id === items[1])).toHaveLength(50);
     engine.close();
   });
 

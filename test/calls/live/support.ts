@@ -1,8 +1,9 @@
 import { vi, expect } from "vitest";
-import { createAgent, createCustomer, getNotification as getNotificationById, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer, waitUntilEnded as waitUntilNotificationEnded } from "../../fixtures";
+import { createAgent, createCustomer, type AgentInput, getNotification as getNotificationById, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer, waitUntilEnded as waitUntilNotificationEnded } from "../../fixtures";
 import { scriptRealtime, type RealtimeScript } from "../../fakes/realtime-client";
 import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, twilioCallFor, type FakeTwilioCall } from "../../fakes/twilio-peer";
 import { api, inbox, signup, uniqueName, type Account } from "../../helpers";
+import type { EventName } from "../../../src/webhooks/emit";
 import { createEndpoint } from "../../webhooks/support";
 
 /** Live calls placed through the API, and Twilio's side of them played by the test (see live-driver.live.test.ts). */
@@ -26,10 +27,21 @@ export interface LiveCall {
   notificationId: string;
   created: { status: number; body: any };
   inboxName: string;
+  customerId: string;
+}
+
+export interface LiveCallOptions {
+  phone?: string;
+  idempotencyKey?: string;
+  voicemailMessage?: string;
+  /** More of the agent's fields (transfer_to, retry, …). */
+  agent?: Partial<AgentInput>;
+  /** The events the call's webhook subscribes to (its three call events by default). */
+  events?: EventName[];
 }
 
 /** A notification through the API, with the model's script for its call and a webhook for its events. */
-export async function placeLiveCall(script: RealtimeScript, options: { phone?: string; idempotencyKey?: string; voicemailMessage?: string } = {}): Promise<LiveCall> {
+export async function placeLiveCall(script: RealtimeScript, options: LiveCallOptions = {}): Promise<LiveCall> {
   const account = await signup();
   const marker = `live-${crypto.randomUUID()}`;
   await scriptRealtime(marker, script);
@@ -37,16 +49,17 @@ export async function placeLiveCall(script: RealtimeScript, options: { phone?: s
     ...QUICKSTART_AGENT,
     system_prompt: `${QUICKSTART_AGENT.system_prompt} (${marker})`,
     ...(options.voicemailMessage ? { voicemail_message: options.voicemailMessage } : {}),
+    ...options.agent,
   });
   const customer = await createCustomer(account, quickstartCustomer(options.phone ?? "+14155552671"));
   const inboxName = uniqueName("live");
-  await createEndpoint(account, inboxName, ["call.started", "call.ended", "call.summary"]);
+  await createEndpoint(account, inboxName, options.events ?? ["call.started", "call.ended", "call.summary"]);
   const created = await api("POST", "/api/v1/notifications", {
     key: account.key,
     body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES, ...ANY_HOUR },
     headers: options.idempotencyKey ? { "Idempotency-Key": options.idempotencyKey } : {},
   });
-  return { account, marker, notificationId: created.body?.notification?.id, created, inboxName };
+  return { account, marker, notificationId: created.body?.notification?.id, created, inboxName, customerId: customer.id };
 }
 
 /** The call's notification (GET must answer 200). */

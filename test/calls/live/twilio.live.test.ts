@@ -48,8 +48,9 @@ describe("TwilioClient against the fake Twilio", () => {
       StatusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
       Timeout: "30",
       TimeLimit: "300",
-      // Asynchronous: the TwiML runs at the answer, the verdict is posted to its own callback.
-      MachineDetection: "Enable",
+      // Asynchronous: the TwiML runs at the answer, the verdict is posted to its own callback once
+      // the greeting of a machine has ended.
+      MachineDetection: "DetectMessageEnd",
       AsyncAmd: "true",
       AsyncAmdStatusCallback: "https://echo.test/twilio/amd/n1",
       AsyncAmdStatusCallbackMethod: "POST",
@@ -108,6 +109,19 @@ describe("TwilioClient against the fake Twilio", () => {
     const call = await fakeCall(sid);
     expect(call.updates.map((update) => update.params)).toEqual([{ Status: "completed" }, { Status: "completed" }]);
     expect(await client.fetchCall(sid)).toEqual({ sid, status: "canceled", duration: 0, answeredBy: null });
+  });
+
+  it("replaces a live call's TwiML and time limit; a call that is over cannot be redirected (21220)", async () => {
+    const { sid } = await client.createCall(callInput("+14155552671"));
+    await fetch(`https://api.twilio.com/_fake/calls/${sid}`, { method: "POST", body: new URLSearchParams({ CallStatus: "in-progress" }) });
+    const dial = '<?xml version="1.0" encoding="UTF-8"?><Response><Dial>+14155550199</Dial></Response>';
+    await client.updateCallTwiml(sid, dial, 14400);
+    expect(await fakeCall(sid)).toMatchObject({ status: "in-progress", twiml: dial, time_limit: "14400", updates: [{ params: { Twiml: dial, TimeLimit: "14400" } }] });
+
+    await client.hangUp(sid);
+    const refused = await twilioError(client.updateCallTwiml(sid, dial, 14400));
+    expect(refused).toMatchObject({ status: 400, code: 21220 });
+    expect(refused.message).toBe("Twilio error 21220: Call is not in-progress. Cannot redirect.");
   });
 
   it("reads a call: its status, who answered, and the duration once it has ended", async () => {

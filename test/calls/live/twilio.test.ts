@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  dialTwiml,
   isFinalTwilioStatus,
   parseTwilioMachineDetectionCallback,
   parseTwilioStatusCallback,
@@ -23,6 +24,13 @@ describe("streamTwiml", () => {
         '<Parameter name="stream_token" value="&lt;&quot;tok&apos;&amp;&gt;"/>' +
         "</Stream></Connect></Response>",
     );
+  });
+});
+
+describe("dialTwiml", () => {
+  it("dials the number with the given caller ID, XML-escaped", () => {
+    expect(dialTwiml("+14155550199", { callerId: "+14155552671" })).toBe('<?xml version="1.0" encoding="UTF-8"?><Response><Dial callerId="+14155552671">+14155550199</Dial></Response>');
+    expect(dialTwiml("<1&2>", { callerId: '"3"' })).toContain('<Dial callerId="&quot;3&quot;">&lt;1&amp;2&gt;</Dial>');
   });
 });
 
