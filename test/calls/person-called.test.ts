@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createAgent, createCustomer, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents, waitUntilEnded, type AgentInput } from "../fixtures";
 import { api, signup } from "../helpers";
 
@@ -75,5 +75,34 @@ describe("the person called, simulated", () => {
     const { notification: n } = await placeCall("+14155550107");
     expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call", answered_by: "human" });
     expect(turns(n).at(-1)).toEqual(["agent", expect.stringMatching(/no one available to take your call right now.*goodbye/)]);
+  });
+});
+
+describe("an opt-out reaches the calls already waiting for that phone", () => {
+  it("a batch item waiting for capacity behind the call in which the person opted out is not dialled: failed, opted-out", async () => {
+    const account = await signup();
+    await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { max_concurrent_calls: 1 } });
+    const agent = await createAgent(account, QUICKSTART_AGENT);
+    const customer = await createCustomer(account, quickstartCustomer("+12125550106"));
+    const res = await api("POST", "/api/v1/notifications/batch", {
+      key: account.key,
+      body: { agent_id: agent.id, variables: QUICKSTART_VARIABLES, items: [{ customer_id: customer.id }, { customer_id: customer.id }] },
+    });
+    expect(res.body.batch).toMatchObject({ accepted: 2, rejected: 0 });
+    const batchId = res.body.batch.id;
+    const ended = await vi.waitFor(
+      async () => {
+        const listed = await api("GET", `/api/v1/notifications?batch_id=${batchId}`, { key: account.key });
+        expect(listed.body.every((n: { status: string }) => n.status !== "queued" && n.status !== "in_progress")).toBe(true);
+        // The call that was dialled first, the one that never was after it.
+        return listed.body.sort((a: { started_at: string | null }, b: { started_at: string | null }) => Number(a.started_at === null) - Number(b.started_at === null));
+      },
+      { timeout: 15_000, interval: 100 },
+    );
+    expect(ended.map((n: { status: string; ended_reason: string; opted_out: boolean }) => [n.status, n.ended_reason, n.opted_out])).toEqual([
+      ["completed", "assistant-ended-call", true],
+      ["failed", "opted-out", false],
+    ]);
+    expect(ended[1]).toMatchObject({ started_at: null, attempts: [], error_message: "The phone number opted out of calls before the call was placed" });
   });
 });
