@@ -1,5 +1,3 @@
-import type { CallParams } from "./call";
-
 /**
  * Call recordings (API.md, The person called): one WAV per call in the RECORDINGS bucket, G.711
  * μ-law at 8 kHz in two channels — the caller left, the agent right, sample by sample in time —
@@ -62,7 +60,7 @@ export interface CallRecording {
 }
 
 /** Where a call's recording is kept: per project and notification, one per call. */
-export function recordingKey(params: Pick<CallParams, "projectId" | "notificationId" | "callId">): string {
+export function recordingKey(params: { projectId: string; notificationId: string; callId: string }): string {
   return `${params.projectId}/${params.notificationId}/${params.callId}.wav`;
 }
 
