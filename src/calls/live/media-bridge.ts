@@ -226,9 +226,10 @@ export class MediaBridge {
         if (typeof payload !== "string") return;
         this.callerFrames += 1;
         this.lastCallerFrameAtMs = Date.now();
-        this.tap?.callerAudio(payload);
         if (this.engine) this.engine.appendCallerAudio(payload);
         else this.callerBacklog.push(payload);
+        // After the relay: the frame reaches the model first.
+        this.tap?.callerAudio(payload);
         return;
       }
       case "mark": {
