@@ -33,6 +33,7 @@ import { nextDialTime } from "./calling-hours";
 import { DEPLOYMENT_PACER, projectPacerName } from "./pacer";
 import { firstReconcileAt, reconcileAfter } from "./reconcile";
 import { recordingKey, type CallRecording } from "./recording";
+import { recordingExpiresAt } from "./recording-retention";
 import { SimulatorDriver } from "./simulator";
 
 /**
@@ -116,7 +117,8 @@ const WRITES_BEFORE_DROPPING_RESULT = 5;
 const STUCK_AFTER_MS = 60_000;
 /** The most a recording's write to R2 may take (at most two 5 MiB parts are left at the end); then the call ends without it. */
 const RECORDING_UPLOAD_TIMEOUT_MS = 30_000;
-const DAY_MS = 24 * 60 * 60 * 1000;
+/** How long an end waits for the write in flight: its time limit, and a little more for its outcome to be applied. */
+const RECORDING_UPLOAD_ALLOWANCE_MS = RECORDING_UPLOAD_TIMEOUT_MS + 5_000;
 
 const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0")}`;
 /** 1 s, doubling, at most a minute. */
@@ -677,7 +679,7 @@ class CallLifecycle implements CallCore {
     }
     if (ending.recording && !ending.recording.stored) {
       if (this.recordingUpload) {
-        record.deadlineMs = Date.now() + RECORDING_UPLOAD_TIMEOUT_MS + 5_000;
+        record.deadlineMs = Date.now() + RECORDING_UPLOAD_ALLOWANCE_MS;
         return true;
       }
       // The object restarted while writing it: the audio was in its memory. A write that did finish is not left without a row.
@@ -721,9 +723,7 @@ class CallLifecycle implements CallCore {
               dialled,
               optedOut: record.optedOut,
               consent: params.consent,
-              recording: ending.recording?.stored
-                ? { key: ending.recording.key, expiresAt: new Date(ending.endedAtMs + getConfig(this.env).recordingRetentionDays * DAY_MS).toISOString() }
-                : null,
+              recording: ending.recording?.stored ? { key: ending.recording.key, expiresAt: recordingExpiresAt(ending.endedAtMs, getConfig(this.env).recordingRetentionDays) } : null,
             });
     } catch (error) {
       ending.failedWrites += 1;
