@@ -27,6 +27,8 @@ const TARGETS = { relayP99Ms: 1, bargeInMs: 2, greetingOverheadMs: 20, framesLos
 const RECORD_MODES = /** @type {Record<string, boolean[]>} */ ({ off: [false], on: [true], both: [false, true] });
 /** Frames sent this long after the stream's start count as steady state (set-up is over). */
 const STEADY_AFTER_MS = 3000;
+/** Mid-call: steady state, and this long before the caller hangs up (a call's end writes its recording). */
+const MID_CALL_BEFORE_END_MS = 1000;
 
 /**
  * What the caller says, in ms from the stream start: a turn after the greeting, a barge-in into
@@ -345,7 +347,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     const ioWait = machineAfter.iowait - machineBefore.iowait;
     loopDelay.disable();
 
-    if (options.samples) writeSamples(join(runDir, `samples-${n}.json`), round, cpuTimeline);
+    if (options.samples) writeSamples(join(runDir, `samples-${n}${recording ? "-recording" : ""}.json`), round, cpuTimeline);
     const result = summarizeRound({ target: target.name + (options.direct ? ", --direct" : "") + (options.tmpfs ? ", --tmpfs" : ""), n, recording, seconds, modelLatencyMs, round, cpuBefore, cpuAfter, cpuTimeline, benchCpu, machineBusy, ioWait, roundSeconds, loopDelay, stray, reloads: target.reloads() - reloadsBefore });
     results.push(result);
     console.log(`\n${result.markdown}\n`);
@@ -404,8 +406,8 @@ function compareRecording(results) {
       calls: off.calls,
       relay_up_p99_ms: { off: off.relay_twilio_to_model_ms.p99, on: on.relay_twilio_to_model_ms.p99 },
       relay_down_p99_ms: { off: off.relay_model_to_twilio_ms.p99, on: on.relay_model_to_twilio_ms.p99 },
-      steady_relay_up_p99_ms: { off: off.steady_state_relay_twilio_to_model_ms.p99, on: on.steady_state_relay_twilio_to_model_ms.p99 },
-      steady_relay_down_p99_ms: { off: off.steady_state_relay_model_to_twilio_ms.p99, on: on.steady_state_relay_model_to_twilio_ms.p99 },
+      mid_call_relay_up_p99_ms: { off: off.mid_call_relay_twilio_to_model_ms.p99, on: on.mid_call_relay_twilio_to_model_ms.p99 },
+      mid_call_relay_down_p99_ms: { off: off.mid_call_relay_model_to_twilio_ms.p99, on: on.mid_call_relay_model_to_twilio_ms.p99 },
       workerd_cpu_per_call_minute: { off: off.cpu.workerd_seconds_per_call_minute, on: on.cpu.workerd_seconds_per_call_minute, ratio: ratio(on.cpu.workerd_seconds_per_call_minute, off.cpu.workerd_seconds_per_call_minute) },
       worker_cpu_per_call_minute: { off: workerOnly(off), on: workerOnly(on), ratio: ratio(workerOnly(on), workerOnly(off)) },
       recordings_stored: on.recordings_stored,
@@ -413,12 +415,12 @@ function compareRecording(results) {
   });
   const pair = (/** @type {{ off: number | null; on: number | null }} */ value) => `${fmt(value.off)} / ${fmt(value.on)}`;
   const table = markdownTable(
-    ["calls", "relay up p99 off / on (ms)", "relay down p99 off / on (ms)", "steady up / down p99 off / on (ms)", "workerd CPU s per call-min off / on", "ratio", "Worker's own (no dev proxy) off / on", "ratio", "recordings stored"],
+    ["calls", "relay up p99 off / on (ms)", "relay down p99 off / on (ms)", "mid-call up; down p99 off / on (ms)", "workerd CPU s per call-min off / on", "ratio", "Worker's own (no dev proxy) off / on", "ratio", "recordings stored"],
     rows.map((row) => [
       row.calls,
       pair(row.relay_up_p99_ms),
       pair(row.relay_down_p99_ms),
-      `${pair(row.steady_relay_up_p99_ms)}; ${pair(row.steady_relay_down_p99_ms)}`,
+      `${pair(row.mid_call_relay_up_p99_ms)}; ${pair(row.mid_call_relay_down_p99_ms)}`,
       pair(row.workerd_cpu_per_call_minute),
       fmt(row.workerd_cpu_per_call_minute.ratio, 2),
       pair(row.worker_cpu_per_call_minute),
@@ -439,6 +441,9 @@ function summarizeRound({ target, n, recording, seconds, modelLatencyMs, round, 
   const steadyFrom = (/** @type {CallRecord} */ rec) => (rec.startSentAt ?? 0) + STEADY_AFTER_MS;
   const upSteady = summarize(round.flatMap((rec) => rec.up.filter((_, i) => rec.upSentAt[i] >= steadyFrom(rec))));
   const downSteady = summarize(round.flatMap((rec) => rec.down.filter((_, i) => rec.downSentAt[i] >= steadyFrom(rec))));
+  const midCall = (/** @type {CallRecord} */ rec, /** @type {number} */ sentAt) => sentAt >= steadyFrom(rec) && sentAt < (rec.startSentAt ?? 0) + seconds * 1000 - MID_CALL_BEFORE_END_MS;
+  const upMidCall = summarize(round.flatMap((rec) => rec.up.filter((_, i) => midCall(rec, rec.upSentAt[i]))));
+  const downMidCall = summarize(round.flatMap((rec) => rec.down.filter((_, i) => midCall(rec, rec.downSentAt[i]))));
   /** How long our server took to answer each status callback (its round trip from the fake Twilio). */
   const callbackMs = summarize(
     round.flatMap((rec) =>
@@ -505,6 +510,7 @@ function summarizeRound({ target, n, recording, seconds, modelLatencyMs, round, 
   );
   const notes = [
     `steady state (frames sent ≥ ${STEADY_AFTER_MS / 1000} s after start): Twilio → model p50 ${fmt(upSteady.p50)} / p99 ${fmt(upSteady.p99)} ms, model → Twilio p50 ${fmt(downSteady.p50)} / p99 ${fmt(downSteady.p99)} ms; status callbacks answered in p50 ${fmt(callbackMs.p50, 1)} / p99 ${fmt(callbackMs.p99, 1)} ms`,
+    `mid-call (steady state, and ≥ ${MID_CALL_BEFORE_END_MS / 1000} s before the hang-up): Twilio → model p99 ${fmt(upMidCall.p99)} ms, model → Twilio p99 ${fmt(downMidCall.p99)} ms`,
     ...(reloads ? [`INVALID ROUND: wrangler reloaded the Worker ${reloads} time(s) during it (a source file changed), cutting the calls in flight`] : []),
     `greeting with the nominal ${modelLatencyMs} ms model latency subtracted instead: p50 ${fmt(greetingNominal.p50)} / p99 ${fmt(greetingNominal.p99)} ms; Twilio start → greeting response.create: p50 ${fmt(startToCreate.p50)} / p99 ${fmt(startToCreate.p99)} ms`,
     `agent frames: ${agentFramesDelivered} of ${agentFramesSent} reached Twilio (the rest were cut by barge-ins); truncates: ${truncates.length}; stray appends ${stray.appends}, stray agent media ${stray.agentMedia}`,
@@ -523,6 +529,8 @@ function summarizeRound({ target, n, recording, seconds, modelLatencyMs, round, 
     relay_model_to_twilio_ms: down,
     steady_state_relay_twilio_to_model_ms: upSteady,
     steady_state_relay_model_to_twilio_ms: downSteady,
+    mid_call_relay_twilio_to_model_ms: upMidCall,
+    mid_call_relay_model_to_twilio_ms: downMidCall,
     status_callback_round_trip_ms: callbackMs,
     barge_in_ms: { ...bargeIn, missing_clears: missingClears },
     greeting_overhead_ms: greeting,
