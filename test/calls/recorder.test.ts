@@ -134,6 +134,20 @@ describe("the call recorder", () => {
     expect(firstDifference(wav.data, expectedData(steps))).toBe(-1);
   });
 
+  it("a call of the longest max_duration_seconds (10 minutes) is two parts, both written at its end", async () => {
+    const steps: Step[] = [];
+    const frames = (10 * 60 * 1000) / 20;
+    for (let n = 0; n < frames; n += 1) {
+      if (n % 700 === 0) steps.push({ agent: agentChunk(n, 8000 * 3) });
+      steps.push({ caller: callerFrame(n) });
+    }
+    const { object } = await record(steps);
+    expect(object.etag).toMatch(/-2$/);
+    const wav = readWav(new Uint8Array(await object.arrayBuffer()));
+    expect(wav.sampleFrames).toBe(frames * 160);
+    expect(firstDifference(wav.data, expectedData(steps))).toBe(-1);
+  });
+
   it("a call that fills part 1 exactly is one put; one with nothing heard has no audio", async () => {
     const framesInPart1 = (RECORDING_PART_BYTES - 58) / 2;
     const steps: Step[] = [{ caller: new Uint8Array(framesInPart1).fill(0x11) }];
