@@ -410,12 +410,14 @@ function compareRecording(results) {
       mid_call_relay_down_p99_ms: { off: off.mid_call_relay_model_to_twilio_ms.p99, on: on.mid_call_relay_model_to_twilio_ms.p99 },
       workerd_cpu_per_call_minute: { off: off.cpu.workerd_seconds_per_call_minute, on: on.cpu.workerd_seconds_per_call_minute, ratio: ratio(on.cpu.workerd_seconds_per_call_minute, off.cpu.workerd_seconds_per_call_minute) },
       worker_cpu_per_call_minute: { off: workerOnly(off), on: workerOnly(on), ratio: ratio(workerOnly(on), workerOnly(off)) },
+      // The dev proxy does the same work with recording on or off: its ratio is the drift of the machine between the rounds.
+      dev_proxy_cpu_ratio: ratio(on.cpu.workerd_dev_proxy_seconds, off.cpu.workerd_dev_proxy_seconds),
       recordings_stored: on.recordings_stored,
     };
   });
   const pair = (/** @type {{ off: number | null; on: number | null }} */ value) => `${fmt(value.off)} / ${fmt(value.on)}`;
   const table = markdownTable(
-    ["calls", "relay up p99 off / on (ms)", "relay down p99 off / on (ms)", "mid-call up; down p99 off / on (ms)", "workerd CPU s per call-min off / on", "ratio", "Worker's own (no dev proxy) off / on", "ratio", "recordings stored"],
+    ["calls", "relay up p99 off / on (ms)", "relay down p99 off / on (ms)", "mid-call up; down p99 off / on (ms)", "workerd CPU s per call-min off / on", "ratio", "Worker's own (no dev proxy) off / on", "ratio", "dev proxy ratio (control)", "recordings stored"],
     rows.map((row) => [
       row.calls,
       pair(row.relay_up_p99_ms),
@@ -425,6 +427,7 @@ function compareRecording(results) {
       fmt(row.workerd_cpu_per_call_minute.ratio, 2),
       pair(row.worker_cpu_per_call_minute),
       fmt(row.worker_cpu_per_call_minute.ratio, 2),
+      fmt(row.dev_proxy_cpu_ratio, 2),
       `${row.recordings_stored} of ${row.calls}`,
     ]),
   );
