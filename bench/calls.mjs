@@ -14,7 +14,7 @@ import { startReferenceBridge } from "./lib/reference-bridge.mjs";
 import { fmt, markdownTable, summarize } from "./lib/stats.mjs";
 import { sleep, waitUntil } from "./lib/wait.mjs";
 
-export const description = "N concurrent live calls (Twilio Media Streams ⇄ our Durable Object ⇄ OpenAI Realtime), relay latency, barge-in, greeting, frames lost, CPU";
+export const description = "N concurrent live calls (Twilio Media Streams ⇄ our Durable Object ⇄ OpenAI Realtime), relay latency, barge-in, greeting, frames lost, CPU, each with call recording off and on";
 
 const ACCOUNT_SID = "AC" + "0b".repeat(16);
 const AUTH_TOKEN = "bench-twilio-auth-token-0123456789";
@@ -22,9 +22,13 @@ const FROM_NUMBER = "+14155550000";
 const OPENAI_KEY = "sk-bench-openai-key";
 const REALTIME_MODEL = "gpt-realtime";
 
-const TARGETS = { relayP99Ms: 1, bargeInMs: 2, greetingOverheadMs: 20, framesLost: 0 };
+const TARGETS = { relayP99Ms: 1, bargeInMs: 2, greetingOverheadMs: 20, framesLost: 0, recordingCpuRatio: 1.1 };
+/** `--record`: which rounds run with an agent that records its calls. */
+const RECORD_MODES = /** @type {Record<string, boolean[]>} */ ({ off: [false], on: [true], both: [false, true] });
 /** Frames sent this long after the stream's start count as steady state (set-up is over). */
 const STEADY_AFTER_MS = 3000;
+/** Mid-call: steady state, and this long before the caller hangs up (a call's end writes its recording). */
+const MID_CALL_BEFORE_END_MS = 1000;
 
 /**
  * What the caller says, in ms from the stream start: a turn after the greeting, a barge-in into
@@ -54,6 +58,7 @@ const CALLER_TRANSCRIPTS = ["Yes, that works.", "Sorry, one question.", "Could i
  * @property {number} index
  * @property {string} key
  * @property {string} phone
+ * @property {boolean} recording placed with an agent that records its calls
  * @property {string | null} notificationId
  * @property {string | null} createError
  * @property {import("./fakes/twilio.mjs").FakeCall | null} twilio
@@ -89,6 +94,10 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   const jitterMs = Number(options.jitter ?? 0);
   const scriptOffsetMs = (/** @type {number} */ index) => (jitterMs > 0 ? ((index * 7919) % 1000) / 1000 * jitterMs : 0);
   const mediaDurationMs = seconds * 1000;
+  // Recording (an agent with record: true) off and on in the same run, so that its cost is measured
+  // under the same conditions; the harness's floors have no recording.
+  const recordModes = options.target === "reference" || options.target === "floor" ? [false] : RECORD_MODES[options.record ?? "both"];
+  if (!recordModes) throw new Error(`--record is off, on or both, not ${options.record}`);
 
   /** @type {Map<number, CallRecord>} */
   const records = new Map();
@@ -251,8 +260,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 
   let nextIndex = 0;
   const results = [];
-  for (const n of rounds) {
-    log(`round: ${n} concurrent call(s) of ${seconds} s`);
+  for (const { n, recording } of rounds.flatMap((calls) => recordModes.map((mode) => ({ n: calls, recording: mode })))) {
+    log(`round: ${n} concurrent call(s) of ${seconds} s, recording ${recording ? "on" : "off"}`);
     /** @type {CallRecord[]} */
     const round = [];
     for (let i = 0; i < n; i++) {
@@ -263,6 +272,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
         index,
         key: `${runId}-${index}`,
         phone,
+        recording,
         notificationId: null,
         createError: null,
         twilio: null,
@@ -337,8 +347,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     const ioWait = machineAfter.iowait - machineBefore.iowait;
     loopDelay.disable();
 
-    if (options.samples) writeSamples(join(runDir, `samples-${n}.json`), round, cpuTimeline);
-    const result = summarizeRound({ target: target.name + (options.direct ? ", --direct" : "") + (options.tmpfs ? ", --tmpfs" : ""), n, seconds, modelLatencyMs, round, cpuBefore, cpuAfter, cpuTimeline, benchCpu, machineBusy, ioWait, roundSeconds, loopDelay, stray, reloads: target.reloads() - reloadsBefore });
+    if (options.samples) writeSamples(join(runDir, `samples-${n}${recording ? "-recording" : ""}.json`), round, cpuTimeline);
+    const result = summarizeRound({ target: target.name + (options.direct ? ", --direct" : "") + (options.tmpfs ? ", --tmpfs" : ""), n, recording, seconds, modelLatencyMs, round, cpuBefore, cpuAfter, cpuTimeline, benchCpu, machineBusy, ioWait, roundSeconds, loopDelay, stray, reloads: target.reloads() - reloadsBefore });
     results.push(result);
     console.log(`\n${result.markdown}\n`);
     stray.appends = 0;
@@ -349,6 +359,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     await sleep(2000);
   }
 
+  const recordingComparison = compareRecording(results);
+  if (recordingComparison) console.log(`\n${recordingComparison.markdown}\n`);
   const passed = results.every((result) => result.passed);
   const output = {
     suite: "calls",
@@ -357,6 +369,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, node: process.versions.node, platform: `${os.platform()} ${os.release()}` },
     config: { call_seconds: seconds, model_latency_ms: modelLatencyMs, agent_audio_speed: agentSpeed, agent_delta_ms: agentFrameMs, script_jitter_ms: jitterMs, frame_ms: FRAME_MS, caller_speech_ms: CALLER_SPEECH, agent_responses_ms: AGENT_RESPONSES.map((response) => response.durationMs), targets: TARGETS },
     rounds: results.map(({ markdown: _markdown, ...rest }) => rest),
+    recording_comparison: recordingComparison?.rows ?? null,
     passed,
   };
   mkdirSync(join(benchDir, "results"), { recursive: true });
@@ -366,6 +379,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     options.direct ? "direct" : "",
     options.tmpfs ? "tmpfs" : "",
     options.calls ? `n${rounds.join("-")}` : "",
+    options.record ? `record-${options.record}` : "",
     ...["seconds", "model-latency", "agent-speed", "agent-frame-ms", "jitter"].map((name) => (options[name] ? `${name}${options[name]}` : "")),
   ].filter(Boolean);
   const file = `calls${variant.map((part) => `-${part}`).join("")}.json`;
@@ -375,15 +389,64 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 }
 
 /**
- * @param {{ target: string; n: number; seconds: number; modelLatencyMs: number; round: CallRecord[]; cpuBefore: CpuSample | null; cpuAfter: CpuSample | null; cpuTimeline: [number, number, number][]; benchCpu: NodeJS.CpuUsage; machineBusy: number; ioWait: number; roundSeconds: number; reloads: number; loopDelay: import("node:perf_hooks").IntervalHistogram; stray: { appends: number; agentMedia: number; problems: string[] } }} input
+ * Recording on against off, round by round of the same size: relay latency (all frames and steady
+ * state) and workerd CPU per call-minute, with the CPU ratio (target: at most 1.10).
+ * @param {ReturnType<typeof summarizeRound>[]} results
  */
-function summarizeRound({ target, n, seconds, modelLatencyMs, round, cpuBefore, cpuAfter, cpuTimeline, benchCpu, machineBusy, ioWait, roundSeconds, reloads, loopDelay, stray }) {
+function compareRecording(results) {
+  const pairs = results.flatMap((off) => {
+    const on = off.recording ? undefined : results.find((other) => other.recording && other.calls === off.calls);
+    return on ? [{ off, on }] : [];
+  });
+  if (pairs.length === 0) return null;
+  const ratio = (/** @type {number | null} */ on, /** @type {number | null} */ off) => (on !== null && off !== null && off > 0 ? on / off : null);
+  const rows = pairs.map(({ off, on }) => {
+    const workerOnly = (/** @type {typeof off} */ r) => (r.cpu.workerd_seconds !== null && r.cpu.workerd_dev_proxy_seconds !== null && r.cpu.call_minutes > 0 ? (r.cpu.workerd_seconds - r.cpu.workerd_dev_proxy_seconds) / r.cpu.call_minutes : null);
+    return {
+      calls: off.calls,
+      relay_up_p99_ms: { off: off.relay_twilio_to_model_ms.p99, on: on.relay_twilio_to_model_ms.p99 },
+      relay_down_p99_ms: { off: off.relay_model_to_twilio_ms.p99, on: on.relay_model_to_twilio_ms.p99 },
+      mid_call_relay_up_p99_ms: { off: off.mid_call_relay_twilio_to_model_ms.p99, on: on.mid_call_relay_twilio_to_model_ms.p99 },
+      mid_call_relay_down_p99_ms: { off: off.mid_call_relay_model_to_twilio_ms.p99, on: on.mid_call_relay_model_to_twilio_ms.p99 },
+      workerd_cpu_per_call_minute: { off: off.cpu.workerd_seconds_per_call_minute, on: on.cpu.workerd_seconds_per_call_minute, ratio: ratio(on.cpu.workerd_seconds_per_call_minute, off.cpu.workerd_seconds_per_call_minute) },
+      worker_cpu_per_call_minute: { off: workerOnly(off), on: workerOnly(on), ratio: ratio(workerOnly(on), workerOnly(off)) },
+      // The dev proxy does the same work with recording on or off: its ratio is the drift of the machine between the rounds.
+      dev_proxy_cpu_ratio: ratio(on.cpu.workerd_dev_proxy_seconds, off.cpu.workerd_dev_proxy_seconds),
+      recordings_stored: on.recordings_stored,
+    };
+  });
+  const pair = (/** @type {{ off: number | null; on: number | null }} */ value) => `${fmt(value.off)} / ${fmt(value.on)}`;
+  const table = markdownTable(
+    ["calls", "relay up p99 off / on (ms)", "relay down p99 off / on (ms)", "mid-call up; down p99 off / on (ms)", "workerd CPU s per call-min off / on", "ratio", "Worker's own (no dev proxy) off / on", "ratio", "dev proxy ratio (control)", "recordings stored"],
+    rows.map((row) => [
+      row.calls,
+      pair(row.relay_up_p99_ms),
+      pair(row.relay_down_p99_ms),
+      `${pair(row.mid_call_relay_up_p99_ms)}; ${pair(row.mid_call_relay_down_p99_ms)}`,
+      pair(row.workerd_cpu_per_call_minute),
+      fmt(row.workerd_cpu_per_call_minute.ratio, 2),
+      pair(row.worker_cpu_per_call_minute),
+      fmt(row.worker_cpu_per_call_minute.ratio, 2),
+      fmt(row.dev_proxy_cpu_ratio, 2),
+      `${row.recordings_stored} of ${row.calls}`,
+    ]),
+  );
+  return { rows, markdown: `## Recording off / on (target: CPU ratio ≤ ${TARGETS.recordingCpuRatio}, relay p99 within noise)\n\n${table}` };
+}
+
+/**
+ * @param {{ target: string; n: number; recording: boolean; seconds: number; modelLatencyMs: number; round: CallRecord[]; cpuBefore: CpuSample | null; cpuAfter: CpuSample | null; cpuTimeline: [number, number, number][]; benchCpu: NodeJS.CpuUsage; machineBusy: number; ioWait: number; roundSeconds: number; reloads: number; loopDelay: import("node:perf_hooks").IntervalHistogram; stray: { appends: number; agentMedia: number; problems: string[] } }} input
+ */
+function summarizeRound({ target, n, recording, seconds, modelLatencyMs, round, cpuBefore, cpuAfter, cpuTimeline, benchCpu, machineBusy, ioWait, roundSeconds, reloads, loopDelay, stray }) {
   const up = summarize(round.flatMap((rec) => rec.up));
   const down = summarize(round.flatMap((rec) => rec.down));
   // The first seconds of a call carry its set-up (status callbacks, the stream's start): apart.
   const steadyFrom = (/** @type {CallRecord} */ rec) => (rec.startSentAt ?? 0) + STEADY_AFTER_MS;
   const upSteady = summarize(round.flatMap((rec) => rec.up.filter((_, i) => rec.upSentAt[i] >= steadyFrom(rec))));
   const downSteady = summarize(round.flatMap((rec) => rec.down.filter((_, i) => rec.downSentAt[i] >= steadyFrom(rec))));
+  const midCall = (/** @type {CallRecord} */ rec, /** @type {number} */ sentAt) => sentAt >= steadyFrom(rec) && sentAt < (rec.startSentAt ?? 0) + seconds * 1000 - MID_CALL_BEFORE_END_MS;
+  const upMidCall = summarize(round.flatMap((rec) => rec.up.filter((_, i) => midCall(rec, rec.upSentAt[i]))));
+  const downMidCall = summarize(round.flatMap((rec) => rec.down.filter((_, i) => midCall(rec, rec.downSentAt[i]))));
   /** How long our server took to answer each status callback (its round trip from the fake Twilio). */
   const callbackMs = summarize(
     round.flatMap((rec) =>
@@ -424,6 +487,7 @@ function summarizeRound({ target, n, seconds, modelLatencyMs, round, cpuBefore, 
   const backgroundCores = Math.max(0, machineBusy - harnessCpuSeconds - (workerdCpuSeconds ?? 0) - (otherCpuSeconds ?? 0)) / roundSeconds;
   const statuses = countBy(round.map((rec) => (rec.createError ? `not created (${rec.createError.slice(0, 80)})` : `${rec.notification?.status ?? "?"}/${rec.notification?.ended_reason ?? "-"}`)));
   const withResult = round.filter((rec) => rec.notification?.call_result && typeof rec.notification.call_result === "object").length;
+  const recordingsStored = round.filter((rec) => rec.notification?.recording_available === true).length;
   const problems = [...stray.problems, ...round.flatMap((rec) => rec.problems.map((text) => `call ${rec.index}: ${text}`))];
   const truncates = round.flatMap((rec) => rec.truncates);
 
@@ -449,23 +513,27 @@ function summarizeRound({ target, n, seconds, modelLatencyMs, round, cpuBefore, 
   );
   const notes = [
     `steady state (frames sent ≥ ${STEADY_AFTER_MS / 1000} s after start): Twilio → model p50 ${fmt(upSteady.p50)} / p99 ${fmt(upSteady.p99)} ms, model → Twilio p50 ${fmt(downSteady.p50)} / p99 ${fmt(downSteady.p99)} ms; status callbacks answered in p50 ${fmt(callbackMs.p50, 1)} / p99 ${fmt(callbackMs.p99, 1)} ms`,
+    `mid-call (steady state, and ≥ ${MID_CALL_BEFORE_END_MS / 1000} s before the hang-up): Twilio → model p99 ${fmt(upMidCall.p99)} ms, model → Twilio p99 ${fmt(downMidCall.p99)} ms`,
     ...(reloads ? [`INVALID ROUND: wrangler reloaded the Worker ${reloads} time(s) during it (a source file changed), cutting the calls in flight`] : []),
     `greeting with the nominal ${modelLatencyMs} ms model latency subtracted instead: p50 ${fmt(greetingNominal.p50)} / p99 ${fmt(greetingNominal.p99)} ms; Twilio start → greeting response.create: p50 ${fmt(startToCreate.p50)} / p99 ${fmt(startToCreate.p99)} ms`,
     `agent frames: ${agentFramesDelivered} of ${agentFramesSent} reached Twilio (the rest were cut by barge-ins); truncates: ${truncates.length}; stray appends ${stray.appends}, stray agent media ${stray.agentMedia}`,
     `Worker's workerd CPU per second (cores): ${cpuTimeline.map(([, worker]) => fmt(worker, 2)).join(" ") || "—"}`,
     `workerd CPU ${fmt(workerdCpuSeconds, 2)} s (pids ${cpuAfter?.workerdPids.join(", ") || "none"}; ${fmt(proxyCpuSeconds, 2)} s of it in wrangler's dev proxy), other dev-server processes ${fmt(otherCpuSeconds, 2)} s; this harness ${fmt(harnessCpuSeconds, 2)} s, its event-loop delay p99 ${fmt(loopDelay.percentile(99) / 1e6, 2)} ms (max ${fmt(loopDelay.max / 1e6, 2)} ms)`,
     `machine: ${fmt(machineBusy / roundSeconds, 2)} of ${os.cpus().length} cores busy over the round's ${fmt(roundSeconds, 1)} s (and ${fmt(ioWait / roundSeconds, 2)} waiting for the disk), ${fmt(backgroundCores, 2)} of them by processes outside this benchmark${backgroundCores > 0.2 ? " — WARNING: other load on the machine skews these numbers" : ""}`,
-    `notifications: ${Object.entries(statuses).map(([status, count]) => `${count} × ${status}`).join(", ")}; call_result present on ${withResult}`,
+    `notifications: ${Object.entries(statuses).map(([status, count]) => `${count} × ${status}`).join(", ")}; call_result present on ${withResult}; recording_available on ${recordingsStored}`,
     ...(problems.length ? [`protocol problems (${problems.length}): ${problems.slice(0, 12).join(" | ")}${problems.length > 12 ? " | …" : ""}`] : []),
   ];
-  const markdown = `## ${n} concurrent call${n === 1 ? "" : "s"} × ${seconds} s — ${target}\n\n${table}\n\n${notes.map((note) => `- ${note}`).join("\n")}`;
+  const markdown = `## ${n} concurrent call${n === 1 ? "" : "s"} × ${seconds} s, recording ${recording ? "on" : "off"} — ${target}\n\n${table}\n\n${notes.map((note) => `- ${note}`).join("\n")}`;
   return {
     target,
     calls: n,
+    recording,
     relay_twilio_to_model_ms: up,
     relay_model_to_twilio_ms: down,
     steady_state_relay_twilio_to_model_ms: upSteady,
     steady_state_relay_model_to_twilio_ms: downSteady,
+    mid_call_relay_twilio_to_model_ms: upMidCall,
+    mid_call_relay_model_to_twilio_ms: downMidCall,
     status_callback_round_trip_ms: callbackMs,
     barge_in_ms: { ...bargeIn, missing_clears: missingClears },
     greeting_overhead_ms: greeting,
@@ -491,6 +559,7 @@ function summarizeRound({ target, n, seconds, modelLatencyMs, round, cpuBefore, 
     harness_event_loop_delay_ms: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
     notifications: statuses,
     call_results: withResult,
+    recordings_stored: recordingsStored,
     problems,
     wrangler_reloads: reloads,
     checks,
@@ -551,19 +620,23 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
   });
   if (signup.status !== 201) throw new Error(`signup: ${signup.status} ${JSON.stringify(signup.body)}`);
   const key = signup.body.default_project.api_key;
-  const agent = await dev.api("POST", "/api/v1/agents", {
-    key,
-    body: {
-      name: "Appointment confirmation",
-      system_prompt: "You are calling {{recipient_first_name}} on behalf of {{business_name}} to confirm an appointment. Keep it short. [bench call {{bench_call}}]",
-      output_schema: {
-        type: "object",
-        required: ["confirmed"],
-        properties: { confirmed: { type: "boolean", description: "Whether the appointment is confirmed" }, reschedule_request: { type: "string", description: "A preferred new time, if any" } },
-      },
+  const agentBody = {
+    name: "Appointment confirmation",
+    system_prompt: "You are calling {{recipient_first_name}} on behalf of {{business_name}} to confirm an appointment. Keep it short. [bench call {{bench_call}}]",
+    output_schema: {
+      type: "object",
+      required: ["confirmed"],
+      properties: { confirmed: { type: "boolean", description: "Whether the appointment is confirmed" }, reschedule_request: { type: "string", description: "A preferred new time, if any" } },
     },
-  });
-  if (agent.status !== 201) throw new Error(`agent: ${agent.status} ${JSON.stringify(agent.body)}`);
+  };
+  /** The same agent twice: one records its calls, one does not. */
+  /** @type {Map<boolean, string>} */
+  const agentIds = new Map();
+  for (const record of [false, true]) {
+    const agent = await dev.api("POST", "/api/v1/agents", { key, body: { ...agentBody, record } });
+    if (agent.status !== 201) throw new Error(`agent: ${agent.status} ${JSON.stringify(agent.body)}`);
+    agentIds.set(record, agent.body.id);
+  }
   const project = await dev.api("PATCH", `/api/v1/projects/${signup.body.default_project.id}`, { key, body: { max_concurrent_calls: 1000 } });
   if (project.status !== 200) throw new Error(`project: ${project.status} ${JSON.stringify(project.body)}`);
   /** @type {Map<number, string>} */
@@ -582,7 +655,7 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
     async place(rec) {
       const created = await dev.api("POST", "/api/v1/notifications", {
         key,
-        body: { customer_id: customerIds.get(rec.index), agent_id: agent.body.id, variables: { bench_call: rec.key }, max_duration_seconds: Math.max(60, seconds * 3), ignore_calling_hours: true },
+        body: { customer_id: customerIds.get(rec.index), agent_id: agentIds.get(rec.recording), variables: { bench_call: rec.key }, max_duration_seconds: Math.max(60, seconds * 3), ignore_calling_hours: true },
       });
       if (created.status === 201) rec.notificationId = created.body.notification.id;
       else rec.createError = `${created.status} ${JSON.stringify(created.body)}`;

@@ -37,6 +37,8 @@ export interface Vars {
   RATE_LIMIT_NOTIFICATIONS?: string;
   /** The DNS-over-HTTPS JSON endpoint that resolves webhook hosts in production (default Cloudflare's). */
   DNS_RESOLVER_URL?: string;
+  /** Days a call recording is kept before the cron deletes it (default 30). */
+  RECORDING_RETENTION_DAYS?: string;
 }
 
 /** The bindings wrangler.toml declares, as `npm run types` generates them (worker-configuration.d.ts), and the vars. */
@@ -104,6 +106,7 @@ const rawConfigSchema = z.object({
   RATE_LIMIT_NOTIFICATIONS: optionalText.pipe(rateLimitRule.optional()),
   // https only: a lookup an attacker on the path could answer would defeat the check it serves.
   DNS_RESOLVER_URL: optionalText.pipe(z.url({ protocol: /^https$/, error: "an https:// URL" }).optional()),
+  RECORDING_RETENTION_DAYS: optionalNumber.pipe(z.number().int().min(1).max(3650).optional()),
 });
 
 export interface TwilioConfig {
@@ -157,6 +160,8 @@ export interface Config {
     dnsResolverUrl: string;
   };
   rateLimits: RateLimits;
+  /** How long a call recording is kept, in days. */
+  recordingRetentionDays: number;
 }
 
 export interface RateLimits {
@@ -189,6 +194,9 @@ export class ConfigError extends Error {
 export const DEFAULT_RETRY_SCHEDULE_SECONDS = [0, 60, 300, 1800, 7200, 21600, 43200];
 
 export const DEFAULT_DNS_RESOLVER_URL = "https://cloudflare-dns.com/dns-query";
+
+/** API.md, The person called: recordings are deleted after RECORDING_RETENTION_DAYS, 30 by default. */
+export const DEFAULT_RECORDING_RETENTION_DAYS = 30;
 
 /** An endpoint failing continuously for 5 days is disabled (API.md, Webhooks). */
 export const DEFAULT_DISABLE_AFTER_SECONDS = 5 * 24 * 60 * 60;
@@ -246,6 +254,7 @@ export function getConfig(env: Vars): Config {
       failedLoginsPerAccount: raw.RATE_LIMIT_FAILED_LOGINS ?? DEFAULT_RATE_LIMITS.failedLoginsPerAccount,
       notificationsPerProject: raw.RATE_LIMIT_NOTIFICATIONS ?? DEFAULT_RATE_LIMITS.notificationsPerProject,
     },
+    recordingRetentionDays: raw.RECORDING_RETENTION_DAYS ?? DEFAULT_RECORDING_RETENTION_DAYS,
   };
   if (devDefaults.length > 0 && raw.ENVIRONMENT === "development") {
     console.warn(`[echo] development defaults in use for ${devDefaults.join(", ")}; never deploy like this`);

@@ -74,6 +74,9 @@ export const ERROR_CODES = {
   webhook_url_not_allowed: { status: 422 },
   webhook_disabled: { status: 422 },
 
+  // A Range that starts past the end of the file (a recording); Content-Range gives its size.
+  range_not_satisfiable: { status: 416 },
+
   // Over a rate limit; Retry-After and X-RateLimit-Reset say when to try again.
   rate_limited: { status: 429 },
 
@@ -96,6 +99,7 @@ const REASON_PHRASES: Record<ErrorStatus, string> = {
   409: "Conflict",
   413: "Payload Too Large",
   415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
   422: "Unprocessable Entity",
   429: "Too Many Requests",
   500: "Internal Server Error",

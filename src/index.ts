@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 import { reconcileCalls } from "./calls/reconcile";
+import { deleteExpiredRecordings } from "./calls/recording-retention";
 import { CALL_START_QUEUE, handleCallStarts, type CallStartMessage } from "./notifications/start";
 import type { Bindings } from "./env";
 import { handleDeliveryBatch, type DeliveryMessage } from "./webhooks/deliver";
@@ -16,9 +17,10 @@ export default {
   queue: (batch, env) =>
     batch.queue === CALL_START_QUEUE ? handleCallStarts(batch as MessageBatch<CallStartMessage>, env) : handleDeliveryBatch(batch as MessageBatch<DeliveryMessage>, env),
   // The cron trigger (every minute): re-enqueue webhook deliveries that are overdue and not in
-  // flight, and end the calls that were lost; one failing does not hold up the other.
+  // flight, end the calls that were lost, and delete recordings past their retention; one failing
+  // does not hold up the others.
   scheduled: async (_controller, env) => {
-    const failed = (await Promise.allSettled([sweepOutbox(env), reconcileCalls(env)])).filter((run) => run.status === "rejected");
+    const failed = (await Promise.allSettled([sweepOutbox(env), reconcileCalls(env), deleteExpiredRecordings(env)])).filter((run) => run.status === "rejected");
     if (failed.length > 0) throw new AggregateError(failed.map((run) => run.reason), "A scheduled run failed");
   },
 } satisfies ExportedHandler<Bindings, DeliveryMessage | CallStartMessage>;

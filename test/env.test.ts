@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, DEFAULT_DNS_RESOLVER_URL, DEFAULT_RATE_LIMITS, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
+import { ConfigError, DEFAULT_DNS_RESOLVER_URL, DEFAULT_RATE_LIMITS, DEFAULT_RECORDING_RETENTION_DAYS, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
 
 /** A fresh object each time: getConfig validates each environment once. */
 function bindings(vars: Vars): Vars {
@@ -73,5 +73,14 @@ describe("getConfig", () => {
     expect(getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: " https://dns.google/resolve " })).webhooks.dnsResolverUrl).toBe("https://dns.google/resolve");
     expect(() => getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: "http://dns.google/resolve" }))).toThrow(/DNS_RESOLVER_URL: an https:\/\/ URL/);
     expect(() => getConfig(bindings({ ENVIRONMENT: "development", DNS_RESOLVER_URL: "not a url" }))).toThrow(/DNS_RESOLVER_URL/);
+  });
+
+  it("keeps recordings RECORDING_RETENTION_DAYS days, 30 by default, a whole number from 1 to 3650", () => {
+    expect(getConfig(bindings({ ENVIRONMENT: "development" })).recordingRetentionDays).toBe(DEFAULT_RECORDING_RETENTION_DAYS);
+    expect(DEFAULT_RECORDING_RETENTION_DAYS).toBe(30);
+    expect(getConfig(bindings({ ENVIRONMENT: "development", RECORDING_RETENTION_DAYS: " 7 " })).recordingRetentionDays).toBe(7);
+    for (const malformed of ["0", "1.5", "3651", "-2", "a week"]) {
+      expect(() => getConfig(bindings({ ENVIRONMENT: "development", RECORDING_RETENTION_DAYS: malformed })), malformed).toThrow(/RECORDING_RETENTION_DAYS/);
+    }
   });
 });

@@ -19,6 +19,8 @@ export interface AgentInput {
   max_duration_seconds?: number;
   retry?: { max_attempts: number; delay_minutes: number; on?: string[] } | null;
   transfer_to?: string | null;
+  record?: boolean;
+  recording_disclosure?: string | null;
 }
 
 export async function createAgent(account: Account, input: AgentInput): Promise<{ id: string }> {

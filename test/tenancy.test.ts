@@ -49,6 +49,7 @@ const routes: RouteCase[] = [
   { name: "update A's phone through B's own customer", method: "PATCH", path: (ids) => `/api/v1/customers/${ids.callerCustomerId}/phones/${ids.phoneId}`, body: { is_primary: true, status: "invalid" }, code: "phone_not_found" },
   { name: "revoke an API key", method: "PATCH", path: (ids) => `/api/v1/api-keys/${ids.apiKeyId}/revoke`, code: "api_key_not_found" },
   { name: "get a notification", method: "GET", path: (ids) => `/api/v1/notifications/${ids.notificationId}`, code: "notification_not_found" },
+  { name: "download a notification's recording", method: "GET", path: (ids) => `/api/v1/notifications/${ids.notificationId}/recording`, code: "notification_not_found" },
   { name: "cancel a notification", method: "POST", path: (ids) => `/api/v1/notifications/${ids.notificationId}/cancel`, code: "notification_not_found" },
   { name: "call A's customer", method: "POST", path: () => "/api/v1/notifications", body: (ids: Ids) => ({ customer_id: ids.customerId, message: "Hi" }), code: "customer_not_found" },
   { name: "call with A's agent", method: "POST", path: () => "/api/v1/notifications", body: (ids: Ids) => ({ customer_id: ids.callerCustomerId, agent_id: ids.agentId }), code: "agent_not_found" },
@@ -80,6 +81,7 @@ const views: Array<{ name: string; path: (ids: Ids) => string }> = [
   { name: "projects", path: () => "/api/v1/projects" },
   { name: "default project", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}` },
   { name: "notification", path: (ids) => `/api/v1/notifications/${ids.notificationId}` },
+  { name: "recording", path: (ids) => `/api/v1/notifications/${ids.notificationId}/recording` },
   { name: "batch", path: (ids) => `/api/v1/batches/${ids.batchId}` },
   { name: "blocked numbers", path: () => "/api/v1/blocked-numbers" },
   { name: "webhook", path: (ids) => `/api/v1/projects/${ids.defaultProjectId}/webhooks/${ids.webhookId}` },
@@ -92,7 +94,7 @@ const callers: Array<[string, (b: Account) => { key?: string; token?: string }]>
 ];
 
 async function seed(a: Account, b: Account): Promise<Ids> {
-  const agent = await expectStatus(api("POST", "/api/v1/agents", { key: a.key, body: { name: "A's agent", system_prompt: "Hello {{recipient_first_name}}", output_schema: { type: "object" } } }), 201);
+  const agent = await expectStatus(api("POST", "/api/v1/agents", { key: a.key, body: { name: "A's agent", system_prompt: "Hello {{recipient_first_name}}", output_schema: { type: "object" }, record: true } }), 201);
   const customer = await expectStatus(api("POST", "/api/v1/customers", { key: a.key, body: { external_id: "a-1", first_name: "Ann", last_name: "A", phone: "+14155550100" } }), 201);
   const phone = await expectStatus(api("POST", `/api/v1/customers/${customer.id}/phones`, { key: a.key, body: { value: "+14155550101" } }), 201);
   const apiKey = await expectStatus(api("POST", "/api/v1/api-keys", { key: a.key, body: { name: "A's key" } }), 201);

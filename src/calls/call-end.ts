@@ -29,10 +29,12 @@ export interface CallEnd {
   optedOut: boolean;
   /** The customer's consent record the call was placed on. */
   consent: Consent | null;
+  /** The call's recording in R2, and when the retention deletes it; null: none. */
+  recording: { key: string; expiresAt: string } | null;
 }
 
 export function neverConnected(target: CallTarget, endedReason: EndedReason, errorMessage: string | null, attempt = 1): CallEnd {
-  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null, attempt, dialled: null, optedOut: false, consent: null };
+  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null, attempt, dialled: null, optedOut: false, consent: null, recording: null };
 }
 
 /** The status an attempt that ended so has in `attempts[]` (and the notification, were it the last). */
@@ -80,6 +82,7 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
         duration_seconds: end.durationSeconds,
         opted_out: end.optedOut,
         consent: end.consent,
+        recording_available: end.recording !== null,
         simulated: target.simulated,
       },
     });
@@ -98,6 +101,8 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
       transcript: end.transcript,
       callResult: end.callResult,
       ...(end.dialled ? { attempts: appendAttempt(end.dialled) } : {}),
+      recordingKey: end.recording?.key ?? null,
+      recordingExpiresAt: end.recording?.expiresAt ?? null,
       scheduledFor: null,
       queuedReason: null,
       updatedAt: end.endedAt,

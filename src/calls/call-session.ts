@@ -32,6 +32,8 @@ import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpda
 import { nextDialTime } from "./calling-hours";
 import { DEPLOYMENT_PACER, projectPacerName } from "./pacer";
 import { firstReconcileAt, reconcileAfter } from "./reconcile";
+import { recordingKey, type CallRecording } from "./recording";
+import { recordingExpiresAt } from "./recording-retention";
 import { SimulatorDriver } from "./simulator";
 
 /**
@@ -55,6 +57,11 @@ interface CallEnding {
   failedWrites: number;
   /** Set when the notification tries again (its retry policy): the next attempt's due time and call id. */
   retry: { atMs: number; callId: string } | null;
+  /**
+   * The call's recording: `stored` false while it is written to R2 (outside the queue), true once it
+   * is there; null when there is none (not recorded, nothing heard, a retried attempt, or its write failed).
+   */
+  recording: { key: string; stored: boolean } | null;
 }
 
 interface CallRecord {
@@ -108,6 +115,10 @@ const MAX_EXTRACTIONS = 2;
 const WRITES_BEFORE_DROPPING_RESULT = 5;
 /** A call whose deadline passed this long ago without its alarm ending it is stuck: the reconciler ends it. */
 const STUCK_AFTER_MS = 60_000;
+/** The most a recording's write to R2 may take (at most two 5 MiB parts are left at the end); then the call ends without it. */
+const RECORDING_UPLOAD_TIMEOUT_MS = 30_000;
+/** How long an end waits for the write in flight: its time limit, and a little more for its outcome to be applied. */
+const RECORDING_UPLOAD_ALLOWANCE_MS = RECORDING_UPLOAD_TIMEOUT_MS + 5_000;
 
 const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0")}`;
 /** 1 s, doubling, at most a minute. */
@@ -184,6 +195,8 @@ class CallLifecycle implements CallCore {
   private operations: Promise<unknown> = Promise.resolve();
   /** The extraction in flight, outside the operation queue; settles once its result is applied. */
   private extraction: Promise<void> | null = null;
+  /** The recording's write in flight, outside the operation queue; settles once its outcome is applied. */
+  private recordingUpload: Promise<void> | null = null;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -270,8 +283,8 @@ class CallLifecycle implements CallCore {
       await this.finish(endedReason, errorMessage);
       return "stopped";
     });
-    // This stop ended the call: its answer waits for the result (the queue does not).
-    if (outcome === "stopped") await this.extraction;
+    // This stop ended the call: its answer waits for the result and the recording (the queue does not).
+    if (outcome === "stopped") await Promise.all([this.extraction, this.recordingUpload]);
     return outcome;
   }
 
@@ -462,8 +475,16 @@ class CallLifecycle implements CallCore {
     // Nothing to extract from a call the customer never spoke in.
     const extractionDue = record.answeredBy === "human" && record.params.outputSchema !== null && transcript.some((turn) => turn.role === "customer");
     const endedAtMs = Date.now();
-    record.ending = { endedReason, errorMessage, endedAtMs, result: extractionDue ? null : NO_RESULT, extractions: 0, failedWrites: 0, retry: nextAttempt(record, endedReason, endedAtMs) };
+    const retry = nextAttempt(record, endedReason, endedAtMs);
+    record.ending = { endedReason, errorMessage, endedAtMs, result: extractionDue ? null : NO_RESULT, extractions: 0, failedWrites: 0, retry, recording: null };
     record.next = null;
+    const recording = driver.takeRecording(record.answeredAtMs === null ? 0 : endedAtMs - record.answeredAtMs);
+    // A notification keeps the recording of its last call: an attempt that is tried again keeps none.
+    if (recording && retry) {
+      recording.discard().catch((error: unknown) => console.error(`[echo] the recording of call ${record.params.callId} could not be discarded`, error));
+    } else if (recording) {
+      this.startRecordingUpload(record, record.ending, recording);
+    }
     return this.continueEnding(driver, transcript);
   }
 
@@ -656,6 +677,16 @@ class CallLifecycle implements CallCore {
       }
       ending.result = { value: null, error: "Extracting call_result did not finish" };
     }
+    if (ending.recording && !ending.recording.stored) {
+      if (this.recordingUpload) {
+        record.deadlineMs = Date.now() + RECORDING_UPLOAD_ALLOWANCE_MS;
+        return true;
+      }
+      // The object restarted while writing it: the audio was in its memory. A write that did finish is not left without a row.
+      console.error(`[echo] the recording of call ${record.params.callId} was lost with its object; the call ends without it`);
+      await this.deleteRecording(ending.recording.key);
+      ending.recording = null;
+    }
     const { params } = record;
     const endedAt = new Date(ending.endedAtMs).toISOString();
     // A call that was dialled is an attempt; one canceled (or refused) while it waited is not.
@@ -692,6 +723,7 @@ class CallLifecycle implements CallCore {
               dialled,
               optedOut: record.optedOut,
               consent: params.consent,
+              recording: ending.recording?.stored ? { key: ending.recording.key, expiresAt: recordingExpiresAt(ending.endedAtMs, getConfig(this.env).recordingRetentionDays) } : null,
             });
     } catch (error) {
       ending.failedWrites += 1;
@@ -736,6 +768,53 @@ class CallLifecycle implements CallCore {
     this.extraction = inFlight;
   }
 
+  /**
+   * Writes the recording to R2 outside the operation queue (the call's callbacks and a cancel are
+   * answered meanwhile); its outcome is applied in an operation, and the end written once the
+   * result is there too. A write that fails or takes too long leaves the call without a recording.
+   */
+  private startRecordingUpload(record: CallRecord, ending: CallEnding, recording: CallRecording): void {
+    const { callId } = record.params;
+    const key = recordingKey(record.params);
+    ending.recording = { key, stored: false };
+    const upload = (async () => {
+      const stored = await this.storeRecording(callId, key, recording);
+      await this.operation(async () => {
+        const current = this.record?.ending;
+        if (current?.recording?.key !== key || current.recording.stored) return;
+        current.recording = stored ? { key, stored: true } : null;
+        await this.continueEnding();
+      }).catch((error: unknown) => console.error(`[echo] the recording of call ${callId} could not be applied`, error));
+    })();
+    const inFlight = upload.finally(() => {
+      if (this.recordingUpload === inFlight) this.recordingUpload = null;
+    });
+    this.recordingUpload = inFlight;
+  }
+
+  /** True once the recording is in R2; false, the error logged, when its write failed or ran out of time. */
+  private async storeRecording(callId: string, key: string, recording: CallRecording): Promise<boolean> {
+    const storing = recording.store();
+    const timedOut = Promise.withResolvers<"timed-out">();
+    const timer = setTimeout(() => timedOut.resolve("timed-out"), RECORDING_UPLOAD_TIMEOUT_MS);
+    try {
+      if ((await Promise.race([storing, timedOut.promise])) !== "timed-out") return true;
+      console.error(`[echo] the recording of call ${callId} took over ${RECORDING_UPLOAD_TIMEOUT_MS} ms to store; the call ends without it`);
+      // Should it finish after all, it is not left behind without a row to expire it.
+      storing.then(() => this.deleteRecording(key)).catch(() => undefined);
+      return false;
+    } catch (error) {
+      console.error(`[echo] the recording of call ${callId} could not be stored; the call ends without it`, error);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async deleteRecording(key: string): Promise<void> {
+    await this.env.RECORDINGS.delete(key).catch((error: unknown) => console.error(`[echo] could not delete recording ${key}`, error));
+  }
+
   /** The object has no record of the call: what the carrier says of its leg (if it was dialled) ends the notification. */
   private async endLostCall({ target, attempt, carrierCallSid, answeredAt }: ReconcileRequest): Promise<void> {
     const live = getConfig(this.env).live;
@@ -769,7 +848,7 @@ class CallLifecycle implements CallCore {
   /** The one place that chooses how a call is made: live when it was created with Twilio configured, else the simulator. */
   private driverFor(record: CallRecord, { detached = false } = {}): CallDriver {
     if (record.live) return detached ? this.newLiveDriver(record) : this.liveDriverFor(record);
-    return new SimulatorDriver(this, record.params, getConfig(this.env).simulatorTimeScale);
+    return new SimulatorDriver(this, record.params, getConfig(this.env).simulatorTimeScale, this.env.RECORDINGS);
   }
 
   private liveDriverFor(record: CallRecord): LiveCallDriver {
@@ -779,7 +858,7 @@ class CallLifecycle implements CallCore {
 
   private newLiveDriver(record: CallRecord): LiveCallDriver {
     const config = getConfig(this.env);
-    return new LiveCallDriver(this, record.params, { live: this.liveConfig(), openai: config.openai });
+    return new LiveCallDriver(this, record.params, { live: this.liveConfig(), openai: config.openai, recordings: this.env.RECORDINGS });
   }
 
   private liveConfig(): LiveCallConfig {

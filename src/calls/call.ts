@@ -1,4 +1,5 @@
 import type { CallingWindow } from "./calling-hours";
+import type { CallRecording } from "./recording";
 
 /**
  * The call's contract: its vocabulary (one source for each enum, feeding the TypeScript unions, the
@@ -239,4 +240,9 @@ export interface CallDriver {
   reconcile(): Promise<void>;
   /** `call_result` from a call a person answered and spoke in; null value with a reason when it cannot be had. */
   extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>): CallResult | Promise<CallResult>;
+  /**
+   * The call's recording, taken once the call is over on the line; null when the call is not
+   * recorded or nothing was heard. `talkMs` (answer to hang-up) is for a driver that has no audio.
+   */
+  takeRecording(talkMs: number): CallRecording | null;
 }

@@ -1,5 +1,6 @@
 import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, TranscriptTurn, TurnRole } from "./call";
 import { sampleCallResult } from "./call-result";
+import { recordingKey, silentRecording, type CallRecording } from "./recording";
 
 /**
  * The built-in call simulator (API.md "Calls", last paragraph): nothing is dialled; the number
@@ -124,8 +125,9 @@ export class SimulatorDriver implements CallDriver {
 
   constructor(
     private readonly core: CallCore,
-    params: CallParams,
+    private readonly params: CallParams,
     private readonly timeScale: number,
+    private readonly recordings: R2Bucket,
   ) {
     this.steps = simulatorScript(params);
     this.answerWithinMs = Math.max(60_000, (PACING.ring + PACING.noAnswer) * 1000 * timeScale * 2);
@@ -167,6 +169,11 @@ export class SimulatorDriver implements CallDriver {
   /** A cooperative customer gives what the schema asks for. */
   extractResult(_transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {
     return sampleCallResult(outputSchema);
+  }
+
+  /** Nothing is said aloud: a recorded call keeps its talk time of silence, laid out as a live call's recording. */
+  takeRecording(talkMs: number): CallRecording | null {
+    return this.params.record && talkMs > 0 ? silentRecording(this.recordings, recordingKey(this.params), talkMs) : null;
   }
 
   /** Each step keeps its gap from the one before, counted from when that one actually ran. */

@@ -1,4 +1,5 @@
 
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ANSWERED_BY, CALL_STATUSES, DEFAULT_MAX_CONCURRENT_CALLS, ENDED_REASONS, NOTIFICATION_STATUSES, PHONE_STATUSES, QUEUED_REASONS, type CallAttempt, type Consent, type RetryPolicy, type TranscriptTurn } from "../calls/call";
 import type { CallingHours } from "../calls/calling-hours";
@@ -186,9 +187,14 @@ export const notifications = sqliteTable(
     reconcileAt: text("reconcile_at"),
     /** The person asked, during a call of this notification, not to be called again. */
     optedOut: integer("opted_out", { mode: "boolean" }).notNull().default(false),
+    /** The R2 key of the call's recording while it is kept; null: none (not recorded, not stored, or deleted after the retention). */
+    recordingKey: text("recording_key"),
+    /** When the retention cron deletes the recording. */
+    recordingExpiresAt: text("recording_expires_at"),
     ...timestamps,
   },
   (t) => [
+    index("notifications_recording_expiry_idx").on(t.recordingExpiresAt).where(sql`recording_expires_at IS NOT NULL`),
     index("notifications_project_idx").on(t.projectId, t.id),
     index("notifications_reconcile_idx").on(t.status, t.reconcileAt),
     index("notifications_project_status_idx").on(t.projectId, t.status),

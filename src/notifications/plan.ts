@@ -238,6 +238,8 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     ignoreCallingHours: body.ignore_calling_hours ?? false,
     reconcileAt: firstReconcileAt(plan.dialAtMs),
     optedOut: false,
+    recordingKey: null,
+    recordingExpiresAt: null,
     createdAt: now,
     updatedAt: now,
   };

@@ -1,12 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq } from "drizzle-orm";
 import { ANSWERED_BY, CALL_STATUSES, callTargetOf, ENDED_REASONS, isOpenStatus, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES } from "../calls/call";
+import { RECORDING_CONTENT_TYPE } from "../calls/recording";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { notifications } from "../db/schema";
 import { ApiError } from "../errors";
 import { apiKeySecurity, createRouter, ErrorSchema, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
+import { noStore } from "../lib/no-store";
 import { limitNotificationTriggers } from "../limits/rate-limit";
 import { IdempotencyHeaders, IdempotentRequest } from "../notifications/idempotency";
 import { callParams, newNotification, planCall, RetryPolicySchema, type NotificationRow } from "../notifications/plan";
@@ -47,6 +49,7 @@ const NotificationSchema = z
     duration_seconds: z.number().nullable().openapi({ description: "Talk time from the answer, in seconds" }),
     answered_by: z.enum(ANSWERED_BY).nullable(),
     opted_out: z.boolean().openapi({ description: "The person asked during the call not to be called again (their phone is now opted_out)" }),
+    recording_available: z.boolean().openapi({ description: "The call was recorded (its agent has record: true) and the recording is kept: GET /api/v1/notifications/{id}/recording" }),
     retry: RetryPolicySchema.nullable(),
     attempts: z
       .array(
@@ -149,6 +152,7 @@ function notificationBody(row: NotificationRow): z.infer<typeof NotificationSche
     duration_seconds: row.durationSeconds,
     answered_by: row.answeredBy,
     opted_out: row.optedOut,
+    recording_available: row.recordingKey !== null,
     retry: row.retry,
     attempts: row.attempts,
     simulated: row.simulated,
@@ -223,6 +227,47 @@ const cancelRouteDef = createRoute({
   responses: { 200: jsonContent(NotificationSchema, "The canceled notification"), ...errorResponses(401, 404, 409) },
 });
 
+const recordingRouteDef = createRoute({
+  method: "get",
+  path: "/notifications/{id}/recording",
+  tags: ["Notifications"],
+  summary: "Download the call's recording",
+  description:
+    "A WAV file: G.711 μ-law, 8 kHz, two channels — the person called on the left, the agent on the right, aligned in time (the agent audio the person did not hear, cut off when they spoke, is not in it). " +
+    "Only for a notification of your project whose agent records its calls (`recording_available`); kept for `RECORDING_RETENTION_DAYS` after the call. A single `Range: bytes=…` is answered with 206.",
+  security: apiKeySecurity,
+  request: { params: IdParam("id"), headers: z.object({ range: z.string().optional().openapi({ description: "One byte range, e.g. bytes=0-1023" }) }) },
+  responses: {
+    200: { content: { [RECORDING_CONTENT_TYPE]: { schema: z.string().openapi({ format: "binary" }) } }, description: "The recording; Cache-Control: no-store" },
+    206: { content: { [RECORDING_CONTENT_TYPE]: { schema: z.string().openapi({ format: "binary" }) } }, description: "The part of the recording the Range asked for, with Content-Range" },
+    ...errorResponses(401, 404),
+    416: jsonContent(ErrorSchema, "The range starts past the end of the recording (code range_not_satisfiable); Content-Range gives its size"),
+  },
+});
+
+const BYTE_RANGE = /^bytes=(\d*)-(\d*)$/;
+
+/**
+ * The one byte range a Range header asks for, within `size` bytes. Null: the whole file — no Range,
+ * or one this route does not serve (several ranges, another unit, malformed), which a server may
+ * ignore (RFC 9110, 14.2). "unsatisfiable": it starts past the end.
+ */
+function byteRange(header: string | undefined, size: number): { offset: number; length: number } | "unsatisfiable" | null {
+  const match = header === undefined ? null : BYTE_RANGE.exec(header.trim());
+  if (!match || (match[1] === "" && match[2] === "")) return null;
+  if (match[1] === "") {
+    const suffix = Number(match[2]);
+    if (suffix === 0) return "unsatisfiable";
+    const offset = Math.max(0, size - suffix);
+    return { offset, length: size - offset };
+  }
+  const offset = Number(match[1]);
+  const last = match[2] === "" ? size - 1 : Math.min(Number(match[2]), size - 1);
+  if (offset >= size) return "unsatisfiable";
+  if (last < offset) return null;
+  return { offset, length: last - offset + 1 };
+}
+
 export const notificationRoutes = createRouter()
   .openapi(createRouteDef, async (c) => {
     const { auth, db, config } = c.var;
@@ -282,6 +327,39 @@ export const notificationRoutes = createRouter()
   .openapi(getRouteDef, async (c) => {
     const row = await findNotification(c.var.db, c.var.auth, c.req.valid("param").id);
     return c.json(notificationBody(row), 200);
+  })
+  .openapi(recordingRouteDef, async (c) => {
+    const { id } = c.req.valid("param");
+    const row = await findNotification(c.var.db, c.var.auth, id);
+    const notFound = () => new ApiError("recording_not_found", "The notification has no recording: its agent does not record calls, its call has not ended, or the recording was deleted after the retention");
+    if (row.recordingKey === null) throw notFound();
+    const bucket = c.env.RECORDINGS;
+    let range: { offset: number; length: number } | null = null;
+    const rangeHeader = c.req.valid("header").range;
+    if (rangeHeader !== undefined) {
+      const head = await bucket.head(row.recordingKey);
+      if (!head) throw notFound();
+      const asked = byteRange(rangeHeader, head.size);
+      if (asked === "unsatisfiable") {
+        c.header("Content-Range", `bytes */${head.size}`);
+        throw new ApiError("range_not_satisfiable", `The recording has ${head.size} bytes`);
+      }
+      range = asked;
+    }
+    const object = await bucket.get(row.recordingKey, range ? { range } : {});
+    if (!object) throw notFound();
+    noStore(c);
+    c.header("Content-Type", RECORDING_CONTENT_TYPE);
+    c.header("Content-Disposition", `attachment; filename="${row.id}.wav"`);
+    c.header("Accept-Ranges", "bytes");
+    c.header("ETag", object.httpEtag);
+    if (!range) {
+      c.header("Content-Length", String(object.size));
+      return c.body(object.body, 200);
+    }
+    c.header("Content-Length", String(range.length));
+    c.header("Content-Range", `bytes ${range.offset}-${range.offset + range.length - 1}/${object.size}`);
+    return c.body(object.body, 206);
   })
   .openapi(cancelRouteDef, async (c) => {
     const { auth, db } = c.var;

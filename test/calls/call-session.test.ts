@@ -74,6 +74,7 @@ describe("simulated calls, by number", () => {
       duration_seconds: n.duration_seconds,
       opted_out: false,
       consent: null,
+      recording_available: false,
       simulated: true,
     });
     expect(summary.transcript).toMatch(/^AI: Hi, is this John\? .*\nCustomer: Yes, that works for me\. Thank you!\nAI: .*\nCustomer: Bye!$/);

@@ -64,6 +64,7 @@ describe("POST /api/v1/notifications", () => {
         duration_seconds: null,
         answered_by: null,
         opted_out: false,
+        recording_available: false,
         retry: null,
         attempts: [],
         simulated: true,

@@ -7,6 +7,8 @@ import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
 import { createOpenAIRealtimeEngine } from "./openai-realtime";
 import type { CallToolName } from "./tools";
+import { recordingKey, type CallRecording } from "../recording";
+import { CallRecorder } from "./recorder";
 import {
   dialTwiml,
   isFinalTwilioStatus,
@@ -141,15 +143,18 @@ export class LiveCallDriver implements CallDriver {
   /** The answering machine's verdict was acted on (its message is being left, or the call hung up). */
   private machineHandled = false;
   private framesAtLastSilenceCheck = 0;
+  /** A recorded call's recorder, on the bridge's tap. */
+  private readonly recorder: CallRecorder | null;
 
   constructor(
     private readonly core: CallCore,
     private readonly params: CallParams,
-    private readonly config: { live: LiveCallConfig; openai: OpenAIConfig },
+    private readonly config: { live: LiveCallConfig; openai: OpenAIConfig; recordings: R2Bucket },
   ) {
     if (!params.live) throw new Error(`Call ${params.callId} was not created as a live call`);
     this.liveParams = params.live;
     this.twilio = new TwilioClient(config.live.twilio);
+    this.recorder = params.record ? new CallRecorder(config.recordings, recordingKey(params)) : null;
     this.bridge = new MediaBridge({
       authorize: (parameters) =>
         parameters.notification_id === params.notificationId && timingSafeEqualStrings(parameters.stream_token ?? "", this.liveParams.streamToken),
@@ -157,7 +162,7 @@ export class LiveCallDriver implements CallDriver {
       turn: (role, text) => void this.core.run(async () => this.core.addTurn(role, text)),
       lastWordsPlayed: () => void (this.transferRequested ? this.handOver() : this.core.run(() => this.endCall(this.completedReason()))),
       streamEnded: () => void this.core.run(() => this.core.finish(this.completedReason())),
-    });
+    }, this.recorder);
   }
 
   /** Dials, while the model session opens alongside, so the agent can speak the moment the callee answers. */
@@ -289,6 +294,11 @@ export class LiveCallDriver implements CallDriver {
 
   async extractResult(transcript: TranscriptTurn[], outputSchema: Record<string, unknown>) {
     return extractCallResult({ openai: { ...this.config.openai, apiKey: this.config.live.openaiApiKey }, instructions: this.params.prompt, transcript, outputSchema });
+  }
+
+  /** What the caller heard, once the stream is over (an object restarted mid-call has none). */
+  takeRecording(): CallRecording | null {
+    return this.recorder?.hasAudio ? this.recorder : null;
   }
 
   /** The call is over: the model session and Twilio's stream are closed. */

@@ -24,6 +24,19 @@ export interface MediaBridgeEvents {
   streamEnded(): void;
 }
 
+/**
+ * What passes on the line, for a listener beside the relay (the call's recorder). Called on the
+ * relay's path, once per message: an implementation must return at once and never throw.
+ */
+export interface MediaTap {
+  /** A frame of the caller's audio (base64 μ-law), in order; Twilio sends them without gaps, silence included. */
+  callerAudio(payload: string): void;
+  /** Agent audio sent to Twilio, which plays it after the agent audio sent before it. */
+  agentAudio(payload: string): void;
+  /** Twilio was told to drop the agent audio it has not played yet (barge-in). */
+  agentCleared(): void;
+}
+
 /** A mark sent after agent audio: when Twilio echoes it, the audio before it has played. */
 interface PendingMark {
   sequence: number;
@@ -64,7 +77,7 @@ const StartMessageSchema = z.object({
 });
 
 /** Bytes of audio in a base64 payload, without decoding it. */
-function base64ByteLength(payload: string): number {
+export function base64ByteLength(payload: string): number {
   const padding = payload.endsWith("==") ? 2 : payload.endsWith("=") ? 1 : 0;
   return (payload.length / 4) * 3 - padding;
 }
@@ -110,7 +123,10 @@ export class MediaBridge {
   /** When the latest of `callerFrames` arrived (meaningless while there are none). */
   lastCallerFrameAtMs = 0;
 
-  constructor(private readonly events: MediaBridgeEvents) {}
+  constructor(
+    private readonly events: MediaBridgeEvents,
+    private readonly tap: MediaTap | null = null,
+  ) {}
 
   /** A Media Stream socket is attached (a call has one). */
   get hasStream(): boolean {
@@ -212,6 +228,8 @@ export class MediaBridge {
         this.lastCallerFrameAtMs = Date.now();
         if (this.engine) this.engine.appendCallerAudio(payload);
         else this.callerBacklog.push(payload);
+        // After the relay: the frame reaches the model first.
+        this.tap?.callerAudio(payload);
         return;
       }
       case "mark": {
@@ -265,6 +283,7 @@ export class MediaBridge {
       this.lastWords.capAtMs += bytes / MULAW_BYTES_PER_MS;
     }
     socket.send(`${this.mediaPrefix}${JSON.stringify(payload)}}}`);
+    this.tap?.agentAudio(payload);
     if (sending.bytes - sending.markedBytes >= MARK_EVERY_BYTES) this.markSentAudio();
   }
 
@@ -298,6 +317,7 @@ export class MediaBridge {
     const unplayed = this.pendingMarks[0] ?? (sending && sending.bytes > sending.markedBytes ? sending : null);
     if (!unplayed || !this.twilio) return;
     this.twilio.send(this.clearMessage);
+    this.tap?.agentCleared();
     const played = this.played;
     const heardBytes = played && played.itemId === unplayed.itemId && played.contentIndex === unplayed.contentIndex ? played.itemBytes : 0;
     // An item of an engine lost since exists only as text in the current one.
