@@ -15,8 +15,12 @@ export interface Vars {
   TWILIO_CPS?: string;
   OPENAI_API_KEY?: string;
   OPENAI_BASE_URL?: string;
-  /** The speech-to-speech model of live calls (OpenAI Realtime). */
+  /** The speech-to-speech model of live calls on the openai-realtime engine. */
   OPENAI_REALTIME_MODEL?: string;
+  /** The model of live calls on the openai-live engine (GPT-Live). */
+  OPENAI_LIVE_MODEL?: string;
+  /** The Responses model GPT-Live delegates tool calls to. */
+  OPENAI_DELEGATION_MODEL?: string;
   /** Transcribes the caller's audio during live calls. */
   OPENAI_TRANSCRIPTION_MODEL?: string;
   /** Extracts `call_result` from the transcript with structured outputs. */
@@ -87,6 +91,8 @@ const rawConfigSchema = z.object({
   OPENAI_API_KEY: optionalText,
   OPENAI_BASE_URL: optionalText.pipe(z.url().optional()),
   OPENAI_REALTIME_MODEL: optionalText,
+  OPENAI_LIVE_MODEL: optionalText,
+  OPENAI_DELEGATION_MODEL: optionalText,
   OPENAI_TRANSCRIPTION_MODEL: optionalText,
   OPENAI_EXTRACTION_MODEL: optionalText,
   OPENAI_EXTRACTION_TIMEOUT_MS: optionalNumber.pipe(z.number().int().min(100).max(300_000).optional()),
@@ -133,6 +139,9 @@ export interface OpenAIConfig {
   /** REST base, e.g. https://api.openai.com/v1; the Realtime socket is `${baseUrl}/realtime`. */
   baseUrl: string;
   realtimeModel: string;
+  /** GPT-Live: its socket is `${baseUrl}/live/sessions`. */
+  liveModel: string;
+  delegationModel: string;
   transcriptionModel: string;
   extractionModel: string;
   extractionTimeoutMs: number;
@@ -235,6 +244,8 @@ export function getConfig(env: Vars): Config {
       apiKey: raw.OPENAI_API_KEY,
       baseUrl: (raw.OPENAI_BASE_URL ?? "https://api.openai.com/v1").replace(/\/+$/, ""),
       realtimeModel: raw.OPENAI_REALTIME_MODEL ?? "gpt-realtime",
+      liveModel: raw.OPENAI_LIVE_MODEL ?? "gpt-live-1",
+      delegationModel: raw.OPENAI_DELEGATION_MODEL ?? "gpt-4.1-mini",
       transcriptionModel: raw.OPENAI_TRANSCRIPTION_MODEL ?? "gpt-4o-mini-transcribe",
       extractionModel: raw.OPENAI_EXTRACTION_MODEL ?? "gpt-4.1-mini",
       extractionTimeoutMs: raw.OPENAI_EXTRACTION_TIMEOUT_MS ?? 60_000,

@@ -23,6 +23,11 @@ export const DEFAULT_MAX_CONCURRENT_CALLS = 10;
 export const QUEUED_REASONS = ["scheduled", "calling_hours", "retry", "capacity"] as const;
 export type QueuedReason = (typeof QUEUED_REASONS)[number];
 
+/** The speech-to-speech engines a call can run on (API.md, Calls): an agent's `engine`, a project's `default_engine`. */
+export const VOICE_ENGINES = ["openai-realtime", "openai-live"] as const;
+export type VoiceEngineName = (typeof VOICE_ENGINES)[number];
+export const DEFAULT_VOICE_ENGINE: VoiceEngineName = "openai-realtime";
+
 /** Where a call is while its notification is in progress. */
 export const LIVE_CALL_STATUSES = ["queued", "ringing", "in-progress"] as const;
 export type LiveCallStatus = (typeof LIVE_CALL_STATUSES)[number];
@@ -170,6 +175,8 @@ export interface CallParams extends CallTarget {
   maxConcurrentCalls: number;
   /** This call's attempt, from 1. */
   attempt: number;
+  /** The voice engine the call runs on (the agent's, else the project's default). */
+  engine: VoiceEngineName;
   /** The agent's `transfer_to` (E.164): the caller may be handed over to it; null: no transfer. */
   transferTo: string | null;
   /** The agent's `record`: the call is recorded (its opening begins with the disclosure). */

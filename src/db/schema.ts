@@ -1,7 +1,7 @@
 
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { ANSWERED_BY, CALL_STATUSES, DEFAULT_MAX_CONCURRENT_CALLS, ENDED_REASONS, NOTIFICATION_STATUSES, PHONE_STATUSES, QUEUED_REASONS, type CallAttempt, type Consent, type RetryPolicy, type TranscriptTurn } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_VOICE_ENGINE, VOICE_ENGINES, ENDED_REASONS, NOTIFICATION_STATUSES, PHONE_STATUSES, QUEUED_REASONS, type CallAttempt, type Consent, type RetryPolicy, type TranscriptTurn } from "../calls/call";
 import type { CallingHours } from "../calls/calling-hours";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
@@ -53,6 +53,8 @@ export const projects = sqliteTable(
     callingHours: text("calling_hours", { mode: "json" }).$type<CallingHours>(),
     /** Calls of the project running at once at most; more wait `queued` (capacity). */
     maxConcurrentCalls: integer("max_concurrent_calls").notNull().default(DEFAULT_MAX_CONCURRENT_CALLS),
+    /** The voice engine of the LLM path's calls (no agent). */
+    defaultEngine: text("default_engine", { enum: VOICE_ENGINES }).notNull().default(DEFAULT_VOICE_ENGINE),
     ...timestamps,
   },
   (t) => [index("projects_business_idx").on(t.businessId)],
@@ -96,6 +98,8 @@ export const agents = sqliteTable(
     record: integer("record", { mode: "boolean" }).notNull().default(false),
     /** Spoken first on a recorded call; null: the default disclosure. */
     recordingDisclosure: text("recording_disclosure"),
+    /** The voice engine its calls run on. */
+    engine: text("engine", { enum: VOICE_ENGINES }).notNull().default(DEFAULT_VOICE_ENGINE),
     ...timestamps,
   },
   (t) => [index("agents_business_idx").on(t.businessId, t.status)],
@@ -185,6 +189,8 @@ export const notifications = sqliteTable(
     ignoreCallingHours: integer("ignore_calling_hours", { mode: "boolean" }).notNull().default(false),
     /** When the reconciler next checks an open notification whose call may have been lost. */
     reconcileAt: text("reconcile_at"),
+    /** The voice engine its calls run on. */
+    engine: text("engine", { enum: VOICE_ENGINES }).notNull().default(DEFAULT_VOICE_ENGINE),
     /** The person asked, during a call of this notification, not to be called again. */
     optedOut: integer("opted_out", { mode: "boolean" }).notNull().default(false),
     /** The R2 key of the call's recording while it is kept; null: none (not recorded, not stored, or deleted after the retention). */

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { and, eq, inArray } from "drizzle-orm";
-import { DEFAULT_MAX_CONCURRENT_CALLS, RETRY_ON, type CallParams, type Consent, type RetryPolicy } from "../calls/call";
+import { DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_VOICE_ENGINE, RETRY_ON, type CallParams, type Consent, type RetryPolicy, type VoiceEngineName } from "../calls/call";
 import { calleeTimeZones, DEFAULT_CALLING_HOURS, nextDialTime, type CallingHours, type CallingWindow } from "../calls/calling-hours";
 import { firstReconcileAt } from "../calls/reconcile";
 import { llmScript, openingLine, promptValues, renderScript, screenerReply, withDisclosure, type ScriptTemplate } from "../calls/prompt";
@@ -70,6 +70,7 @@ export interface CallPlan {
   record: boolean;
   screenerReply: string;
   consent: Consent | null;
+  engine: VoiceEngineName;
 }
 
 /**
@@ -104,7 +105,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
       .where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))
       .limit(1),
     db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1),
-    db.select({ callingHours: projects.callingHours, maxConcurrentCalls: projects.maxConcurrentCalls }).from(projects).where(eq(projects.id, auth.projectId)).limit(1),
+    db.select({ callingHours: projects.callingHours, maxConcurrentCalls: projects.maxConcurrentCalls, defaultEngine: projects.defaultEngine }).from(projects).where(eq(projects.id, auth.projectId)).limit(1),
     // Whether that phone is on the project's blocked list.
     db
       .select({ id: blockedNumbers.id })
@@ -189,6 +190,7 @@ export async function planCall(db: Database, auth: AuthContext, body: Notificati
     record: agent?.record ?? false,
     screenerReply: screenerReply({ agentName: agent?.name ?? null, values, purpose: agent ? null : (values.message ?? null) }),
     consent: customer.consent ?? null,
+    engine: agent?.engine ?? project?.defaultEngine ?? DEFAULT_VOICE_ENGINE,
   };
 }
 
@@ -238,6 +240,7 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     ignoreCallingHours: body.ignore_calling_hours ?? false,
     reconcileAt: firstReconcileAt(plan.dialAtMs),
     optedOut: false,
+    engine: plan.engine,
     recordingKey: null,
     recordingExpiresAt: null,
     createdAt: now,
@@ -269,6 +272,7 @@ export function callParams(row: NotificationRow, plan: CallPlan): CallParams {
     record: plan.record,
     screenerReply: plan.screenerReply,
     consent: plan.consent,
+    engine: row.engine,
     ...(row.simulated ? {} : { live: { streamToken: randomHex(32), voice: plan.voice, language: plan.language } }),
   };
 }

@@ -7,6 +7,7 @@ import { nowIso, uuidv7 } from "../lib/ids";
 import { checkOutputSchema, OUTPUT_SCHEMA_LIMITS } from "../lib/json-schema";
 import { apiKeySecurity, atLeastOneField, createRouter, E164Field, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
 import { DEFAULT_RECORDING_DISCLOSURE } from "../calls/prompt";
+import { DEFAULT_VOICE_ENGINE, VOICE_ENGINES } from "../calls/call";
 import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagination";
 
 const OutputSchemaField = z
@@ -43,6 +44,7 @@ const agentFields = {
   retry: RetryPolicySchema.nullable().openapi({ description: "The default retry of this agent's notifications (a request's own wins); null: one attempt" }),
   transfer_to: E164Field.nullable().openapi({ description: "A person the agent may hand the caller over to (the transfer_call tool); null: no transfer" }),
   record: z.boolean().openapi({ description: "Record the calls (two-channel WAV), after a disclosure line spoken first" }),
+  engine: z.enum(VOICE_ENGINES).openapi({ description: "The voice engine its calls run on: openai-realtime (token-billed) or openai-live (GPT-Live, billed per session minute)" }),
   recording_disclosure: optionalText(500).openapi({ description: `Spoken first on a recorded call; null: "${DEFAULT_RECORDING_DISCLOSURE}"` }),
 };
 
@@ -60,6 +62,7 @@ const CreateAgentBody = z
     transfer_to: agentFields.transfer_to.optional(),
     record: agentFields.record.default(false),
     recording_disclosure: agentFields.recording_disclosure.optional(),
+    engine: agentFields.engine.default(DEFAULT_VOICE_ENGINE),
   })
   .openapi("CreateAgentRequest");
 
@@ -77,6 +80,7 @@ const UpdateAgentBody = z
     transfer_to: agentFields.transfer_to.optional(),
     record: agentFields.record.optional(),
     recording_disclosure: agentFields.recording_disclosure.optional(),
+    engine: agentFields.engine.optional(),
   })
   .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateAgentRequest");
@@ -98,6 +102,7 @@ const AgentSchema = z
     transfer_to: z.string().nullable(),
     record: z.boolean(),
     recording_disclosure: z.string().nullable(),
+    engine: z.enum(VOICE_ENGINES),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -122,6 +127,7 @@ function agentBody(row: AgentRow) {
     transfer_to: row.transferTo,
     record: row.record,
     recording_disclosure: row.recordingDisclosure,
+    engine: row.engine,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
   };
@@ -198,6 +204,7 @@ export const agentRoutes = createRouter()
       transferTo: body.transfer_to ?? null,
       record: body.record,
       recordingDisclosure: body.recording_disclosure ?? null,
+      engine: body.engine,
       createdAt: now,
       updatedAt: now,
     };
@@ -244,6 +251,7 @@ export const agentRoutes = createRouter()
         transferTo: body.transfer_to,
         record: body.record,
         recordingDisclosure: body.recording_disclosure,
+        engine: body.engine,
         updatedAt: nowIso(),
       })
       .where(and(eq(agents.id, c.req.valid("param").id), eq(agents.businessId, auth.businessId)))

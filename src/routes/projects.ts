@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, count, desc, eq, inArray, type SQL } from "drizzle-orm";
-import { DEFAULT_MAX_CONCURRENT_CALLS, OPEN_NOTIFICATION_STATUSES } from "../calls/call";
+import { DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_VOICE_ENGINE, OPEN_NOTIFICATION_STATUSES, VOICE_ENGINES } from "../calls/call";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
 import { apiKeys, notifications, projects } from "../db/schema";
@@ -22,6 +22,7 @@ const ProjectSchema = z
     }),
     calling_hours_set: z.boolean().openapi({ description: "Whether the project set calling_hours; only then do simulated calls follow them" }),
     max_concurrent_calls: z.number().int().openapi({ description: "Calls of the project running at once at most; more wait queued (queued_reason capacity)" }),
+    default_engine: z.enum(VOICE_ENGINES).openapi({ description: "The voice engine of notifications without an agent (the LLM path); an agent's calls run on its own engine" }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -49,6 +50,7 @@ function projectBody(row: ProjectRow) {
     calling_hours: row.callingHours ?? DEFAULT_CALLING_HOURS,
     calling_hours_set: row.callingHours !== null,
     max_concurrent_calls: row.maxConcurrentCalls,
+    default_engine: row.defaultEngine,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
   };
@@ -131,6 +133,7 @@ const UpdateProjectBody = z
       .optional()
       .openapi({ description: "The window calls are placed in, in the callee's local time; null goes back to the default (and simulated calls to none)" }),
     max_concurrent_calls: z.number().int().min(1).max(1000).optional(),
+    default_engine: z.enum(VOICE_ENGINES).optional(),
   })
   .refine(atLeastOneField, "provide at least one field")
   .openapi("UpdateProjectRequest");
@@ -159,7 +162,7 @@ export const projectRoutes = createRouter()
     const body = c.req.valid("json");
     const [row] = await db
       .update(projects)
-      .set({ name: body.name, callingHours: body.calling_hours, maxConcurrentCalls: body.max_concurrent_calls, updatedAt: nowIso() })
+      .set({ name: body.name, callingHours: body.calling_hours, maxConcurrentCalls: body.max_concurrent_calls, defaultEngine: body.default_engine, updatedAt: nowIso() })
       .where(accessibleProject(auth, c.req.valid("param").projectId))
       .returning();
     if (!row) throw new ApiError("project_not_found", "Project not found");
@@ -182,7 +185,7 @@ export const projectRoutes = createRouter()
     const { auth, db } = c.var;
     requireUser(auth);
     const now = nowIso();
-    const project: ProjectRow = { id: uuidv7(), businessId: auth.businessId, name: c.req.valid("json").name, callingHours: null, maxConcurrentCalls: DEFAULT_MAX_CONCURRENT_CALLS, createdAt: now, updatedAt: now };
+    const project: ProjectRow = { id: uuidv7(), businessId: auth.businessId, name: c.req.valid("json").name, callingHours: null, maxConcurrentCalls: DEFAULT_MAX_CONCURRENT_CALLS, defaultEngine: DEFAULT_VOICE_ENGINE, createdAt: now, updatedAt: now };
     const key = await generateApiKey();
     await db.batch([
       db.insert(projects).values(project),

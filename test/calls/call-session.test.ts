@@ -192,6 +192,7 @@ async function frozenCall(phone = "+14155550100", overrides: Partial<CallParams>
     record: false,
     screenerReply: "Hi, this is an automated assistant calling from Acme for John Smith.",
     consent: null,
+    engine: "openai-realtime",
     ...overrides,
   };
   const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(id));

@@ -55,6 +55,7 @@ describe("POST /api/v1/agents", () => {
       transfer_to: null,
       record: false,
       recording_disclosure: null,
+      engine: "openai-realtime",
       created_at: expect.any(String),
       updated_at: res.body.created_at,
     });
@@ -121,6 +122,7 @@ describe("POST /api/v1/agents", () => {
     ["transfer_to is not E.164", { transfer_to: "(415) 555-0142" }, "transfer_to"],
     ["transfer_to is not a valid number", { transfer_to: "+1415555014" }, "transfer_to"],
     ["record is a string", { record: "yes" }, "record"],
+    ["engine is unknown", { engine: "openai-classic" }, "engine"],
     ["recording_disclosure is blank", { recording_disclosure: "  " }, "recording_disclosure"],
     ["recording_disclosure is too long", { recording_disclosure: "x".repeat(501) }, "recording_disclosure"],
   ])("returns 400 and creates nothing when %s", async (_case, override, path) => {
@@ -240,6 +242,7 @@ describe("PATCH /api/v1/agents/{id}", () => {
     ["max_duration_seconds out of range", { max_duration_seconds: 1000 }, "max_duration_seconds"],
     ["a transfer_to that is not E.164", { transfer_to: "555-0142" }, "transfer_to"],
     ["a null record", { record: null }, "record"],
+    ["a null engine", { engine: null }, "engine"],
   ])("returns 400 and changes nothing for %s", async (_case, body, path) => {
     const account = await signup();
     const agent = await createAgent(account);

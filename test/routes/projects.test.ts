@@ -29,6 +29,7 @@ describe("projects", () => {
       calling_hours: { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] },
       calling_hours_set: false,
       max_concurrent_calls: 10,
+      default_engine: "openai-realtime",
       live_calls: 0,
       queued_calls: 0,
       created_at: expect.any(String),
@@ -48,6 +49,7 @@ describe("projects", () => {
       calling_hours: { start: "08:00", end: "21:00", days: [1, 2, 3, 4, 5, 6, 7] },
       calling_hours_set: false,
       max_concurrent_calls: 10,
+      default_engine: "openai-realtime",
       api_key: expect.stringMatching(/^echo_[0-9a-f]{64}$/),
       created_at: expect.any(String),
       updated_at: res.body.created_at,
@@ -274,6 +276,17 @@ describe("calling hours", () => {
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: "validation_error", details: expect.arrayContaining([{ path, message: expect.any(String) }]) });
     expect(await storedCallingHours(account.projectId)).toBeNull();
+  });
+
+  it("PATCH sets the default engine of the LLM path's calls; an unknown engine is a 400 and changes nothing", async () => {
+    const account = await signup();
+    const set = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { default_engine: "openai-live" } });
+    expect(set.status).toBe(200);
+    expect(set.body.default_engine).toBe("openai-live");
+    const bad = await api("PATCH", `/api/v1/projects/${account.projectId}`, { key: account.key, body: { default_engine: "gpt-live" } });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ code: "validation_error", details: [expect.objectContaining({ path: "default_engine" })] });
+    expect((await api("GET", "/api/v1/project", { key: account.key })).body.default_engine).toBe("openai-live");
   });
 
   it("refuses an empty PATCH with 400", async () => {

@@ -39,10 +39,19 @@ export type EngineEvent =
   /** The session is over, exactly once after a successful connect; error: it ended unasked. */
   | { type: "closed"; error: string | null; usage: EngineUsage };
 
-/** Tokens billed for the session's responses, summed. */
+/**
+ * What the model billed for the session, from the engine's own counters, summed: seconds for an
+ * engine billed by session time (GPT-Live), tokens by kind for one billed per response (Realtime;
+ * GPT-Live's delegated tool calls bill text tokens). Input counts include the cached ones.
+ */
 export interface EngineUsage {
-  inputTokens: number;
-  outputTokens: number;
+  sessionSeconds: number;
+  inputTextTokens: number;
+  inputAudioTokens: number;
+  /** Of the input tokens, those read from the cache (billed at the cached rate). */
+  cachedInputTokens: number;
+  outputTextTokens: number;
+  outputAudioTokens: number;
 }
 
 /**

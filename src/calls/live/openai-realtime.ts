@@ -38,7 +38,12 @@ const transcriptEventSchema = z.object({ item_id: z.string(), transcript: z.stri
 const responseDoneSchema = z.object({
   response: z.object({
     output: z.array(z.object({ type: z.string(), name: z.string().optional(), call_id: z.string().optional(), status: z.string().optional() })).optional(),
-    usage: z.object({ input_tokens: z.number().optional(), output_tokens: z.number().optional() }).nullish(),
+    usage: z
+      .object({
+        input_token_details: z.object({ text_tokens: z.number().optional(), audio_tokens: z.number().optional(), cached_tokens: z.number().optional() }).optional(),
+        output_token_details: z.object({ text_tokens: z.number().optional(), audio_tokens: z.number().optional() }).optional(),
+      })
+      .nullish(),
   }),
 });
 
@@ -64,7 +69,7 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   private lastError: string | null = null;
   /** The tools declared in this session: a call of any other is not the model's to make. */
   private tools: ReadonlySet<CallToolName> = new Set();
-  private readonly usage: EngineUsage = { inputTokens: 0, outputTokens: 0 };
+  private readonly usage: EngineUsage = { sessionSeconds: 0, inputTextTokens: 0, inputAudioTokens: 0, cachedInputTokens: 0, outputTextTokens: 0, outputAudioTokens: 0 };
 
   constructor(
     private readonly config: OpenAIConfig & { apiKey: string },
@@ -259,8 +264,11 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   private onResponseDone(event: Record<string, unknown>): void {
     const parsed = parseEvent(responseDoneSchema, event);
     const usage = parsed?.response.usage;
-    this.usage.inputTokens += usage?.input_tokens ?? 0;
-    this.usage.outputTokens += usage?.output_tokens ?? 0;
+    this.usage.inputTextTokens += usage?.input_token_details?.text_tokens ?? 0;
+    this.usage.inputAudioTokens += usage?.input_token_details?.audio_tokens ?? 0;
+    this.usage.cachedInputTokens += usage?.input_token_details?.cached_tokens ?? 0;
+    this.usage.outputTextTokens += usage?.output_token_details?.text_tokens ?? 0;
+    this.usage.outputAudioTokens += usage?.output_token_details?.audio_tokens ?? 0;
     for (const item of parsed?.response.output ?? []) {
       if (item.type !== "function_call" || !item.call_id || item.status === "incomplete" || item.status === "in_progress") continue;
       const name = item.name ?? "";

@@ -324,7 +324,7 @@ describe("OpenAI Realtime engine", () => {
     await vi.waitFor(() => expect(ofType(events, "closed")).toHaveLength(1));
 
     expect(ofType(events, "response_done")).toHaveLength(1);
-    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: expect.stringMatching(/ended unexpectedly \(code 1011: fake drop\)/), usage: { inputTokens: 300, outputTokens: 150 } }]);
+    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: expect.stringMatching(/ended unexpectedly \(code 1011: fake drop\)/), usage: { sessionSeconds: 0, inputTextTokens: 300, inputAudioTokens: 0, cachedInputTokens: 0, outputTextTokens: 0, outputAudioTokens: 150 } }]);
     expect((await onlySession(marker)).closed).toEqual({ by: "server", code: 1011, reason: "fake drop" });
     engine.close();
     engine.respond();
@@ -341,7 +341,7 @@ describe("OpenAI Realtime engine", () => {
     engine.close();
     engine.close();
 
-    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: null, usage: { inputTokens: 200, outputTokens: 80 } }]);
+    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: null, usage: { sessionSeconds: 0, inputTextTokens: 200, inputAudioTokens: 0, cachedInputTokens: 0, outputTextTokens: 0, outputAudioTokens: 80 } }]);
     await vi.waitFor(async () => expect((await onlySession(marker)).closed).toEqual({ by: "client", code: 1000, reason: "call ended" }));
     await expect(engine.connect(session, record)).rejects.toThrow(/connects once/);
   });
