@@ -30,6 +30,8 @@ const LIVE_BINDINGS = {
   PUBLIC_BASE_URL: "https://echo.test",
   // The fakes answer in milliseconds; a model that never answers ends a call's extraction soon.
   OPENAI_EXTRACTION_TIMEOUT_MS: "3000",
+  // Not the list prices: a live call's estimated_cost_usd shows it was priced from MODEL_PRICES.
+  MODEL_PRICES: JSON.stringify({ "gpt-realtime": { input_text: 5, cached_input_text: 0.5, input_audio: 40, cached_input_audio: 2.5, output_text: 20, output_audio: 80 } }),
 };
 
 /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_MODEL_PRICES, modelPriceSchema, type ModelPrices } from "./calls/usage";
 
 /** The optional secrets and vars this Worker reads; `getConfig` validates them. */
 export interface Vars {
@@ -25,6 +26,8 @@ export interface Vars {
   OPENAI_TRANSCRIPTION_MODEL?: string;
   /** Extracts `call_result` from the transcript with structured outputs. */
   OPENAI_EXTRACTION_MODEL?: string;
+  /** JSON prices by model name (USD per 1M tokens by kind, per session minute), over `DEFAULT_MODEL_PRICES`: a call's `estimated_cost_usd`. */
+  MODEL_PRICES?: string;
   /** The most an extraction may take, retries included (default 60 000 ms); then the result is null, saying why. */
   OPENAI_EXTRACTION_TIMEOUT_MS?: string;
   /** Multiplies the simulator's pacing: 1 = a few seconds per call, 0.01 = tests. */
@@ -54,6 +57,16 @@ const optionalText = z
   .string()
   .optional()
   .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()));
+
+/** A JSON text, parsed; its shape is checked by what it is piped to. */
+const jsonText = z.string().transform((text, ctx) => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    ctx.addIssue({ code: "custom", message: "not valid JSON" });
+    return z.NEVER;
+  }
+});
 
 const optionalNumber = optionalText.transform((value) => (value === undefined ? undefined : Number(value)));
 
@@ -96,6 +109,7 @@ const rawConfigSchema = z.object({
   OPENAI_TRANSCRIPTION_MODEL: optionalText,
   OPENAI_EXTRACTION_MODEL: optionalText,
   OPENAI_EXTRACTION_TIMEOUT_MS: optionalNumber.pipe(z.number().int().min(100).max(300_000).optional()),
+  MODEL_PRICES: optionalText.pipe(jsonText.pipe(z.record(z.string().min(1), modelPriceSchema)).optional()),
   SIMULATOR_TIME_SCALE: optionalNumber.pipe(z.number().positive().max(100).optional()),
   WEBHOOK_RETRY_SCHEDULE: optionalText.pipe(
     z
@@ -155,6 +169,8 @@ export interface Config {
   /** Set: notifications place real calls. Unset: the built-in call simulator. */
   live: LiveCallConfig | undefined;
   openai: OpenAIConfig;
+  /** USD prices by model name: the defaults, each model in MODEL_PRICES replacing its entry. */
+  modelPrices: ModelPrices;
   simulatorTimeScale: number;
   /** Calls started per second at most, across the deployment (simulated ones too). */
   callsPerSecond: number;
@@ -250,6 +266,7 @@ export function getConfig(env: Vars): Config {
       extractionModel: raw.OPENAI_EXTRACTION_MODEL ?? "gpt-4.1-mini",
       extractionTimeoutMs: raw.OPENAI_EXTRACTION_TIMEOUT_MS ?? 60_000,
     },
+    modelPrices: { ...DEFAULT_MODEL_PRICES, ...raw.MODEL_PRICES },
     simulatorTimeScale: raw.SIMULATOR_TIME_SCALE ?? 1,
     callsPerSecond: raw.TWILIO_CPS ?? 1,
     webhooks: {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { DEFAULT_MODEL_PRICES } from "../src/calls/usage";
 import { ConfigError, DEFAULT_DNS_RESOLVER_URL, DEFAULT_RATE_LIMITS, DEFAULT_RECORDING_RETENTION_DAYS, DEFAULT_RETRY_SCHEDULE_SECONDS, getConfig, type Vars } from "../src/env";
 
 /** A fresh object each time: getConfig validates each environment once. */
@@ -82,5 +83,21 @@ describe("getConfig", () => {
     for (const malformed of ["0", "1.5", "3651", "-2", "a week"]) {
       expect(() => getConfig(bindings({ ENVIRONMENT: "development", RECORDING_RETENTION_DAYS: malformed })), malformed).toThrow(/RECORDING_RETENTION_DAYS/);
     }
+  });
+
+  it("prices models from the public lists, each model in MODEL_PRICES replacing its entry", () => {
+    expect(getConfig(bindings({ ENVIRONMENT: "development" })).modelPrices).toEqual(DEFAULT_MODEL_PRICES);
+    const custom = getConfig(bindings({ ENVIRONMENT: "development", MODEL_PRICES: '{"gpt-realtime": {"input_audio": 10, "output_audio": 20}, "my-model": {"session_minute": 0.02}}' }));
+    expect(custom.modelPrices).toEqual({ ...DEFAULT_MODEL_PRICES, "gpt-realtime": { input_audio: 10, output_audio: 20 }, "my-model": { session_minute: 0.02 } });
+  });
+
+  it("refuses MODEL_PRICES that is not JSON prices by model, saying where", () => {
+    const refused = (json: string) => () => getConfig(bindings({ ENVIRONMENT: "development", MODEL_PRICES: json }));
+    expect(refused("{gpt-realtime: 4}")).toThrow(/MODEL_PRICES: not valid JSON/);
+    expect(refused('{"gpt-realtime": {"input_txt": 4}}')).toThrow(/MODEL_PRICES\.gpt-realtime: Unrecognized key: "input_txt"/);
+    expect(refused('{"gpt-realtime": {"input_text": -1}}')).toThrow(/MODEL_PRICES\.gpt-realtime\.input_text: Too small/);
+    expect(refused('{"gpt-realtime": {"input_text": "4"}}')).toThrow(/MODEL_PRICES\.gpt-realtime\.input_text/);
+    expect(refused('{"gpt-realtime": {}}')).toThrow(/MODEL_PRICES\.gpt-realtime: at least one price/);
+    expect(refused("[4]")).toThrow(/MODEL_PRICES/);
   });
 });

@@ -1,3 +1,4 @@
+import type { VoiceEngineName } from "../src/calls/call";
 import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
 import { createDb } from "../src/db/client";
@@ -21,6 +22,7 @@ export interface AgentInput {
   transfer_to?: string | null;
   record?: boolean;
   recording_disclosure?: string | null;
+  engine?: VoiceEngineName;
 }
 
 export async function createAgent(account: Account, input: AgentInput): Promise<{ id: string }> {

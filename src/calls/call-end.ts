@@ -2,12 +2,13 @@ import { count, eq, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Database } from "../db/client";
 import { batches, notifications } from "../db/schema";
-import type { Bindings } from "../env";
+import type { Bindings, OpenAIConfig } from "../env";
 import { nowIso } from "../lib/ids";
 import { prepareEvents, enqueueDeliveries, type EventInput } from "../webhooks/emit";
-import { isOpenStatus, NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES, type CallAttempt, type CallStatus, type CallTarget, type Consent, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
+import { DEFAULT_VOICE_ENGINE, isOpenStatus, NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES, type CallAttempt, type CallStatus, type CallTarget, type Consent, type EndedReason, type NotificationStatus, type TranscriptTurn } from "./call";
 import { firstReconcileAt } from "./reconcile";
 import { transcriptText } from "./call-result";
+import { noUsage, type CallUsage } from "./usage";
 
 /** How a notification ends, whatever ended it: the call object, the API or the reconciler. */
 
@@ -31,10 +32,21 @@ export interface CallEnd {
   consent: Consent | null;
   /** The call's recording in R2, and when the retention deletes it; null: none. */
   recording: { key: string; expiresAt: string } | null;
+  /** What the notification's calls used, summed over its attempts, this one included. */
+  usage: CallUsage;
 }
 
-export function neverConnected(target: CallTarget, endedReason: EndedReason, errorMessage: string | null, attempt = 1): CallEnd {
-  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null, attempt, dialled: null, optedOut: false, consent: null, recording: null };
+export function neverConnected(target: CallTarget, endedReason: EndedReason, errorMessage: string | null, usage: CallUsage, attempt = 1): CallEnd {
+  return { target, endedReason, errorMessage, startedAt: null, endedAt: nowIso(), connected: false, durationSeconds: 0, transcript: [], callResult: null, attempt, dialled: null, optedOut: false, consent: null, recording: null, usage };
+}
+
+/**
+ * The usage of a notification ended without its call object's record of the call (lost, or never
+ * there): what its earlier attempts stored, else none — no model session of it is known.
+ */
+export async function storedUsage(db: Database, notificationId: string, models: OpenAIConfig): Promise<CallUsage> {
+  const [row] = await db.select({ usage: notifications.usage, engine: notifications.engine }).from(notifications).where(eq(notifications.id, notificationId));
+  return row?.usage ?? noUsage(row?.engine ?? DEFAULT_VOICE_ENGINE, models);
 }
 
 /** The status an attempt that ended so has in `attempts[]` (and the notification, were it the last). */
@@ -83,6 +95,7 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
         opted_out: end.optedOut,
         consent: end.consent,
         recording_available: end.recording !== null,
+        usage: end.usage,
         simulated: target.simulated,
       },
     });
@@ -103,6 +116,7 @@ export async function persistCallEnd(db: Database, queue: Bindings["WEBHOOK_QUEU
       ...(end.dialled ? { attempts: appendAttempt(end.dialled) } : {}),
       recordingKey: end.recording?.key ?? null,
       recordingExpiresAt: end.recording?.expiresAt ?? null,
+      usage: end.usage,
       scheduledFor: null,
       queuedReason: null,
       updatedAt: end.endedAt,
@@ -169,6 +183,8 @@ export interface AttemptToRetry {
   /** When the next attempt is due, and the call id it will have. */
   retryAt: string;
   nextCallId: string;
+  /** What the notification's calls used so far, this attempt included. */
+  usage: CallUsage;
 }
 
 /**
@@ -177,7 +193,7 @@ export interface AttemptToRetry {
  * (`queued_reason: retry`) for the next call — in one batch. False when the notification had ended
  * meanwhile (canceled).
  */
-export async function persistAttemptBeforeRetry(db: Database, queue: Bindings["WEBHOOK_QUEUE"], { target, ended, retryAt, nextCallId }: AttemptToRetry): Promise<boolean> {
+export async function persistAttemptBeforeRetry(db: Database, queue: Bindings["WEBHOOK_QUEUE"], { target, ended, retryAt, nextCallId, usage }: AttemptToRetry): Promise<boolean> {
   const [event] = await prepareEvents(db, target.projectId, [
     {
       notificationId: target.notificationId,
@@ -192,6 +208,7 @@ export async function persistAttemptBeforeRetry(db: Database, queue: Bindings["W
       // As in persistCallEnd: a notification that is no longer in progress fails the batch.
       status: sql`CASE WHEN status = 'in_progress' THEN 'queued' ELSE NULL END`,
       attempts: appendAttempt(ended),
+      usage,
       callId: nextCallId,
       callStatus: "queued",
       startedAt: null,

@@ -25,7 +25,7 @@ import {
   type TranscriptTurn,
   type TurnRole,
 } from "./call";
-import { attemptStatus, neverConnected, persistAttemptBeforeRetry, persistCallEnd } from "./call-end";
+import { attemptStatus, neverConnected, persistAttemptBeforeRetry, persistCallEnd, storedUsage } from "./call-end";
 import { boundedCallResult } from "./call-result";
 import { endLostLeg, hangUpLeg, LiveCallDriver, newLiveCallState } from "./live/live-driver";
 import { isFinalTwilioStatus, type TwilioMachineDetection, type TwilioStatusUpdate } from "./live/twilio";
@@ -35,6 +35,7 @@ import { firstReconcileAt, reconcileAfter } from "./reconcile";
 import { recordingKey, type CallRecording } from "./recording";
 import { recordingExpiresAt } from "./recording-retention";
 import { SimulatorDriver } from "./simulator";
+import { addUsage, callUsage, type CallUsage } from "./usage";
 
 /**
  * One call, one Durable Object (named by the notification id). The lifecycle core here owns the
@@ -62,6 +63,8 @@ interface CallEnding {
    * is there; null when there is none (not recorded, nothing heard, a retried attempt, or its write failed).
    */
   recording: { key: string; stored: boolean } | null;
+  /** What the notification's calls used, summed over its attempts, this one included. */
+  usage: CallUsage;
 }
 
 interface CallRecord {
@@ -87,6 +90,8 @@ interface CallRecord {
   next: { step: number; atMs: number } | null;
   /** Set once the call is over on the line; the object keeps it until D1 has the end. */
   ending: CallEnding | null;
+  /** What the notification's earlier attempts used, summed (each one's is in D1 too); null on its first. */
+  usageBefore: CallUsage | null;
 }
 
 /** What the reconciler knows of a notification from D1, for an object that has no record of its call. */
@@ -276,7 +281,8 @@ class CallLifecycle implements CallCore {
       if (!record) {
         // The call never reached this object, or the object lost it: a leg D1 knows of is hung up all the same.
         await this.hangUpStoredLeg(target);
-        return (await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, neverConnected(target, endedReason, errorMessage))) ? "stopped" : "already-ended";
+        const usage = await storedUsage(this.db, target.notificationId, getConfig(this.env).openai);
+        return (await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, neverConnected(target, endedReason, errorMessage, usage))) ? "stopped" : "already-ended";
       }
       if (record.ending) return "already-ended";
       await this.driverFor(record).hangUp();
@@ -469,14 +475,26 @@ class CallLifecycle implements CallCore {
     const record = this.live();
     if (record.ending) return false;
     const driver = this.driverFor(record);
-    // Off the line first (model socket, media stream).
+    // Off the line first (model socket, media stream), so that the sessions' usage is final.
     this.releaseDriver();
-    const transcript = await this.transcript();
+    const [transcript, engineUsage] = await Promise.all([this.transcript(), driver.usage()]);
+    const config = getConfig(this.env);
+    const usage = callUsage(record.params.engine, config.openai, config.modelPrices, engineUsage);
     // Nothing to extract from a call the customer never spoke in.
     const extractionDue = record.answeredBy === "human" && record.params.outputSchema !== null && transcript.some((turn) => turn.role === "customer");
     const endedAtMs = Date.now();
     const retry = nextAttempt(record, endedReason, endedAtMs);
-    record.ending = { endedReason, errorMessage, endedAtMs, result: extractionDue ? null : NO_RESULT, extractions: 0, failedWrites: 0, retry, recording: null };
+    record.ending = {
+      endedReason,
+      errorMessage,
+      endedAtMs,
+      result: extractionDue ? null : NO_RESULT,
+      extractions: 0,
+      failedWrites: 0,
+      retry,
+      recording: null,
+      usage: record.usageBefore ? addUsage(record.usageBefore, usage) : usage,
+    };
     record.next = null;
     const recording = driver.takeRecording(record.answeredAtMs === null ? 0 : endedAtMs - record.answeredAtMs);
     // A notification keeps the recording of its last call: an attempt that is tried again keeps none.
@@ -708,7 +726,13 @@ class CallLifecycle implements CallCore {
     try {
       applied =
         ending.retry && dialled
-          ? await persistAttemptBeforeRetry(this.db, this.env.WEBHOOK_QUEUE, { target: params, ended: dialled, retryAt: new Date(ending.retry.atMs).toISOString(), nextCallId: ending.retry.callId })
+          ? await persistAttemptBeforeRetry(this.db, this.env.WEBHOOK_QUEUE, {
+              target: params,
+              ended: dialled,
+              retryAt: new Date(ending.retry.atMs).toISOString(),
+              nextCallId: ending.retry.callId,
+              usage: ending.usage,
+            })
           : await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, {
               target: params,
               endedReason: ending.endedReason,
@@ -724,6 +748,7 @@ class CallLifecycle implements CallCore {
               optedOut: record.optedOut,
               consent: params.consent,
               recording: ending.recording?.stored ? { key: ending.recording.key, expiresAt: recordingExpiresAt(ending.endedAtMs, getConfig(this.env).recordingRetentionDays) } : null,
+              usage: ending.usage,
             });
     } catch (error) {
       ending.failedWrites += 1;
@@ -735,7 +760,7 @@ class CallLifecycle implements CallCore {
     if (applied && ending.retry) {
       // The next attempt waits in this object, as a scheduled call does.
       const next = newRecord({ ...params, callId: ending.retry.callId, attempt: params.attempt + 1 });
-      this.record = { ...next, dueAtMs: ending.retry.atMs, deadlineMs: ending.retry.atMs };
+      this.record = { ...next, dueAtMs: ending.retry.atMs, deadlineMs: ending.retry.atMs, usageBefore: ending.usage };
     }
     return applied;
   }
@@ -817,10 +842,11 @@ class CallLifecycle implements CallCore {
 
   /** The object has no record of the call: what the carrier says of its leg (if it was dialled) ends the notification. */
   private async endLostCall({ target, attempt, carrierCallSid, answeredAt }: ReconcileRequest): Promise<void> {
-    const live = getConfig(this.env).live;
+    const config = getConfig(this.env);
     let end: { endedReason: EndedReason; errorMessage: string | null } = { endedReason: "error", errorMessage: "The call was lost before it could run" };
-    if (live && !target.simulated && carrierCallSid !== null) end = await endLostLeg(live, carrierCallSid);
-    await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, { ...neverConnected(target, end.endedReason, end.errorMessage, attempt), connected: answeredAt !== null });
+    if (config.live && !target.simulated && carrierCallSid !== null) end = await endLostLeg(config.live, carrierCallSid);
+    const usage = await storedUsage(this.db, target.notificationId, config.openai);
+    await persistCallEnd(this.db, this.env.WEBHOOK_QUEUE, { ...neverConnected(target, end.endedReason, end.errorMessage, usage, attempt), connected: answeredAt !== null });
   }
 
   private async hangUpStoredLeg(target: CallTarget): Promise<void> {
@@ -981,6 +1007,7 @@ function newRecord(params: CallParams): CallRecord {
     deadlineMs: 0,
     next: null,
     ending: null,
+    usageBefore: null,
   };
 }
 

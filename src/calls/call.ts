@@ -1,4 +1,5 @@
 import type { CallingWindow } from "./calling-hours";
+import type { EngineUsage } from "./live/engine";
 import type { CallRecording } from "./recording";
 
 /**
@@ -252,4 +253,9 @@ export interface CallDriver {
    * recorded or nothing was heard. `talkMs` (answer to hang-up) is for a driver that has no audio.
    */
   takeRecording(talkMs: number): CallRecording | null;
+  /**
+   * What the call's model sessions billed, by the engines' own counters, summed over every session
+   * (a reconnect opens another); asked once the call is over on the line and its sessions closed.
+   */
+  usage(): EngineUsage | Promise<EngineUsage>;
 }

@@ -1,6 +1,7 @@
 import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, TranscriptTurn, TurnRole } from "./call";
 import { sampleCallResult } from "./call-result";
 import { recordingKey, silentRecording, type CallRecording } from "./recording";
+import { NO_ENGINE_USAGE } from "./usage";
 
 /**
  * The built-in call simulator (API.md "Calls", last paragraph): nothing is dialled; the number
@@ -174,6 +175,11 @@ export class SimulatorDriver implements CallDriver {
   /** Nothing is said aloud: a recorded call keeps its talk time of silence, laid out as a live call's recording. */
   takeRecording(talkMs: number): CallRecording | null {
     return this.params.record && talkMs > 0 ? silentRecording(this.recordings, recordingKey(this.params), talkMs) : null;
+  }
+
+  /** No model runs a simulated call: its usage is zero, and so is its cost. */
+  usage() {
+    return NO_ENGINE_USAGE;
   }
 
   /** Each step keeps its gap from the one before, counted from when that one actually ran. */

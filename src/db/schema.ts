@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ANSWERED_BY, CALL_STATUSES, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_VOICE_ENGINE, VOICE_ENGINES, ENDED_REASONS, NOTIFICATION_STATUSES, PHONE_STATUSES, QUEUED_REASONS, type CallAttempt, type Consent, type RetryPolicy, type TranscriptTurn } from "../calls/call";
 import type { CallingHours } from "../calls/calling-hours";
+import type { CallUsage } from "../calls/usage";
 
 /** ISO-8601 timestamps as text; ids are UUID v7 so `ORDER BY id` is creation order. */
 const timestamps = {
@@ -191,6 +192,8 @@ export const notifications = sqliteTable(
     reconcileAt: text("reconcile_at"),
     /** The voice engine its calls run on. */
     engine: text("engine", { enum: VOICE_ENGINES }).notNull().default(DEFAULT_VOICE_ENGINE),
+    /** What its calls used of the voice model and its estimated cost, summed over the attempts that ended; null until one has. */
+    usage: text("usage", { mode: "json" }).$type<CallUsage>(),
     /** The person asked, during a call of this notification, not to be called again. */
     optedOut: integer("opted_out", { mode: "boolean" }).notNull().default(false),
     /** The R2 key of the call's recording while it is kept; null: none (not recorded, not stored, or deleted after the retention). */

@@ -241,6 +241,7 @@ export function newNotification(auth: AuthContext, body: NotificationRequest, pl
     reconcileAt: firstReconcileAt(plan.dialAtMs),
     optedOut: false,
     engine: plan.engine,
+    usage: null,
     recordingKey: null,
     recordingExpiresAt: null,
     createdAt: now,

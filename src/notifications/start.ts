@@ -1,8 +1,8 @@
 import type { CallParams } from "../calls/call";
-import { neverConnected, persistCallEnd } from "../calls/call-end";
+import { neverConnected, persistCallEnd, storedUsage } from "../calls/call-end";
 import { locationHintForPhone } from "../calls/location";
 import type { Database } from "../db/client";
-import type { Bindings } from "../env";
+import { getConfig, type Bindings } from "../env";
 import { ApiError } from "../errors";
 import { inArray } from "drizzle-orm";
 import { isOpenStatus } from "../calls/call";
@@ -65,9 +65,12 @@ export async function startCall(env: Bindings, db: Database, params: CallParams,
       await stub.stop(target, "error", START_FAILED);
     } catch (stopError) {
       console.error(`[echo] could not stop the call of notification ${params.notificationId}`, stopError);
-      await persistCallEnd(db, env.WEBHOOK_QUEUE, neverConnected(target, "error", START_FAILED)).catch((endError: unknown) =>
-        console.error(`[echo] could not fail notification ${params.notificationId}; the reconciler will`, endError),
-      );
+      try {
+        const usage = await storedUsage(db, notificationId, getConfig(env).openai);
+        await persistCallEnd(db, env.WEBHOOK_QUEUE, neverConnected(target, "error", START_FAILED, usage));
+      } catch (endError) {
+        console.error(`[echo] could not fail notification ${params.notificationId}; the reconciler will`, endError);
+      }
     }
     // Whether or not the notification had already ended, the failed request's key is free for a retry.
     await idempotency?.release();

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, desc, eq } from "drizzle-orm";
-import { ANSWERED_BY, CALL_STATUSES, callTargetOf, ENDED_REASONS, isOpenStatus, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES } from "../calls/call";
+import { ANSWERED_BY, CALL_STATUSES, callTargetOf, ENDED_REASONS, isOpenStatus, NOTIFICATION_STATUSES, QUEUED_REASONS, TURN_ROLES, VOICE_ENGINES } from "../calls/call";
+import { TOKEN_KINDS, type TokenKind } from "../calls/usage";
 import { RECORDING_CONTENT_TYPE } from "../calls/recording";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
@@ -20,6 +21,23 @@ const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 60 * 60 * 1000;
 const TranscriptTurnSchema = z
   .object({ role: z.enum(TURN_ROLES), text: z.string(), at_ms: z.number().openapi({ description: "Milliseconds since the call was answered" }) })
   .openapi("TranscriptTurn");
+
+const UsageSchema = z
+  .object({
+    engine: z.enum(VOICE_ENGINES),
+    model: z.string().openapi({ description: "The voice model" }),
+    delegation_model: z.string().nullable().openapi({ description: "openai-live: the model tool calls are delegated to, whose tokens are counted here; null: the voice model's own tokens are" }),
+    model_seconds: z.number().nullable().openapi({ description: "Seconds of model session, for an engine billed by session time (openai-live); null for one billed by tokens only" }),
+    input_tokens: z.number().int().openapi({ description: "Input tokens, cached ones included" }),
+    output_tokens: z.number().int(),
+    tokens: z
+      .object(Object.fromEntries(TOKEN_KINDS.map((kind) => [kind, z.number().int()])) as Record<TokenKind, z.ZodNumber>)
+      .openapi({ description: "Tokens by kind as OpenAI bills them; an input kind counts only the tokens not read from the cache" }),
+    estimated_cost_usd: z.number().nullable().openapi({ description: "At the deployment's prices (MODEL_PRICES); null when a model or kind used has no price" }),
+  })
+  .openapi("CallUsage", {
+    description: "What the notification's calls used of the voice model, from the engine's own counters, summed over its attempts; zero for a simulated call and for a call no model session ran for",
+  });
 
 const NotificationSchema = z
   .object({
@@ -50,6 +68,7 @@ const NotificationSchema = z
     answered_by: z.enum(ANSWERED_BY).nullable(),
     opted_out: z.boolean().openapi({ description: "The person asked during the call not to be called again (their phone is now opted_out)" }),
     recording_available: z.boolean().openapi({ description: "The call was recorded (its agent has record: true) and the recording is kept: GET /api/v1/notifications/{id}/recording" }),
+    usage: UsageSchema.nullable().openapi({ description: "Null until the first of its calls has ended" }),
     retry: RetryPolicySchema.nullable(),
     attempts: z
       .array(
@@ -153,6 +172,7 @@ function notificationBody(row: NotificationRow): z.infer<typeof NotificationSche
     answered_by: row.answeredBy,
     opted_out: row.optedOut,
     recording_available: row.recordingKey !== null,
+    usage: row.usage,
     retry: row.retry,
     attempts: row.attempts,
     simulated: row.simulated,

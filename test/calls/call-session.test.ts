@@ -10,6 +10,17 @@ import { createAgent, createCustomer, getNotification, QUICKSTART_AGENT, QUICKST
 import { api, signup } from "../helpers";
 
 const HOUR_MS = 3_600_000;
+/** No model runs a simulated call: zero usage of the engine's model, at no cost. */
+const SIMULATED_USAGE = {
+  engine: "openai-realtime",
+  model: "gpt-realtime",
+  delegation_model: null,
+  model_seconds: null,
+  input_tokens: 0,
+  output_tokens: 0,
+  tokens: { input_text: 0, cached_input_text: 0, input_audio: 0, cached_input_audio: 0, output_text: 0, output_audio: 0 },
+  estimated_cost_usd: 0,
+};
 /** Longer than a whole simulated call at the tests' time scale (0.01: about 65 ms). */
 const PAST_THE_PACING_MS = 200;
 
@@ -50,6 +61,7 @@ describe("simulated calls, by number", () => {
       call_result: { confirmed: true, reschedule_request: null },
       error_message: null,
       simulated: true,
+      usage: SIMULATED_USAGE,
     });
     expect(n.transcript.map((t: { role: string }) => t.role)).toEqual(["agent", "customer", "agent", "customer"]);
     expect(n.transcript[0].text).toBe(QUICKSTART_OPENING);
@@ -75,6 +87,7 @@ describe("simulated calls, by number", () => {
       opted_out: false,
       consent: null,
       recording_available: false,
+      usage: SIMULATED_USAGE,
       simulated: true,
     });
     expect(summary.transcript).toMatch(/^AI: Hi, is this John\? .*\nCustomer: Yes, that works for me\. Thank you!\nAI: .*\nCustomer: Bye!$/);
@@ -85,11 +98,18 @@ describe("simulated calls, by number", () => {
     ["+12125550102", "no-answer", "customer-did-not-answer"],
   ])("%s rings and fails as %s, with only call.ended", async (phone, callStatus, endedReason) => {
     const { notification: n, events } = await placeCall(phone);
-    expect(n).toMatchObject({ status: "failed", call_status: callStatus, ended_reason: endedReason, answered_at: null, answered_by: null, transcript: [], call_result: null, duration_seconds: 0 });
+    expect(n).toMatchObject({ status: "failed", call_status: callStatus, ended_reason: endedReason, answered_at: null, answered_by: null, transcript: [], call_result: null, duration_seconds: 0, usage: SIMULATED_USAGE });
     expect(n.started_at).not.toBeNull();
     expectTimestampsInOrder(n);
     expect(events.map((e) => e.event_name)).toEqual(["call.ended"]);
     expect(expectEnvelopes(events, n)).toEqual([{ status: "failed", ended_reason: endedReason, attempt: 1, simulated: true }]);
+  });
+
+  it("an openai-live agent's simulated call carries that engine's zero usage: its session seconds and delegation model", async () => {
+    const { notification: n, events } = await placeCall("+14155550100", { ...QUICKSTART_AGENT, engine: "openai-live" });
+    const usage = { ...SIMULATED_USAGE, engine: "openai-live", model: "gpt-live-1", delegation_model: "gpt-4.1-mini", model_seconds: 0 };
+    expect(n).toMatchObject({ status: "completed", simulated: true, usage });
+    expect(expectEnvelopes(events, n)[2]).toMatchObject({ usage, simulated: true });
   });
 
   it("a number ending 5550104 fails without ringing, saying why", async () => {

@@ -48,7 +48,11 @@
  *     tool_call_after_turn  the response to the caller's Nth turn calls `tool_name` (null), with `{}`;
  *                           if the session did not declare it, that turn's end_call (if any) instead
  *     tool_name             the tool it calls (null)
- *     usage                 `{ input_tokens, output_tokens }` of every response ({120, 80})
+ *     usage                 every finished response's usage by kind, as the API details it:
+ *                           `{ input_token_details: { text_tokens, audio_tokens, cached_tokens_details:
+ *                           { text_tokens, audio_tokens } }, output_token_details: { text_tokens,
+ *                           audio_tokens } }` (120 text tokens in, 80 audio tokens out, none cached);
+ *                           the totals and `cached_tokens` are summed from it
  *     drop_after_events     close the socket (1011) after sending this many server events (null)
  *     drop_sessions         only the first N sessions using the script drop (null: all)
  *     refuse_session        answer `session.update` with an `error` event of this message (null)
@@ -70,9 +74,16 @@ const MULAW_SILENCES = new Set([0xff, 0x7f]);
  *   match: string | null, responses: string[], audio_deltas: number | number[], audio_bytes_per_delta: number,
  *   delta_interval_ms: number, caller_turns: string[], speech_start_frames: number,
  *   speech_stop_frames: number, end_call_after_turn: number | null, tool_call_after_turn: number | null, tool_name: string | null,
- *   usage: { input_tokens: number, output_tokens: number }, drop_after_events: number | null,
+ *   usage: Usage, drop_after_events: number | null,
  *   drop_sessions: number | null, refuse_session: string | null, ignore_session_update: boolean,
  * }} Script
+ */
+
+/**
+ * @typedef {{
+ *   input_token_details: { text_tokens: number, audio_tokens: number, cached_tokens_details: { text_tokens: number, audio_tokens: number } },
+ *   output_token_details: { text_tokens: number, audio_tokens: number },
+ * }} Usage
  */
 
 /** @type {Script} */
@@ -88,7 +99,10 @@ const DEFAULT_SCRIPT = {
   end_call_after_turn: null,
   tool_call_after_turn: null,
   tool_name: null,
-  usage: { input_tokens: 120, output_tokens: 80 },
+  usage: {
+    input_token_details: { text_tokens: 120, audio_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0 } },
+    output_token_details: { text_tokens: 0, audio_tokens: 80 },
+  },
   drop_after_events: null,
   drop_sessions: null,
   refuse_session: null,
@@ -576,7 +590,10 @@ function endResponse(session, response, status, reason) {
  */
 function responseResource(session, response, status, output) {
   const finished = status !== "in_progress";
-  const { input_tokens, output_tokens } = response.usage;
+  const { input_token_details: inputDetails, output_token_details: outputDetails } = response.usage;
+  const input_tokens = inputDetails.text_tokens + inputDetails.audio_tokens;
+  const output_tokens = outputDetails.text_tokens + outputDetails.audio_tokens;
+  const cached = inputDetails.cached_tokens_details;
   return {
     object: "realtime.response",
     id: response.id,
@@ -587,7 +604,9 @@ function responseResource(session, response, status, output) {
     output_modalities: ["audio"],
     max_output_tokens: "inf",
     audio: { output: { format: session.config.audio.output.format, voice: session.config.audio.output.voice } },
-    usage: finished ? { total_tokens: input_tokens + output_tokens, input_tokens, output_tokens, input_token_details: { text_tokens: input_tokens, audio_tokens: 0, cached_tokens: 0 }, output_token_details: { text_tokens: 0, audio_tokens: output_tokens } } : null,
+    usage: finished
+      ? { total_tokens: input_tokens + output_tokens, input_tokens, output_tokens, input_token_details: { ...inputDetails, cached_tokens: cached.text_tokens + cached.audio_tokens }, output_token_details: outputDetails }
+      : null,
     metadata: null,
   };
 }

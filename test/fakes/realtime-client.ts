@@ -18,11 +18,25 @@ export interface RealtimeScript {
   end_call_after_turn?: number | null;
   tool_call_after_turn?: number | null;
   tool_name?: string | null;
-  usage?: { input_tokens: number; output_tokens: number };
+  usage?: RealtimeUsage;
   drop_after_events?: number | null;
   drop_sessions?: number | null;
   refuse_session?: string | null;
   ignore_session_update?: boolean;
+}
+
+/** A response's usage by kind, as the Realtime API details it (`response.done`). */
+export interface RealtimeUsage {
+  input_token_details: { text_tokens: number; audio_tokens: number; cached_tokens_details: { text_tokens: number; audio_tokens: number } };
+  output_token_details: { text_tokens: number; audio_tokens: number };
+}
+
+/** A response's usage: input tokens by kind (text and audio include their cached ones), output tokens by kind. */
+export function realtimeUsage(input: { text: number; audio: number; cachedText: number; cachedAudio: number }, output: { text: number; audio: number }): RealtimeUsage {
+  return {
+    input_token_details: { text_tokens: input.text, audio_tokens: input.audio, cached_tokens_details: { text_tokens: input.cachedText, audio_tokens: input.cachedAudio } },
+    output_token_details: { text_tokens: output.text, audio_tokens: output.audio },
+  };
 }
 
 /** A session as the fake lists it. */

@@ -65,6 +65,7 @@ describe("POST /api/v1/notifications", () => {
         answered_by: null,
         opted_out: false,
         recording_available: false,
+        usage: null,
         retry: null,
         attempts: [],
         simulated: true,

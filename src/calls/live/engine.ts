@@ -48,8 +48,9 @@ export interface EngineUsage {
   sessionSeconds: number;
   inputTextTokens: number;
   inputAudioTokens: number;
-  /** Of the input tokens, those read from the cache (billed at the cached rate). */
-  cachedInputTokens: number;
+  /** Of the input tokens of each kind, those read from the cache (billed at its cached rate). */
+  cachedInputTextTokens: number;
+  cachedInputAudioTokens: number;
   outputTextTokens: number;
   outputAudioTokens: number;
 }

@@ -2,12 +2,13 @@ import type { LiveCallConfig, OpenAIConfig } from "../../env";
 import { errorText } from "../../errors";
 import { timingSafeEqualStrings } from "../../lib/crypto";
 import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, LiveCallParams, LiveCallState, TranscriptTurn } from "../call";
-import type { EngineEvent, EngineSessionConfig, VoiceEngine } from "./engine";
+import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
 import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
 import { createOpenAIRealtimeEngine } from "./openai-realtime";
 import type { CallToolName } from "./tools";
 import { recordingKey, type CallRecording } from "../recording";
+import { addEngineUsage, NO_ENGINE_USAGE } from "../usage";
 import { CallRecorder } from "./recorder";
 import {
   dialTwiml,
@@ -53,6 +54,11 @@ const TRANSFERRED_TIME_LIMIT_SECONDS = 4 * 3600;
 const SILENCE_TIMEOUT_MS = 15_000;
 /** The one step a live call schedules: the media watchdog. */
 const SILENCE_CHECK = 0;
+/**
+ * How long the end of a call waits for its model sessions' final usage after closing them (an
+ * engine may hear its last figures from the server a moment after `close`); then it counts what came.
+ */
+const USAGE_WAIT_MS = 5_000;
 
 const NEVER_CONNECTED: Partial<Record<TwilioCallStatus, { endedReason: EndedReason; errorMessage: string | null }>> = {
   busy: { endedReason: "customer-busy", errorMessage: null },
@@ -145,6 +151,8 @@ export class LiveCallDriver implements CallDriver {
   private framesAtLastSilenceCheck = 0;
   /** A recorded call's recorder, on the bridge's tap. */
   private readonly recorder: CallRecorder | null;
+  /** Each model session's usage, settled when it closed (its `closed` event), or none when it never connected. */
+  private readonly sessionUsages: Promise<EngineUsage>[] = [];
 
   constructor(
     private readonly core: CallCore,
@@ -301,6 +309,23 @@ export class LiveCallDriver implements CallDriver {
     return this.recorder?.hasAudio ? this.recorder : null;
   }
 
+  /**
+   * What every model session of the call billed, summed, once each has closed (`release` closes the
+   * last). A session that has not reported within USAGE_WAIT_MS counts as nothing, and is logged.
+   */
+  async usage(): Promise<EngineUsage> {
+    const late = Promise.withResolvers<null>();
+    const timer = setTimeout(() => late.resolve(null), USAGE_WAIT_MS);
+    try {
+      const usages = await Promise.all(this.sessionUsages.map((usage) => Promise.race([usage, late.promise])));
+      const missing = usages.filter((usage) => usage === null).length;
+      if (missing > 0) console.error(`[echo] call ${this.params.callId}: ${missing} model session(s) did not report their usage within ${USAGE_WAIT_MS} ms; counted as none`);
+      return usages.reduce<EngineUsage>((sum, usage) => (usage ? addEngineUsage(sum, usage) : sum), NO_ENGINE_USAGE);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** The call is over: the model session and Twilio's stream are closed. */
   release(): void {
     if (this.released) return;
@@ -419,11 +444,19 @@ export class LiveCallDriver implements CallDriver {
     this.engine = engine;
     this.engineRequested = true;
     const session: EngineSessionConfig = { instructions: sessionInstructions(this.params), voice: this.liveParams.voice, language: this.liveParams.language, history, tools: sessionTools(this.params) };
-    engine.connect(session, (event) => this.onEngineEvent(engine, event)).then(
+    const usage = Promise.withResolvers<EngineUsage>();
+    this.sessionUsages.push(usage.promise);
+    const onEvent = (event: EngineEvent) => {
+      // Kept whenever it comes, after `release` too: this driver no longer listens then, but the call still pays for it.
+      if (event.type === "closed") usage.resolve(event.usage);
+      this.onEngineEvent(engine, event);
+    };
+    engine.connect(session, onEvent).then(
       () => {
         if (engine === this.engine) this.bridge.useEngine(engine);
       },
       (error: unknown) => {
+        usage.resolve(NO_ENGINE_USAGE);
         if (engine === this.engine) this.engineLost(errorText(error));
       },
     );

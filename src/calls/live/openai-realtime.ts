@@ -8,6 +8,7 @@ import type {
 import { z } from "zod";
 import type { OpenAIConfig } from "../../env";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
+import { NO_ENGINE_USAGE } from "../usage";
 import { CALL_TOOL_DESCRIPTIONS, isCallToolName, type CallToolName } from "./tools";
 
 /**
@@ -40,7 +41,13 @@ const responseDoneSchema = z.object({
     output: z.array(z.object({ type: z.string(), name: z.string().optional(), call_id: z.string().optional(), status: z.string().optional() })).optional(),
     usage: z
       .object({
-        input_token_details: z.object({ text_tokens: z.number().optional(), audio_tokens: z.number().optional(), cached_tokens: z.number().optional() }).optional(),
+        input_token_details: z
+          .object({
+            text_tokens: z.number().optional(),
+            audio_tokens: z.number().optional(),
+            cached_tokens_details: z.object({ text_tokens: z.number().optional(), audio_tokens: z.number().optional() }).optional(),
+          })
+          .optional(),
         output_token_details: z.object({ text_tokens: z.number().optional(), audio_tokens: z.number().optional() }).optional(),
       })
       .nullish(),
@@ -69,7 +76,7 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   private lastError: string | null = null;
   /** The tools declared in this session: a call of any other is not the model's to make. */
   private tools: ReadonlySet<CallToolName> = new Set();
-  private readonly usage: EngineUsage = { sessionSeconds: 0, inputTextTokens: 0, inputAudioTokens: 0, cachedInputTokens: 0, outputTextTokens: 0, outputAudioTokens: 0 };
+  private readonly usage: EngineUsage = { ...NO_ENGINE_USAGE };
 
   constructor(
     private readonly config: OpenAIConfig & { apiKey: string },
@@ -266,7 +273,8 @@ class OpenAIRealtimeEngine implements VoiceEngine {
     const usage = parsed?.response.usage;
     this.usage.inputTextTokens += usage?.input_token_details?.text_tokens ?? 0;
     this.usage.inputAudioTokens += usage?.input_token_details?.audio_tokens ?? 0;
-    this.usage.cachedInputTokens += usage?.input_token_details?.cached_tokens ?? 0;
+    this.usage.cachedInputTextTokens += usage?.input_token_details?.cached_tokens_details?.text_tokens ?? 0;
+    this.usage.cachedInputAudioTokens += usage?.input_token_details?.cached_tokens_details?.audio_tokens ?? 0;
     this.usage.outputTextTokens += usage?.output_token_details?.text_tokens ?? 0;
     this.usage.outputAudioTokens += usage?.output_token_details?.audio_tokens ?? 0;
     for (const item of parsed?.response.output ?? []) {

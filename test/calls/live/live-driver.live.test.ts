@@ -5,7 +5,9 @@ import { QUICKSTART_VARIABLES, storedEvents } from "../../fixtures";
 import { realtimeSessions, sha256Hex } from "../../fakes/realtime-client";
 import { MediaStreamPeer, reportCallStatus, reportMachineDetection, twilioCallFor, twilioSignature, type FakeTwilioCall } from "../../fakes/twilio-peer";
 import { api, uniqueName } from "../../helpers";
-import { ANY_HOUR, answer, getNotification, greeted, placeLiveCall, say, streamUp, twilioUpdates, WAIT, waitUntilEnded, webhooks } from "./support";
+import { DEFAULT_MODEL_PRICES } from "../../../src/calls/usage";
+import { getConfig } from "../../../src/env";
+import { ANY_HOUR, answer, expectedUsage, getNotification, greeted, placeLiveCall, RESPONSE_USAGE, say, streamUp, twilioUpdates, WAIT, waitUntilEnded, webhooks } from "./support";
 
 /**
  * Live calls end to end, inside workerd: our Worker dials the fake Twilio, the test plays Twilio's
@@ -193,6 +195,8 @@ describe("calls that never connect", () => {
 
     const n = await waitUntilEnded(call);
     expect(n).toMatchObject({ ...expected, answered_at: null, answered_by: null, transcript: [], call_result: null, duration_seconds: 0 });
+    // The model session opened while it rang made no response: nothing used, nothing to pay.
+    expect(n.usage).toEqual(expectedUsage(0));
     expect(n.started_at).not.toBeNull();
     const [ended] = await webhooks(call, ["call.ended"]);
     expect(ended.data).toEqual({ status: expected.status, ended_reason: expected.ended_reason, attempt: 1, simulated: false });
@@ -458,7 +462,7 @@ describe("a crashed call object", () => {
 describe("the model session", () => {
   it("dropped mid-call, it is reconnected with the conversation so far and the call goes on", async () => {
     // The first session closes (1011) right after the greeting's response.done: its 16th event.
-    const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."], end_call_after_turn: 1, drop_after_events: 16, drop_sessions: 1 });
+    const call = await placeLiveCall({ responses: ["Hi John, this is Acme."], caller_turns: ["Yes, that works for me."], end_call_after_turn: 1, drop_after_events: 16, drop_sessions: 1, usage: RESPONSE_USAGE });
     const twilioCall = await twilioCallFor(call.notificationId);
     await answer(twilioCall);
     const { peer, line } = await streamUp(twilioCall);
@@ -481,6 +485,9 @@ describe("the model session", () => {
     expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call", call_result: { confirmed: true, reschedule_request: null }, error_message: null });
     expect(n.transcript.map((turn: { role: string }) => turn.role)).toEqual(["agent", "customer", "agent"]);
     expect(await twilioUpdates(call.notificationId)).toEqual([{ Status: "completed" }]);
+    // Each session made one response (the greeting, then the goodbye): the call's usage is both.
+    expect((await realtimeSessions(call.marker)).map((session) => session.server_events.filter((type) => type === "response.done").length)).toEqual([1, 1]);
+    expect(n.usage).toEqual(expectedUsage(2));
   });
 
   it("dropped again after the reconnect: Twilio is hung up and the call ends in error with the partial transcript", async () => {
@@ -505,6 +512,29 @@ describe("the model session", () => {
     expect(ended.data).toEqual({ status: "failed", ended_reason: "error", attempt: 1, simulated: false });
     expect(summary.data.transcript).toBe("AI: Hi John, this is Acme.\nCustomer: Yes, that works for me.");
     expect((await storedEvents(call.notificationId)).map((event) => event.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
+  });
+});
+
+describe("usage", () => {
+  it("a whole call ends with usage on the notification and in call.summary: the model's counters, priced at MODEL_PRICES", async () => {
+    const call = await placeLiveCall({ responses: ["Hi, is this John?", "Wonderful. Goodbye!"], caller_turns: ["Yes, that works for me."], end_call_after_turn: 1, usage: RESPONSE_USAGE });
+    const twilioCall = await twilioCallFor(call.notificationId);
+    await answer(twilioCall);
+    const { peer, line } = await greeted(twilioCall);
+    say(peer, line);
+    await peer.closed;
+    const n = await waitUntilEnded(call);
+    expect(n).toMatchObject({ status: "completed", ended_reason: "assistant-ended-call" });
+
+    // Two responses reported usage (the greeting and the goodbye), and the last one's came before the close.
+    const [session] = await realtimeSessions(call.marker);
+    expect(session!.server_events.filter((type) => type === "response.done")).toHaveLength(2);
+    expect(n.usage).toEqual(expectedUsage(2));
+    const [, , summary] = await webhooks(call, ["call.started", "call.ended", "call.summary"]);
+    expect(summary.data.usage).toEqual(n.usage);
+    // Priced from MODEL_PRICES, not the list prices, which come to $0.019696 for these tokens.
+    expect(getConfig(env).modelPrices["gpt-realtime"]).not.toEqual(DEFAULT_MODEL_PRICES["gpt-realtime"]);
+    expect(n.usage.estimated_cost_usd).toBe(0.0247);
   });
 });
 

@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { EngineEvent, EngineSessionConfig } from "../../../src/calls/live/engine";
 import { createOpenAIRealtimeEngine } from "../../../src/calls/live/openai-realtime";
 import { getConfig } from "../../../src/env";
-import { realtimeSessions, scriptRealtime, sha256Hex, type FakeRealtimeSession, type RealtimeScript } from "../../fakes/realtime-client";
+import { realtimeSessions, realtimeUsage, scriptRealtime, sha256Hex, type FakeRealtimeSession, type RealtimeScript } from "../../fakes/realtime-client";
 import { uniqueName } from "../../helpers";
 
 /**
@@ -317,22 +317,22 @@ describe("OpenAI Realtime engine", () => {
 
   it("a dropped socket ends the session once, with an error and the usage so far", async () => {
     // 2 session events + 14 for a 3-delta response, then the drop inside the second response.
-    const { marker, engine, events, session, record } = await setup({ drop_after_events: 20, usage: { input_tokens: 300, output_tokens: 150 } });
+    const { marker, engine, events, session, record } = await setup({ drop_after_events: 20, usage: realtimeUsage({ text: 300, audio: 0, cachedText: 0, cachedAudio: 0 }, { text: 0, audio: 150 }) });
     await engine.connect(session, record);
     engine.respond();
     engine.respond();
     await vi.waitFor(() => expect(ofType(events, "closed")).toHaveLength(1));
 
     expect(ofType(events, "response_done")).toHaveLength(1);
-    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: expect.stringMatching(/ended unexpectedly \(code 1011: fake drop\)/), usage: { sessionSeconds: 0, inputTextTokens: 300, inputAudioTokens: 0, cachedInputTokens: 0, outputTextTokens: 0, outputAudioTokens: 150 } }]);
+    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: expect.stringMatching(/ended unexpectedly \(code 1011: fake drop\)/), usage: { sessionSeconds: 0, inputTextTokens: 300, inputAudioTokens: 0, cachedInputTextTokens: 0, cachedInputAudioTokens: 0, outputTextTokens: 0, outputAudioTokens: 150 } }]);
     expect((await onlySession(marker)).closed).toEqual({ by: "server", code: 1011, reason: "fake drop" });
     engine.close();
     engine.respond();
     expect(ofType(events, "closed")).toHaveLength(1);
   });
 
-  it("close() ends the session once, without error, with the summed usage", async () => {
-    const { marker, engine, events, session, record } = await setup({ responses: ["One.", "Two."], usage: { input_tokens: 100, output_tokens: 40 } });
+  it("close() ends the session once, without error, with the usage of its responses summed by kind", async () => {
+    const { marker, engine, events, session, record } = await setup({ responses: ["One.", "Two."], usage: realtimeUsage({ text: 60, audio: 40, cachedText: 50, cachedAudio: 10 }, { text: 15, audio: 25 }) });
     await engine.connect(session, record);
     engine.respond();
     await vi.waitFor(() => expect(ofType(events, "response_done")).toHaveLength(1));
@@ -341,7 +341,7 @@ describe("OpenAI Realtime engine", () => {
     engine.close();
     engine.close();
 
-    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: null, usage: { sessionSeconds: 0, inputTextTokens: 200, inputAudioTokens: 0, cachedInputTokens: 0, outputTextTokens: 0, outputAudioTokens: 80 } }]);
+    expect(ofType(events, "closed")).toEqual([{ type: "closed", error: null, usage: { sessionSeconds: 0, inputTextTokens: 120, inputAudioTokens: 80, cachedInputTextTokens: 100, cachedInputAudioTokens: 20, outputTextTokens: 30, outputAudioTokens: 50 } }]);
     await vi.waitFor(async () => expect((await onlySession(marker)).closed).toEqual({ by: "client", code: 1000, reason: "call ended" }));
     await expect(engine.connect(session, record)).rejects.toThrow(/connects once/);
   });

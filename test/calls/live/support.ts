@@ -1,6 +1,6 @@
 import { vi, expect } from "vitest";
 import { createAgent, createCustomer, type AgentInput, getNotification as getNotificationById, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer, waitUntilEnded as waitUntilNotificationEnded } from "../../fixtures";
-import { scriptRealtime, type RealtimeScript } from "../../fakes/realtime-client";
+import { realtimeUsage, scriptRealtime, type RealtimeScript } from "../../fakes/realtime-client";
 import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, twilioCallFor, type FakeTwilioCall } from "../../fakes/twilio-peer";
 import { api, inbox, signup, uniqueName, type Account } from "../../helpers";
 import type { EventName } from "../../../src/webhooks/emit";
@@ -16,6 +16,29 @@ import { createEndpoint } from "../../webhooks/support";
 export const ANY_HOUR = { ignore_calling_hours: true } as const;
 
 export const WAIT = { timeout: 15_000, interval: 20 };
+
+/**
+ * What each of a test's model responses reports having used: 300 text tokens in (200 cached), 120
+ * audio in (20 cached), 25 text and 90 audio out.
+ */
+export const RESPONSE_USAGE = realtimeUsage({ text: 300, audio: 120, cachedText: 200, cachedAudio: 20 }, { text: 25, audio: 90 });
+
+/**
+ * A live call's `usage` after `responses` responses of RESPONSE_USAGE, at the live tests' MODEL_PRICES
+ * (vitest.config.ts): each response costs (100 × 5 + 200 × 0.5 + 100 × 40 + 20 × 2.5 + 25 × 20 + 90 × 80) / 1M = $0.01235.
+ */
+export function expectedUsage(responses: number) {
+  return {
+    engine: "openai-realtime",
+    model: "gpt-realtime",
+    delegation_model: null,
+    model_seconds: null,
+    input_tokens: 420 * responses,
+    output_tokens: 115 * responses,
+    tokens: { input_text: 100 * responses, cached_input_text: 200 * responses, input_audio: 100 * responses, cached_input_audio: 20 * responses, output_text: 25 * responses, output_audio: 90 * responses },
+    estimated_cost_usd: Math.round(0.01235 * responses * 1e6) / 1e6,
+  };
+}
 export const FRAME_BYTES = 160;
 /** A μ-law byte that is not one of the two silences: the fake's VAD hears speech. */
 export const SPEECH = 0x10;
