@@ -21,6 +21,7 @@ export interface AgentInput {
   transfer_to?: string | null;
   record?: boolean;
   recording_disclosure?: string | null;
+  engine?: "openai-realtime" | "openai-live";
 }
 
 export async function createAgent(account: Account, input: AgentInput): Promise<{ id: string }> {

@@ -509,7 +509,8 @@ async function speak(session, afterTurn) {
   const text = script.responses[Math.min(session.utterances, script.responses.length - 1)] ?? "";
   session.utterances += 1;
   const deltas = [script.audio_deltas].flat();
-  const deltaCount = deltas[Math.min(session.utterances, deltas.length) - 1] ?? 0;
+  // An empty utterance is the model saying nothing (it only delegates).
+  const deltaCount = text === "" ? 0 : (deltas[Math.min(session.utterances, deltas.length) - 1] ?? 0);
   if (session.speaking) session.speaking.stopped = true;
   const speaking = { stopped: false };
   session.speaking = speaking;

@@ -105,6 +105,13 @@ class OpenAILiveEngine implements VoiceEngine {
   private spokeFirst = false;
   /** A tool's output was handed back with `response.create`: the model relays the result by itself. */
   private toolOutputSent = false;
+  /**
+   * The event_id of a `speak` instruction not acknowledged yet: output before its
+   * `session.instructions.appended` was generated before the model read it (events come in order),
+   * so it is the cut-off speech, not the message, and is dropped.
+   */
+  private speakPending: string | null = null;
+  private clientEventCount = 0;
 
   /** The agent's turn: its audio goes out as one item, its transcript as one `agent_transcript`. */
   private agentTurn: (OpenTurn & { itemId: string }) | null = null;
@@ -157,7 +164,9 @@ class OpenAILiveEngine implements VoiceEngine {
     // What the agent says next is the message: it is a turn of its own.
     this.endAgentTurn();
     this.spokeFirst = true;
-    this.appendInstructions(PROMPTS.sayExactly(text));
+    this.clientEventCount += 1;
+    this.speakPending = `echo_speak_${this.clientEventCount}`;
+    this.send({ type: "session.instructions.append", content: PROMPTS.sayExactly(text), delegation_id: null, event_id: this.speakPending });
   }
 
   appendCallerAudio(payload: string): void {
@@ -238,7 +247,7 @@ class OpenAILiveEngine implements VoiceEngine {
       return;
     }
     if (event.type === "session.output_audio.delta") {
-      if (typeof event.delta === "string" && this.state === "open") this.onEvent({ type: "agent_audio", payload: event.delta, itemId: this.openAgentTurn().itemId, contentIndex: 0 });
+      if (typeof event.delta === "string" && this.state === "open" && this.speakPending === null) this.onEvent({ type: "agent_audio", payload: event.delta, itemId: this.openAgentTurn().itemId, contentIndex: 0 });
       return;
     }
     this.onControlEvent(event);
@@ -252,9 +261,12 @@ class OpenAILiveEngine implements VoiceEngine {
         return;
       case "error":
         return this.onError(event);
+      case "session.instructions.appended":
+        if (event.client_event_id === this.speakPending) this.speakPending = null;
+        return;
       case "session.output_transcript.delta": {
         const parsed = parseEvent(transcriptDeltaSchema, event);
-        if (parsed && this.state === "open") this.openAgentTurn().text += parsed.delta;
+        if (parsed && this.state === "open" && this.speakPending === null) this.openAgentTurn().text += parsed.delta;
         return;
       }
       case "session.input_transcript.delta": {
@@ -352,13 +364,15 @@ class OpenAILiveEngine implements VoiceEngine {
 
   private onError(event: Record<string, unknown>): void {
     const parsed = parseEvent(errorEventSchema, event);
-    const error = parsed?.error ?? { message: "an error event without details", code: null };
+    const error = parsed?.error ?? { message: "an error event without details", code: null, client_event_id: null };
     this.lastError = error.code ? `${error.code}: ${error.message}` : error.message;
     if (this.started) {
       this.started.reject(new Error(`GPT-Live refused the session: ${this.lastError}`));
       this.started = null;
       return;
     }
+    // A refused speak is no longer awaited: the model says what it says.
+    if (error.client_event_id && error.client_event_id === this.speakPending) this.speakPending = null;
     // An error answers one command and leaves the session up; should the session end with it, its close says so.
     console.warn(`[openai-live] ${this.lastError}`);
   }

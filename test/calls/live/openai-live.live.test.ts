@@ -257,7 +257,7 @@ describe("GPT-Live engine", () => {
     expect(audio[50]!.itemId).not.toBe(audio[0]!.itemId);
     expect(ofType(events, "agent_transcript").map((event) => event.text)).toEqual(["A long greeting.", "Please call Acme back."]);
     const fake = await onlySession(marker);
-    expect(fake.client_events[1]).toEqual({ type: "session.instructions.append", content: 'Say exactly this, word for word, and nothing else: "Please call Acme back."', delegation_id: null });
+    expect(fake.client_events[1]).toEqual({ type: "session.instructions.append", content: 'Say exactly this, word for word, and nothing else: "Please call Acme back."', delegation_id: null, event_id: expect.stringMatching(/^echo_speak_/) });
     engine.close();
   });
 
