@@ -12,6 +12,16 @@
 //   (20 ms of μ-law each unless configured otherwise, paced at a multiple of real time) and ends with the `…done` events and `response.done`;
 //   `response.cancel`, `conversation.item.truncate` (→ `truncated`, refused past the audio sent),
 //   `conversation.item.create` work as documented; anything else is an `error` event.
+// - GPT-Live WebSocket `GET /v1/live/sessions` with `Authorization: Bearer <key>` (openai-node's
+//   `resources/live` types): `session.start` (audio/pcmu at 8000 Hz both ways, or an `error`) →
+//   `session.started`; `session.instructions.append` → `session.instructions.appended` and a
+//   response; a response streams `session.output_audio.delta`s after the model latency, paced like
+//   Realtime's, with its text as one `session.output_transcript.delta`, then
+//   `session.usage.updated`; there is no item id, no done event and no speech-started event: the
+//   same energy VAD stops the response under way when the caller starts (server-side barge-in,
+//   silently) and, once the caller is quiet for 500 ms, sends their words as a
+//   `session.input_transcript.delta` and answers; `session.close` → `session.closed` and the socket
+//   closes.
 // - `POST /v1/chat/completions`: answers a `response_format: json_schema` request with an object
 //   that satisfies the schema.
 import { randomBytes } from "node:crypto";
@@ -72,6 +82,7 @@ import { closeServer, listenLocal } from "../lib/net.mjs";
  * @property {ActiveResponse | null} active
  * @property {Map<string, number>} itemAudioMs audio sent per assistant item
  * @property {string | null} lastItemId
+ * @property {boolean} live a GPT-Live session (else Realtime)
  */
 
 const id = (/** @type {string} */ prefix) => `${prefix}_${randomBytes(10).toString("hex")}`;
@@ -150,7 +161,7 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
   const send = (session, event) => {
     if (session.socket.readyState !== session.socket.OPEN) return;
     session.socket.send(JSON.stringify({ event_id: `event_${++eventCounter}`, ...event }));
-    if (event.type !== "response.output_audio.delta") observer.event?.(session, `openai→ ${String(event.type)}`, performance.now());
+    if (event.type !== "response.output_audio.delta" && event.type !== "session.output_audio.delta") observer.event?.(session, `openai→ ${String(event.type)}`, performance.now());
   };
   /** @param {ModelSession} session @param {string} code @param {string} message @param {string | null} [clientEventId] */
   const sendError = (session, code, message, clientEventId = null) => {
@@ -329,6 +340,95 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
     }
   };
 
+  /** Where a GPT-Live session's timeline is, in ms: the caller audio appended so far (it streams in real time). */
+  const liveMs = (/** @type {ModelSession} */ session) => Math.round(session.audioMs);
+
+  /** A GPT-Live response: audio after the model latency, paced like Realtime's, its text once; no done event. */
+  const startLiveResponse = (/** @type {ModelSession} */ session) => {
+    const number = session.responses++;
+    const plan = scenario.response(session.call?.index ?? 0xffff, number);
+    /** @type {ActiveResponse} */
+    const response = { id: id("resp"), itemId: "", number, frames: Math.max(1, Math.round(plan.durationMs / scenario.agentFrameMs)), sent: 0, transcript: plan.transcript, timer: null };
+    session.active = response;
+    const firstAudioAt = performance.now() + scenario.modelLatencyMs;
+    const streamFrame = () => {
+      if (session.active !== response) return;
+      const payload = scenario.agentFrame(session.call?.index ?? 0xffff, session.agentFrames++);
+      const t = performance.now();
+      send(session, { type: "session.output_audio.delta", delta: payload });
+      response.sent++;
+      observer.deltaSent?.(session, payload, t, response.number, response.sent === 1);
+      if (response.sent === 1) send(session, { type: "session.output_transcript.delta", delta: response.transcript, start_ms: liveMs(session), end_ms: liveMs(session) + plan.durationMs });
+      if (response.sent >= response.frames) {
+        session.active = null;
+        return send(session, { type: "session.usage.updated", usage: { seconds: Math.floor(session.audioMs / 1000) } });
+      }
+      response.timer = setTimeout(streamFrame, Math.max(0, firstAudioAt + (response.sent * scenario.agentFrameMs) / scenario.agentSpeed - performance.now()));
+    };
+    response.timer = setTimeout(streamFrame, scenario.modelLatencyMs);
+    return number;
+  };
+
+  /** GPT-Live decides turns itself: the same energy VAD, with no event at the start of speech. */
+  const detectVoiceLive = (/** @type {ModelSession} */ session, /** @type {string} */ payload) => {
+    const frameMs = payloadMs(payload);
+    session.audioMs += frameMs;
+    const speech = isSpeech(payloadBytes(payload));
+    if (!session.speaking && speech) {
+      session.speaking = true;
+      session.silenceMs = 0;
+      observer.speechStarted?.(session, performance.now(), session.active !== null);
+      // Server-side barge-in: the response stops, and nobody is told.
+      if (session.active?.timer) clearTimeout(session.active.timer);
+      session.active = null;
+    } else if (session.speaking && !speech) {
+      session.silenceMs += frameMs;
+      if (session.silenceMs >= 500) {
+        session.speaking = false;
+        const transcript = scenario.callerTranscript(session.call?.index ?? 0xffff, session.callerTurns++);
+        send(session, { type: "session.input_transcript.delta", delta: transcript, start_ms: liveMs(session) - 1000, end_ms: liveMs(session) - session.silenceMs });
+        startLiveResponse(session);
+      }
+    } else if (speech) {
+      session.silenceMs = 0;
+    }
+  };
+
+  /** @param {ModelSession} session @param {any} event */
+  const handleLive = (session, event) => {
+    observer.event?.(session, `→openai ${String(event.type)}`, performance.now());
+    if (session.config === null && event.type !== "session.start") return sendError(session, "session_not_started", "Send session.start first.", event.event_id);
+    switch (event.type) {
+      case "session.start": {
+        if (session.config !== null) return sendError(session, "session_already_started", "The session has already started.", event.event_id);
+        const config = event.session;
+        const format = config?.audio?.format;
+        if (typeof config?.model !== "string" || format?.type !== "audio/pcmu" || format?.rate !== 8000) return sendError(session, "invalid_value", "session.model and audio/pcmu at 8000 Hz are required here", event.event_id);
+        session.config = config;
+        session.model = config.model;
+        session.call = scenario.callFor(config.instructions ?? "");
+        observer.configured?.(session, config);
+        return send(session, { type: "session.started", session: { id: id("sess"), expires_at: Math.floor(Date.now() / 1000) + 3600, status: "active", ...config } });
+      }
+      case "session.instructions.append": {
+        if (typeof event.content !== "string" || event.delegation_id !== null) return sendError(session, "invalid_value", "content (a string) and delegation_id (null) are required", event.event_id);
+        send(session, { type: "session.instructions.appended", start_ms: liveMs(session), end_ms: liveMs(session), ...(event.event_id ? { client_event_id: event.event_id } : {}) });
+        const t = performance.now();
+        if (session.active?.timer) clearTimeout(session.active.timer);
+        const number = startLiveResponse(session);
+        return observer.responseCreateReceived?.(session, t, number);
+      }
+      case "session.close": {
+        if (session.active?.timer) clearTimeout(session.active.timer);
+        session.active = null;
+        send(session, { type: "session.closed", reason: "close_requested", usage: { seconds: Math.floor(session.audioMs / 1000) } });
+        return session.socket.close(1000);
+      }
+      default:
+        return sendError(session, "invalid_value", `Invalid value: '${String(event.type)}'. Supported values are the Live client events this fake plays.`, event.event_id);
+    }
+  };
+
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (req.headers.authorization !== `Bearer ${apiKey}`) {
@@ -374,17 +474,19 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
       observer.problem?.(null, `realtime upgrade refused: ${message}`);
       socket.end(`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Bad Request"}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: { message, type: "invalid_request_error" } })}`);
     };
-    if (url.pathname !== "/v1/realtime") return refuse(400, `unknown path ${url.pathname}`);
+    if (url.pathname !== "/v1/realtime" && url.pathname !== "/v1/live/sessions") return refuse(400, `unknown path ${url.pathname}`);
     if (req.headers.authorization !== `Bearer ${apiKey}`) return refuse(401, "Incorrect API key provided");
-    const model = url.searchParams.get("model");
-    if (!model) return refuse(400, "Missing required parameter: 'model'.");
+    const live = url.pathname === "/v1/live/sessions";
+    if (live && url.search) return refuse(400, "Live sessions take no query parameters: the model goes in session.start.");
+    const model = live ? "" : url.searchParams.get("model");
+    if (!live && !model) return refuse(400, "Missing required parameter: 'model'.");
     if (req.headers["openai-beta"]) observer.problem?.(null, `OpenAI-Beta: ${req.headers["openai-beta"]} selects the beta interface, not GA`);
     wss.handleUpgrade(req, socket, head, (ws) => {
       /** @type {ModelSession} */
       const session = {
         socket: ws,
         model,
-        config: { ...DEFAULT_SESSION, id: id("sess"), model, expires_at: Math.floor(Date.now() / 1000) + 3600 },
+        config: live ? null : { ...DEFAULT_SESSION, id: id("sess"), model, expires_at: Math.floor(Date.now() / 1000) + 3600 },
         call: null,
         audioMs: 0,
         speaking: false,
@@ -396,6 +498,7 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
         active: null,
         itemAudioMs: new Map(),
         lastItemId: null,
+        live,
       };
       sessions.add(session);
       observer.connected?.(session);
@@ -404,6 +507,20 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
         if (isBinary) return sendError(session, "invalid_type", "binary frames are not accepted");
         const text = String(data);
         // Caller audio is most of the traffic: time it before anything else.
+        if (live) {
+          /** @type {any} */
+          let event;
+          try {
+            event = JSON.parse(text);
+          } catch {
+            return sendError(session, "invalid_json", "The event is not valid JSON");
+          }
+          if (event.type !== "session.input_audio.append") return handleLive(session, event);
+          if (session.config === null) return sendError(session, "session_not_started", "Send session.start first.", event.event_id);
+          if (typeof event.audio !== "string") return sendError(session, "missing_required_parameter", "Missing required parameter: 'audio'.", event.event_id);
+          observer.append?.(session, event.audio, t);
+          return detectVoiceLive(session, event.audio);
+        }
         if (text.includes('"input_audio_buffer.append"')) {
           /** @type {any} */
           let event;
@@ -434,7 +551,7 @@ export async function startFakeOpenAI({ apiKey, scenario, observer = {} }) {
         sessions.delete(session);
         observer.closed?.(session);
       });
-      send(session, { type: "session.created", session: session.config });
+      if (!live) send(session, { type: "session.created", session: session.config });
     });
   });
 

@@ -164,6 +164,8 @@ export interface ReceivedMessage {
   media?: { payload: string };
   mark?: { name: string };
   at: number;
+  /** Caller `media` frames this peer had sent when it arrived: the call's clock, in 20 ms frames. */
+  callerFrames: number;
 }
 
 export interface EchoedMark {
@@ -314,7 +316,7 @@ export class MediaStreamPeer {
   }
 
   private onMessage(data: string): void {
-    const message = { ...(JSON.parse(data) as Omit<ReceivedMessage, "at">), at: Date.now() };
+    const message = { ...(JSON.parse(data) as Omit<ReceivedMessage, "at" | "callerFrames">), at: Date.now(), callerFrames: this.frames };
     this.received.push(message);
     if (message.event === "media" && message.media) {
       this.firstOutboundMediaAt ??= message.at;

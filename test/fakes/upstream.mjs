@@ -8,6 +8,7 @@
 import { receiver } from "./receiver.mjs";
 import { twilio } from "./twilio.mjs";
 import { openaiRealtime } from "./openai-realtime.mjs";
+import { openaiLive } from "./openai-live.mjs";
 import { openaiChat } from "./openai-chat.mjs";
 import { dns } from "./dns.mjs";
 
@@ -20,13 +21,15 @@ const FAKES = {
 };
 
 /**
- * api.openai.com by path: the Realtime socket and its fake's controls to the Realtime fake, the rest
- * of the REST API to the chat-completions fake.
+ * api.openai.com by path: the Realtime socket and its fake's controls to the Realtime fake, the
+ * GPT-Live socket and its controls to the GPT-Live fake, the rest of the REST API to the
+ * chat-completions fake.
  * @param {Request} request
  */
 async function openai(request) {
   const { pathname } = new URL(request.url);
   if (pathname.startsWith("/v1/realtime") || pathname.startsWith("/_fake/realtime")) return openaiRealtime(request);
+  if (pathname.startsWith("/v1/live") || pathname.startsWith("/_fake/live")) return openaiLive(request);
   return openaiChat(request);
 }
 

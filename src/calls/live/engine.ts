@@ -7,6 +7,15 @@ import type { CallToolName } from "./tools";
  * through untouched. Playback tracking (Twilio marks) stays in the bridge: every engine needs it.
  */
 
+/**
+ * How the bridge learns that the caller talks over the agent. `server-event`: the engine says so
+ * (`caller_started_speaking`, the model has stopped) and `truncate` tells it what was heard.
+ * `local`: the model handles barge-in itself and says nothing in time (GPT-Live), so the bridge
+ * holds the agent audio back to a small lead over real time and listens to the caller's frames
+ * itself, to drop what Twilio has not played yet the moment the caller starts.
+ */
+export type BargeInSignal = "server-event" | "local";
+
 export interface EngineSessionConfig {
   /** The rendered prompt. */
   instructions: string;
@@ -27,7 +36,10 @@ export type EngineEvent =
   | { type: "agent_transcript"; itemId: string; text: string }
   /** The final text of one caller turn. */
   | { type: "caller_transcript"; itemId: string; text: string }
-  /** The caller began to speak: barge-in (the engine has already stopped generating). */
+  /**
+   * The caller began to speak: barge-in. A `server-event` engine has already stopped generating; a
+   * `local` one reports the first words of the caller's turn it was told of (its transcript).
+   */
   | { type: "caller_started_speaking" }
   /** The model finished a response (completed or interrupted): no more audio of it will come. */
   | { type: "response_done" }
@@ -61,6 +73,7 @@ export interface EngineUsage {
  * sent, in order, once the socket is open, so no caller audio is lost while the session starts.
  */
 export interface VoiceEngine {
+  readonly bargeIn: BargeInSignal;
   /**
    * Opens and configures the session; resolves when the model accepted the configuration, rejects
    * (with nothing emitted) when it cannot be had: refused, an error answer, or a timeout.

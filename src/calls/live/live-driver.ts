@@ -1,10 +1,11 @@
 import type { LiveCallConfig, OpenAIConfig } from "../../env";
 import { errorText } from "../../errors";
 import { timingSafeEqualStrings } from "../../lib/crypto";
-import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, LiveCallParams, LiveCallState, TranscriptTurn } from "../call";
+import type { AnsweredBy, CallCore, CallDriver, CallParams, EndedReason, LiveCallParams, LiveCallState, TranscriptTurn, VoiceEngineName } from "../call";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
 import { extractCallResult } from "./extraction";
 import { MediaBridge } from "./media-bridge";
+import { createOpenAILiveEngine } from "./openai-live";
 import { createOpenAIRealtimeEngine } from "./openai-realtime";
 import type { CallToolName } from "./tools";
 import { recordingKey, type CallRecording } from "../recording";
@@ -56,9 +57,10 @@ const SILENCE_TIMEOUT_MS = 15_000;
 const SILENCE_CHECK = 0;
 /**
  * How long the end of a call waits for its model sessions' final usage after closing them (an
- * engine may hear its last figures from the server a moment after `close`); then it counts what came.
+ * engine may hear its last figures from the server a moment after `close`; GPT-Live waits up to 5 s
+ * for its `session.closed`): longer than any engine's own close, then it counts what came.
  */
-const USAGE_WAIT_MS = 5_000;
+const USAGE_WAIT_MS = 7_000;
 
 const NEVER_CONNECTED: Partial<Record<TwilioCallStatus, { endedReason: EndedReason; errorMessage: string | null }>> = {
   busy: { endedReason: "customer-busy", errorMessage: null },
@@ -93,6 +95,16 @@ function sessionInstructions(params: CallParams): string {
       ? "If the person asks to speak to a human (a person, a representative), tell them politely that no one is available to take the call right now, say goodbye, and call end_call."
       : 'If the person asks to speak to a human (a person, a representative), call transfer_call at once, before saying anything; then say one short hand-over line, such as "Please hold while I connect you."',
   ].join("\n\n");
+}
+
+/** A new session of the call's engine (the agent's, else its project's default). */
+function createVoiceEngine(engine: VoiceEngineName, config: OpenAIConfig & { apiKey: string }): VoiceEngine {
+  switch (engine) {
+    case "openai-realtime":
+      return createOpenAIRealtimeEngine(config);
+    case "openai-live":
+      return createOpenAILiveEngine(config);
+  }
 }
 
 /** The tools of a call: transfer_call only when the agent has someone to hand over to. */
@@ -440,7 +452,7 @@ export class LiveCallDriver implements CallDriver {
   /** Opens a model session, restoring `turns` (the conversation so far; none for a new call). */
   private connectEngine(turns: TranscriptTurn[]): void {
     const history = turns.map(({ role, text }) => ({ role, text }));
-    const engine = createOpenAIRealtimeEngine({ ...this.config.openai, apiKey: this.config.live.openaiApiKey });
+    const engine = createVoiceEngine(this.params.engine, { ...this.config.openai, apiKey: this.config.live.openaiApiKey });
     this.engine = engine;
     this.engineRequested = true;
     const session: EngineSessionConfig = { instructions: sessionInstructions(this.params), voice: this.liveParams.voice, language: this.liveParams.language, history, tools: sessionTools(this.params) };

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { TurnRole } from "../call";
 import type { EngineEvent, VoiceEngine } from "./engine";
+import { CallerSpeechDetector } from "./speech-detector";
 
 /**
  * The live call's audio path: Twilio's bidirectional Media Stream (a WebSocket Twilio opens to us)
@@ -9,6 +10,15 @@ import type { EngineEvent, VoiceEngine } from "./engine";
  * with Twilio marks, for barge-in (truncate to the heard audio) and for ending the call only once
  * the agent's last words have played. It knows no engine in particular and nothing of the call's lifecycle: what
  * matters to the call goes out through `MediaBridgeEvents`.
+ *
+ * An engine whose barge-in is `local` (engine.ts) never says that the caller talks over the agent
+ * in time to cut it off, and its audio comes faster than real time. For it the bridge paces the
+ * agent audio: at most `PACED_LEAD_MS` of it is ahead of playback at Twilio (by the bridge's own
+ * clock: audio sent plays back to back from when it was sent), the rest waits here and is released
+ * as playback moves on — on each caller frame (Twilio's 20 ms clock), with a timer should the frames
+ * stop. When the caller starts speaking — heard on their frames (speech-detector.ts), or the
+ * engine's `caller_started_speaking`, whichever comes first — the held audio is dropped and Twilio
+ * cleared, so the caller hears at most the lead after they started.
  */
 
 export interface MediaBridgeEvents {
@@ -37,6 +47,15 @@ export interface MediaTap {
   agentCleared(): void;
 }
 
+/** Agent audio of a `local` barge-in engine waiting for its turn to be sent (see PACED_LEAD_MS). */
+interface HeldAudio {
+  payload: string;
+  bytes: number;
+  engine: VoiceEngine;
+  itemId: string;
+  contentIndex: number;
+}
+
 /** A mark sent after agent audio: when Twilio echoes it, the audio before it has played. */
 interface PendingMark {
   sequence: number;
@@ -57,12 +76,25 @@ interface SendingItem {
 }
 
 const MULAW_BYTES_PER_MS = 8;
+/** Twilio's caller frames: 20 ms each. */
+const MULAW_FRAME_MS = 20;
 /**
  * A mark goes after every 100 ms of agent audio and at the end of each item, not after every
  * delta: each mark is two more messages on the relay (ours and Twilio's echo), and 100 ms is finer
  * than anyone can tell where they stopped listening.
  */
 const MARK_EVERY_BYTES = 100 * MULAW_BYTES_PER_MS;
+/**
+ * Paced agent audio ahead of playback at Twilio, at most: what the caller may still hear of the
+ * agent after they start speaking (plus the detector's 40 ms), and enough to ride out 180 ms of
+ * jitter in delivery.
+ */
+const PACED_LEAD_MS = 200;
+/**
+ * Paced audio goes out in pieces of at most 60 ms (480 bytes, 640 base64 characters: a multiple of
+ * 4, so each piece is valid base64 on its own), so a long delta does not overshoot the lead.
+ */
+const PACED_PIECE_CHARS = 640;
 /** How long, beyond the length of the audio itself, to wait for the last words to play before ending anyway. */
 const LAST_WORDS_PLAYBACK_CAP_MS = 15_000;
 
@@ -101,6 +133,15 @@ export class MediaBridge {
   private respondOnNextEngine = false;
   /** Agent audio of a response has been sent since its last `response_done`. */
   private responseActive = false;
+  /** The engine (the latest one) relies on the bridge for barge-in: its audio is paced, the caller listened to. */
+  private localBargeIn = false;
+  private readonly speechDetector = new CallerSpeechDetector();
+  /** Paced agent audio not sent yet, oldest first. */
+  private held: HeldAudio[] = [];
+  /** When the agent audio sent so far will have played at Twilio (Date.now() ms), by our clock. */
+  private playbackEndsAtMs = 0;
+  /** Sends held audio should no caller frame come to do it. */
+  private paceTimer: ReturnType<typeof setTimeout> | null = null;
 
   private markSequence = 0;
   private pendingMarks: PendingMark[] = [];
@@ -150,6 +191,7 @@ export class MediaBridge {
   useEngine(engine: VoiceEngine): void {
     if (this.closed) return;
     this.engine = engine;
+    this.localBargeIn = engine.bargeIn === "local";
     if (this.respondOnNextEngine) engine.respond();
     this.respondOnNextEngine = false;
     for (const payload of this.callerBacklog) engine.appendCallerAudio(payload);
@@ -182,7 +224,8 @@ export class MediaBridge {
         return this.interrupt();
       case "response_done":
         this.responseActive = false;
-        this.markSentAudio();
+        // Held audio is marked once it is sent (see `pace`).
+        if (this.held.length === 0) this.markSentAudio();
         return this.finishIfLastWordsPlayed();
     }
   }
@@ -207,6 +250,8 @@ export class MediaBridge {
     this.lastWords = null;
     this.engine = null;
     this.callerBacklog = [];
+    this.held = [];
+    if (this.paceTimer) clearTimeout(this.paceTimer);
     const socket = this.twilio;
     if (socket && socket.readyState === WebSocket.OPEN) socket.close(1000, "call ended");
   }
@@ -230,6 +275,7 @@ export class MediaBridge {
         else this.callerBacklog.push(payload);
         // After the relay: the frame reaches the model first.
         this.tap?.callerAudio(payload);
+        if (this.localBargeIn) this.onCallerFrame(payload);
         return;
       }
       case "mark": {
@@ -268,23 +314,71 @@ export class MediaBridge {
   }
 
   private sendAgentAudio(payload: string, itemId: string, contentIndex: number): void {
-    const socket = this.twilio;
-    if (!socket || this.streamSid === null || !this.engine || itemId === this.interruptedItemId) return;
+    const engine = this.engine;
+    if (!this.twilio || this.streamSid === null || !engine || itemId === this.interruptedItemId) return;
     this.responseActive = true;
-    let sending = this.sending;
-    if (!sending || sending.itemId !== itemId || sending.contentIndex !== contentIndex) {
-      this.markSentAudio();
-      sending = this.sending = { engine: this.engine, itemId, contentIndex, bytes: 0, markedBytes: 0 };
-    }
     const bytes = base64ByteLength(payload);
-    sending.bytes += bytes;
     if (this.lastWords) {
       this.lastWords.awaitingReply = false;
       this.lastWords.capAtMs += bytes / MULAW_BYTES_PER_MS;
     }
+    if (engine.bargeIn === "server-event") return this.transmit(payload, bytes, engine, itemId, contentIndex);
+    for (let start = 0; start < payload.length; start += PACED_PIECE_CHARS) {
+      const piece = payload.length <= PACED_PIECE_CHARS ? payload : payload.slice(start, start + PACED_PIECE_CHARS);
+      this.held.push({ payload: piece, bytes: base64ByteLength(piece), engine, itemId, contentIndex });
+    }
+    this.pace();
+  }
+
+  /** Sends agent audio to Twilio (and the tap), with a mark every MARK_EVERY_BYTES. */
+  private transmit(payload: string, bytes: number, engine: VoiceEngine, itemId: string, contentIndex: number): void {
+    const socket = this.twilio;
+    if (!socket) return;
+    let sending = this.sending;
+    if (!sending || sending.itemId !== itemId || sending.contentIndex !== contentIndex) {
+      this.markSentAudio();
+      sending = this.sending = { engine, itemId, contentIndex, bytes: 0, markedBytes: 0 };
+    }
+    sending.bytes += bytes;
     socket.send(`${this.mediaPrefix}${JSON.stringify(payload)}}}`);
     this.tap?.agentAudio(payload);
     if (sending.bytes - sending.markedBytes >= MARK_EVERY_BYTES) this.markSentAudio();
+  }
+
+  /** Sends held audio while Twilio has less than PACED_LEAD_MS of it ahead of playback. */
+  private pace(): void {
+    const now = Date.now();
+    while (this.held.length > 0) {
+      const next = this.held[0]!;
+      const nextMs = next.bytes / MULAW_BYTES_PER_MS;
+      const leadMs = this.playbackEndsAtMs - now;
+      if (leadMs > 0 && leadMs + nextMs > PACED_LEAD_MS) break;
+      this.held.shift();
+      this.playbackEndsAtMs = Math.max(this.playbackEndsAtMs, now) + nextMs;
+      this.transmit(next.payload, next.bytes, next.engine, next.itemId, next.contentIndex);
+    }
+    if (this.held.length === 0) {
+      // All of a finished response is out: its last audio gets its mark now.
+      if (!this.responseActive) this.markSentAudio();
+      return;
+    }
+    // Caller frames normally release the rest; without them, go on when Twilio's queue runs dry.
+    this.paceTimer ??= setTimeout(
+      () => {
+        this.paceTimer = null;
+        if (!this.closed) this.pace();
+      },
+      Math.max(MULAW_FRAME_MS, this.playbackEndsAtMs - now),
+    );
+  }
+
+  /** A caller frame, for a `local` barge-in engine: the clock of the paced audio, and the caller's voice. */
+  private onCallerFrame(payload: string): void {
+    const change = this.speechDetector.push(payload);
+    if (change === "started") this.interrupt();
+    // The agent's words after a false start (a cough, a bump) play again once the caller is quiet.
+    else if (change === "stopped") this.interruptedItemId = null;
+    if (this.held.length > 0) this.pace();
   }
 
   /** Sends a mark after the agent audio that has none yet, so that its playback is known. */
@@ -311,13 +405,19 @@ export class MediaBridge {
    */
   interrupt(): void {
     const sending = this.sending;
+    // Paced audio not sent yet is dropped here, with the rest of its item still to come from the engine.
+    const held = this.held.at(-1);
+    this.held = [];
+    this.playbackEndsAtMs = 0;
     // More of the item being sent may still be on its way from the engine, even if all sent has played.
-    if (sending) this.interruptedItemId = sending.itemId;
+    if (held) this.interruptedItemId = held.itemId;
+    else if (sending) this.interruptedItemId = sending.itemId;
     // Audio sent after the last mark may still be playing too.
     const unplayed = this.pendingMarks[0] ?? (sending && sending.bytes > sending.markedBytes ? sending : null);
-    if (!unplayed || !this.twilio) return;
+    if ((!unplayed && !held) || !this.twilio) return;
     this.twilio.send(this.clearMessage);
     this.tap?.agentCleared();
+    if (!unplayed) return this.finishIfLastWordsPlayed();
     const played = this.played;
     const heardBytes = played && played.itemId === unplayed.itemId && played.contentIndex === unplayed.contentIndex ? played.itemBytes : 0;
     // An item of an engine lost since exists only as text in the current one.
@@ -330,7 +430,7 @@ export class MediaBridge {
 
   private finishIfLastWordsPlayed(): void {
     const lastWords = this.lastWords;
-    if (lastWords && !lastWords.awaitingReply && !this.responseActive && this.pendingMarks.length === 0) this.lastWordsPlayed();
+    if (lastWords && !lastWords.awaitingReply && !this.responseActive && this.held.length === 0 && this.pendingMarks.length === 0) this.lastWordsPlayed();
   }
 
   /** The cap, unless the audio sent since it was set moved it on. */

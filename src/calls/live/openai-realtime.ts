@@ -57,6 +57,8 @@ const responseDoneSchema = z.object({
 type State = "new" | "connecting" | "open" | "closed";
 
 class OpenAIRealtimeEngine implements VoiceEngine {
+  /** Server VAD interrupts the model and says so (`input_audio_buffer.speech_started`). */
+  readonly bargeIn = "server-event";
   private state: State = "new";
   private socket: WebSocket | null = null;
   /** Stops a connect under way: on the timeout, or when the engine is closed first. */

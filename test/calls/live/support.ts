@@ -1,5 +1,6 @@
 import { vi, expect } from "vitest";
 import { createAgent, createCustomer, type AgentInput, getNotification as getNotificationById, QUICKSTART_AGENT, QUICKSTART_VARIABLES, quickstartCustomer, waitUntilEnded as waitUntilNotificationEnded } from "../../fixtures";
+import { scriptLive, type LiveScript } from "../../fakes/live-client";
 import { realtimeUsage, scriptRealtime, type RealtimeScript } from "../../fakes/realtime-client";
 import { MediaStreamPeer, MULAW_SILENCE, reportCallStatus, twilioCallFor, type FakeTwilioCall } from "../../fakes/twilio-peer";
 import { api, inbox, signup, uniqueName, type Account } from "../../helpers";
@@ -45,7 +46,7 @@ export const SPEECH = 0x10;
 
 export interface LiveCall {
   account: Account;
-  /** In the agent's prompt, so the fake Realtime session of this call is found (and scripted) by it. */
+  /** In the agent's prompt, so the fake model session of this call (either engine's) is found (and scripted) by it. */
   marker: string;
   notificationId: string;
   created: { status: number; body: any };
@@ -63,11 +64,16 @@ export interface LiveCallOptions {
   events?: EventName[];
 }
 
-/** A notification through the API, with the model's script for its call and a webhook for its events. */
-export async function placeLiveCall(script: RealtimeScript, options: LiveCallOptions = {}): Promise<LiveCall> {
+/**
+ * A notification through the API, with the model's script for its call and a webhook for its
+ * events. Both fakes (Realtime and GPT-Live) get the script: the agent's `engine` picks which one
+ * the call talks to; fields of the other engine's fake are ignored.
+ */
+export async function placeLiveCall(script: RealtimeScript & LiveScript, options: LiveCallOptions = {}): Promise<LiveCall> {
   const account = await signup();
   const marker = `live-${crypto.randomUUID()}`;
   await scriptRealtime(marker, script);
+  await scriptLive(marker, script);
   const agent = await createAgent(account, {
     ...QUICKSTART_AGENT,
     system_prompt: `${QUICKSTART_AGENT.system_prompt} (${marker})`,
