@@ -49,7 +49,7 @@ function callerTurn(engine: { appendCallerAudio(payload: string): void }) {
   for (let i = 0; i < 6; i += 1) engine.appendCallerAudio(silence());
 }
 
-const NO_USAGE = { sessionSeconds: 0, inputTextTokens: 0, inputAudioTokens: 0, cachedInputTokens: 0, outputTextTokens: 0, outputAudioTokens: 0 };
+const NO_USAGE = { sessionSeconds: 0, inputTextTokens: 0, inputAudioTokens: 0, cachedInputTextTokens: 0, cachedInputAudioTokens: 0, outputTextTokens: 0, outputAudioTokens: 0 };
 
 describe("GPT-Live engine", () => {
   it("opens the live socket and starts the session: μ-law 8 kHz both ways, the prompt, the voice and the call's tools on a Responses delegation", async () => {
@@ -241,7 +241,7 @@ describe("GPT-Live engine", () => {
     expect(fake.errors).toEqual([]);
     engine.close();
     await vi.waitFor(() => expect(ofType(events, "closed")).toHaveLength(1), WAIT);
-    expect(ofType(events, "closed")[0]!.usage).toEqual({ ...NO_USAGE, sessionSeconds: 42, inputTextTokens: 310, cachedInputTokens: 128, outputTextTokens: 12 });
+    expect(ofType(events, "closed")[0]!.usage).toEqual({ ...NO_USAGE, sessionSeconds: 42, inputTextTokens: 310, cachedInputTextTokens: 128, outputTextTokens: 12 });
   });
 
   it("speak(): the agent's turn under way ends, and the message is asked for word for word as a turn of its own", async () => {
