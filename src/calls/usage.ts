@@ -1,5 +1,4 @@
 import { z } from "zod";
-import type { OpenAIConfig } from "../env";
 import type { VoiceEngineName } from "./call";
 import type { EngineUsage } from "./live/engine";
 
@@ -71,7 +70,8 @@ export function addEngineUsage(a: EngineUsage, b: EngineUsage): EngineUsage {
   };
 }
 
-type Models = Pick<OpenAIConfig, "realtimeModel" | "liveModel" | "delegationModel">;
+/** The configured models (OpenAIConfig has them; not imported, as the config validates prices with this module). */
+type Models = { realtimeModel: string; liveModel: string; delegationModel: string };
 
 /** Which model bills what on each engine: GPT-Live bills its session by time and its delegated tool calls (Responses) by tokens. */
 const ENGINE_BILLING: Record<VoiceEngineName, (models: Models) => { model: string; delegationModel: string | null; billedByTime: boolean }> = {
