@@ -1,6 +1,7 @@
 import type { ClientEvent, FunctionTool, InitialItem, SessionConfig } from "openai/resources/live/live";
 import { z } from "zod";
 import type { OpenAIConfig } from "../../env";
+import { parseEvent, parseFrame, refusalMessage } from "./openai-socket";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
 import { CALL_TOOL_DESCRIPTIONS, isCallToolName, type CallToolName } from "./tools";
 
@@ -238,14 +239,8 @@ class OpenAILiveEngine implements VoiceEngine {
   }
 
   private onMessage(data: string | ArrayBuffer): void {
-    if (typeof data !== "string") return; // GPT-Live speaks JSON text frames only
-    let event: Record<string, unknown>;
-    try {
-      event = JSON.parse(data);
-    } catch {
-      console.warn("[openai-live] ignored a frame that is not JSON");
-      return;
-    }
+    const event = parseFrame("openai-live", data);
+    if (!event) return;
     if (event.type === "session.output_audio.delta") {
       if (typeof event.delta === "string" && this.state === "open" && this.speakPending === null) this.onEvent({ type: "agent_audio", payload: event.delta, itemId: this.openAgentTurn().itemId, contentIndex: 0 });
       return;
@@ -265,19 +260,19 @@ class OpenAILiveEngine implements VoiceEngine {
         if (event.client_event_id === this.speakPending) this.speakPending = null;
         return;
       case "session.output_transcript.delta": {
-        const parsed = parseEvent(transcriptDeltaSchema, event);
+        const parsed = parseEvent("openai-live", transcriptDeltaSchema, event);
         if (parsed && this.state === "open" && this.speakPending === null) this.openAgentTurn().text += parsed.delta;
         return;
       }
       case "session.input_transcript.delta": {
-        const parsed = parseEvent(transcriptDeltaSchema, event);
+        const parsed = parseEvent("openai-live", transcriptDeltaSchema, event);
         if (parsed && this.state === "open") this.onCallerWords(parsed.delta);
         return;
       }
       case "response.event":
         return this.onResponseEvent(event);
       case "session.usage.updated": {
-        const parsed = parseEvent(usageUpdatedSchema, event);
+        const parsed = parseEvent("openai-live", usageUpdatedSchema, event);
         // Cumulative totals: the latest is the session's so far.
         if (parsed) this.usage.sessionSeconds = Math.max(this.usage.sessionSeconds, parsed.usage.seconds);
         return;
@@ -335,11 +330,11 @@ class OpenAILiveEngine implements VoiceEngine {
 
   /** A Responses event of a delegation: a call of one of our tools, or a response's token usage. */
   private onResponseEvent(event: Record<string, unknown>): void {
-    const parsed = parseEvent(responseEventSchema, event);
+    const parsed = parseEvent("openai-live", responseEventSchema, event);
     if (!parsed || this.state !== "open") return;
     const inner = parsed.event;
     if (inner.type === "response.output_item.done") {
-      const done = parseEvent(outputItemDoneSchema, inner);
+      const done = parseEvent("openai-live", outputItemDoneSchema, inner);
       const item = done?.item;
       if (!item || item.type !== "function_call" || item.status !== "completed" || !item.call_id) return;
       const name = item.name ?? "";
@@ -353,7 +348,7 @@ class OpenAILiveEngine implements VoiceEngine {
       return;
     }
     if (inner.type === "response.completed" || inner.type === "response.incomplete" || inner.type === "response.failed") {
-      const usage = parseEvent(responseUsageSchema, inner)?.response.usage;
+      const usage = parseEvent("openai-live", responseUsageSchema, inner)?.response.usage;
       if (!usage) return;
       // Delegated Responses bill text tokens.
       this.usage.inputTextTokens += usage.input_tokens;
@@ -363,7 +358,7 @@ class OpenAILiveEngine implements VoiceEngine {
   }
 
   private onError(event: Record<string, unknown>): void {
-    const parsed = parseEvent(errorEventSchema, event);
+    const parsed = parseEvent("openai-live", errorEventSchema, event);
     const error = parsed?.error ?? { message: "an error event without details", code: null, client_event_id: null };
     this.lastError = error.code ? `${error.code}: ${error.message}` : error.message;
     if (this.started) {
@@ -378,7 +373,7 @@ class OpenAILiveEngine implements VoiceEngine {
   }
 
   private onSessionClosed(event: Record<string, unknown>): void {
-    const parsed = parseEvent(sessionClosedSchema, event);
+    const parsed = parseEvent("openai-live", sessionClosedSchema, event);
     if (parsed?.usage) this.usage.sessionSeconds = Math.max(this.usage.sessionSeconds, parsed.usage.seconds);
     const reason = parsed?.reason ?? "unknown";
     if (this.started) {
@@ -443,22 +438,5 @@ class OpenAILiveEngine implements VoiceEngine {
   private sendRaw(message: string): void {
     if (this.state === "open") this.socket?.send(message);
     else if (this.state === "new" || this.state === "connecting") this.outbox.push(message);
-  }
-}
-
-function parseEvent<T>(schema: z.ZodType<T>, event: Record<string, unknown>): T | null {
-  const parsed = schema.safeParse(event);
-  if (parsed.success) return parsed.data;
-  console.warn(`[openai-live] ignored a malformed ${String(event.type)} event: ${parsed.error.message}`);
-  return null;
-}
-
-/** OpenAI's error body (`{"error":{"message":…}}`) when there is one, else the start of the text. */
-async function refusalMessage(response: Response): Promise<string> {
-  const text = await response.text();
-  try {
-    return z.object({ error: z.object({ message: z.string() }) }).parse(JSON.parse(text)).error.message;
-  } catch {
-    return text.slice(0, 200);
   }
 }

@@ -7,6 +7,7 @@ import type {
 } from "openai/resources/realtime/realtime";
 import { z } from "zod";
 import type { OpenAIConfig } from "../../env";
+import { parseEvent, parseFrame, refusalMessage } from "./openai-socket";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
 import { NO_ENGINE_USAGE } from "../usage";
 import { CALL_TOOL_DESCRIPTIONS, isCallToolName, type CallToolName } from "./tools";
@@ -202,14 +203,8 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   }
 
   private onMessage(data: string | ArrayBuffer): void {
-    if (typeof data !== "string") return; // the Realtime API speaks JSON text frames only
-    let event: Record<string, unknown>;
-    try {
-      event = JSON.parse(data);
-    } catch {
-      console.warn("[openai-realtime] ignored a frame that is not JSON");
-      return;
-    }
+    const event = parseFrame("openai-realtime", data);
+    if (!event) return;
     if (event.type === "response.output_audio.delta") {
       const { delta, item_id: itemId, content_index: contentIndex } = event;
       if (typeof delta === "string" && typeof itemId === "string" && typeof contentIndex === "number") {
@@ -237,12 +232,12 @@ class OpenAIRealtimeEngine implements VoiceEngine {
       case "input_audio_buffer.speech_started":
         return this.onEvent({ type: "caller_started_speaking" });
       case "response.output_audio_transcript.done": {
-        const parsed = parseEvent(transcriptEventSchema, event);
+        const parsed = parseEvent("openai-realtime", transcriptEventSchema, event);
         if (parsed) this.onEvent({ type: "agent_transcript", itemId: parsed.item_id, text: parsed.transcript });
         return;
       }
       case "conversation.item.input_audio_transcription.completed": {
-        const parsed = parseEvent(transcriptEventSchema, event);
+        const parsed = parseEvent("openai-realtime", transcriptEventSchema, event);
         if (parsed) this.onEvent({ type: "caller_transcript", itemId: parsed.item_id, text: parsed.transcript });
         return;
       }
@@ -250,7 +245,7 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   }
 
   private onError(event: Record<string, unknown>): void {
-    const parsed = parseEvent(errorEventSchema, event);
+    const parsed = parseEvent("openai-realtime", errorEventSchema, event);
     const error = parsed?.error ?? { message: "an error event without details", code: null, event_id: null };
     this.lastError = error.code ? `${error.code}: ${error.message}` : error.message;
     if (this.configured) {
@@ -271,7 +266,7 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   }
 
   private onResponseDone(event: Record<string, unknown>): void {
-    const parsed = parseEvent(responseDoneSchema, event);
+    const parsed = parseEvent("openai-realtime", responseDoneSchema, event);
     const usage = parsed?.response.usage;
     this.usage.inputTextTokens += usage?.input_token_details?.text_tokens ?? 0;
     this.usage.inputAudioTokens += usage?.input_token_details?.audio_tokens ?? 0;
@@ -350,21 +345,4 @@ function historyItem(turn: EngineSessionConfig["history"][number]): RealtimeClie
 function isoLanguage(language: string | null): string | null {
   const primary = language?.trim().split(/[-_]/)[0]?.toLowerCase();
   return primary && /^[a-z]{2}$/.test(primary) ? primary : null;
-}
-
-function parseEvent<T>(schema: z.ZodType<T>, event: Record<string, unknown>): T | null {
-  const parsed = schema.safeParse(event);
-  if (parsed.success) return parsed.data;
-  console.warn(`[openai-realtime] ignored a malformed ${String(event.type)} event: ${parsed.error.message}`);
-  return null;
-}
-
-/** OpenAI's error body (`{"error":{"message":…}}`) when there is one, else the start of the text. */
-async function refusalMessage(response: Response): Promise<string> {
-  const text = await response.text();
-  try {
-    return z.object({ error: z.object({ message: z.string() }) }).parse(JSON.parse(text)).error.message;
-  } catch {
-    return text.slice(0, 200);
-  }
 }
