@@ -12,7 +12,7 @@ export interface ApiResponse<T = any> {
 }
 
 /**
- * Calls the Worker like a user would: JSON in, JSON out. With `bindings`, the Worker's fetch
+ * Calls the Worker like a user would: JSON in, JSON (or a file's bytes) out. With `bindings`, the Worker's fetch
  * handler serves the request with its bindings, those replaced (e.g. ENVIRONMENT, WEBHOOK_QUEUE).
  */
 export async function api<T = any>(
@@ -31,6 +31,8 @@ export async function api<T = any>(
   const response = options.bindings
     ? await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, ...options.bindings }, createExecutionContext())
     : await exports.default.fetch(request);
+  // A file (a call's recording) is its bytes; anything else is read as JSON, else kept as text.
+  if (response.headers.get("content-type")?.startsWith("audio/")) return { status: response.status, headers: response.headers, body: new Uint8Array(await response.arrayBuffer()) as T };
   const text = await response.text();
   let parsed: unknown = text;
   try {
