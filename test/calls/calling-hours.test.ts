@@ -8,6 +8,7 @@ import {
   isOpen,
   nextCallableTime,
   phoneTimeZones,
+  readStringDocument,
   type CallingHours,
 } from "../../src/calls/calling-hours";
 
@@ -35,6 +36,11 @@ describe("phoneTimeZones (libphonenumber's map)", () => {
   it("gives [] for a number of no known zone (non-geographic codes)", () => {
     expect(phoneTimeZones("+80012345678")).toEqual([]);
     expect(phoneTimeZones("+882123456789")).toEqual([]);
+  });
+
+  it("reads the BSON map as the bson package does", () => {
+    const bytes = new Uint8Array(timeZonesByPrefixBson);
+    expect(readStringDocument(bytes)).toEqual(deserialize(bytes));
   });
 
   it("names only zones this runtime knows, so no number's zones make nextCallableTime throw", () => {

@@ -1,6 +1,5 @@
 import { dereference, type Schema } from "@cfworker/json-schema";
-import OpenAI from "openai";
-import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
+import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import type { OpenAIConfig } from "../../env";
 import { isObject, mergeSchemas } from "../../lib/json-schema";
 import type { CallResult, TranscriptTurn } from "../call";
@@ -35,24 +34,23 @@ const MAX_ATTEMPTS = 2;
 
 /** Never throws: every failure is a null value with a message saying why. */
 export async function extractCallResult(input: ExtractionInput): Promise<CallResult> {
-  // The SDK itself retries rate limits, 5xx and timeouts; the call's end waits on this, so the
-  // whole extraction, retries and the second attempt included, has one time limit.
+  // The call's end waits on this, so the whole extraction, retries and the second attempt
+  // included, has one time limit.
   const { extractionTimeoutMs } = input.openai;
   const signal = AbortSignal.timeout(extractionTimeoutMs);
   try {
     const strict = new StrictOutputSchema(input.outputSchema);
-    const client = new OpenAI({ apiKey: input.openai.apiKey, baseURL: input.openai.baseUrl, maxRetries: 2, timeout: extractionTimeoutMs });
     const messages: ChatCompletionMessageParam[] = [
       { role: "system", content: `${SYSTEM_PROMPT}\n\nThe agent's instructions:\n${input.instructions}` },
       { role: "user", content: transcriptText(input.transcript) },
     ];
     let errors: string[] = [];
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const completion = await client.chat.completions.create({
+      const completion = await createChatCompletion(input.openai, {
         model: input.openai.extractionModel,
         messages,
         response_format: { type: "json_schema", json_schema: { name: "call_result", schema: strict.schema, strict: true } },
-      }, { signal });
+      }, signal);
       const message = completion.choices[0]?.message;
       if (message?.refusal) return { value: null, error: `The model refused to extract call_result: ${message.refusal}` };
       const content = message?.content ?? "";
@@ -69,6 +67,87 @@ export async function extractCallResult(input: ExtractionInput): Promise<CallRes
     if (signal.aborted) return { value: null, error: `Extracting call_result took longer than ${extractionTimeoutMs} ms` };
     return { value: null, error: `Extracting call_result failed: ${errorText(error)}` };
   }
+}
+
+/**
+ * One Chat Completions request with the `openai` SDK's retry policy, in plain `fetch`: the SDK
+ * (its types are still used) is about 1 MB of the bundle, which every new isolate parses before
+ * its first request, for this one call. As the SDK does: up to 2 retries of a failed connection
+ * or of a 408, 409, 429 or 5xx answer (unless `x-should-retry` says otherwise), after the wait
+ * `retry-after-ms` or `Retry-After` asks for when it is within 60 s, else 0.5 s doubling up to
+ * 8 s less up to 25 % jitter; an error reads "<status> <error.message>".
+ */
+async function createChatCompletion(openai: ExtractionInput["openai"], body: ChatCompletionCreateParamsNonStreaming, signal: AbortSignal): Promise<ChatCompletion> {
+  for (let retry = 0; ; retry++) {
+    let response: Response;
+    try {
+      response = await fetch(`${openai.baseUrl}/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${openai.apiKey}`, "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify(body),
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) throw error;
+      if (retry === MAX_RETRIES) throw new Error("Connection error.", { cause: error });
+      await sleep(retryDelayMs(retry, undefined), signal);
+      continue;
+    }
+    if (response.ok) return (await response.json()) as ChatCompletion;
+    if (retry < MAX_RETRIES && shouldRetry(response)) {
+      await response.body?.cancel();
+      await sleep(retryDelayMs(retry, response.headers), signal);
+      continue;
+    }
+    throw new Error(await apiErrorMessage(response));
+  }
+}
+
+const MAX_RETRIES = 2;
+
+function shouldRetry(response: Response): boolean {
+  const header = response.headers.get("x-should-retry");
+  if (header === "true" || header === "false") return header === "true";
+  return [408, 409, 429].includes(response.status) || response.status >= 500;
+}
+
+function retryDelayMs(retry: number, headers: Headers | undefined): number {
+  const afterMs = parseFloat(headers?.get("retry-after-ms") ?? "");
+  let ms = Number.isNaN(afterMs) ? undefined : afterMs;
+  const after = headers?.get("retry-after");
+  if (after && ms === undefined) ms = Number.isNaN(parseFloat(after)) ? Date.parse(after) - Date.now() : parseFloat(after) * 1000;
+  if (ms !== undefined && Number.isFinite(ms) && ms >= 0 && ms <= 60_000) return ms;
+  return Math.min(0.5 * 2 ** retry, 8) * (1 - Math.random() * 0.25) * 1000;
+}
+
+/** Rejects with the signal's reason when it aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** The SDK's APIError message: the status and the body's `error.message`, else the body itself. */
+async function apiErrorMessage(response: Response): Promise<string> {
+  const text = await response.text().catch(() => "");
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const error = isObject(json) ? json.error : undefined;
+  const message = isObject(error) && error.message ? (typeof error.message === "string" ? error.message : JSON.stringify(error.message)) : error ? JSON.stringify(error) : json === undefined ? text : undefined;
+  return message ? `${response.status} ${message}` : `${response.status} status code (no body)`;
 }
 
 /** The answer mapped back to the agent's schema, or what is wrong with it. */

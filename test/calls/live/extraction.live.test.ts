@@ -26,7 +26,7 @@ function call(customerLines: string[], outputSchema: Record<string, unknown> = q
     { role: "agent", text: `${QUICKSTART_OPENING} (${marker})`, at_ms: 0 },
     ...customerLines.map((text, i) => ({ role: "customer" as const, text, at_ms: 3000 * (i + 1) })),
   ];
-  // Time for the SDK's retries however loaded the machine: the time limit has its own test.
+  // Time for the retries however loaded the machine: the time limit has its own test.
   const input: ExtractionInput = { openai: { ...config.openai, apiKey, extractionTimeoutMs: 30_000 }, instructions: "Confirm the appointment.", transcript, outputSchema };
   return { marker, input };
 }
@@ -173,7 +173,7 @@ describe("extractCallResult", () => {
     expect(await requestsFor(marker)).toHaveLength(1);
   });
 
-  it("reports a server error after the SDK's retries", async () => {
+  it("reports a server error after two retries, as the SDK did", async () => {
     const { marker, input } = call(["Yes. [extract-status 500]"]);
     const result = await extractCallResult(input);
     expect(result).toEqual({ value: null, error: "Extracting call_result failed: 500 The server had an error while processing your request. Sorry about that!" });
