@@ -1,7 +1,7 @@
 import type { ClientEvent, FunctionTool, InitialItem, SessionConfig } from "openai/resources/live/live";
 import { z } from "zod";
 import type { OpenAIConfig } from "../../env";
-import { parseEvent, parseFrame, refusalMessage } from "./openai-socket";
+import { openSocket, parseEvent, parseFrame } from "./openai-socket";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
 import { CALL_TOOL_DESCRIPTIONS, isCallToolName, type CallToolName } from "./tools";
 
@@ -204,24 +204,16 @@ class OpenAILiveEngine implements VoiceEngine {
 
   private async open(session: EngineSessionConfig): Promise<void> {
     const signal = this.connectAbort.signal;
-    let response: Response;
-    try {
-      response = await fetch(`${this.config.baseUrl}/live/sessions`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${this.config.apiKey}` }, signal });
-    } catch (error) {
-      throw signal.aborted ? signal.reason : error;
-    }
-    const socket = response.webSocket;
-    if (response.status !== 101 || !socket) throw new Error(`GPT-Live refused the connection: ${response.status} ${await refusalMessage(response)}`);
-    socket.accept();
+    const socket = await openSocket("GPT-Live", `${this.config.baseUrl}/live/sessions`, this.config.apiKey, signal, {
+      onMessage: (data) => this.onMessage(data),
+      onGone: (detail) => this.onSocketGone(detail),
+    });
     this.socket = socket;
     signal.throwIfAborted();
     const started = new Promise<void>((resolve, reject) => {
       this.started = { resolve, reject };
       signal.addEventListener("abort", () => reject(signal.reason), { once: true });
     });
-    socket.addEventListener("message", (event) => this.onMessage(event.data));
-    socket.addEventListener("close", (event) => this.onSocketGone(`code ${event.code}${event.reason ? `: ${event.reason}` : ""}`));
-    socket.addEventListener("error", (event) => this.onSocketGone(`socket error: ${event.message}`));
     socket.send(JSON.stringify({ type: "session.start", session: this.sessionConfig(session) } satisfies ClientEvent));
     await started;
   }

@@ -7,7 +7,7 @@ import type {
 } from "openai/resources/realtime/realtime";
 import { z } from "zod";
 import type { OpenAIConfig } from "../../env";
-import { parseEvent, parseFrame, refusalMessage } from "./openai-socket";
+import { openSocket, parseEvent, parseFrame } from "./openai-socket";
 import type { EngineEvent, EngineSessionConfig, EngineUsage, VoiceEngine } from "./engine";
 import { NO_ENGINE_USAGE } from "../usage";
 import { CALL_TOOL_DESCRIPTIONS, isCallToolName, type CallToolName } from "./tools";
@@ -157,24 +157,16 @@ class OpenAIRealtimeEngine implements VoiceEngine {
   private async open(session: EngineSessionConfig): Promise<void> {
     const signal = this.connectAbort.signal;
     const url = `${this.config.baseUrl}/realtime?model=${encodeURIComponent(this.config.realtimeModel)}`;
-    let response: Response;
-    try {
-      response = await fetch(url, { headers: { Upgrade: "websocket", Authorization: `Bearer ${this.config.apiKey}` }, signal });
-    } catch (error) {
-      throw signal.aborted ? signal.reason : error;
-    }
-    const socket = response.webSocket;
-    if (response.status !== 101 || !socket) throw new Error(`OpenAI Realtime refused the connection: ${response.status} ${await refusalMessage(response)}`);
-    socket.accept();
+    const socket = await openSocket("OpenAI Realtime", url, this.config.apiKey, signal, {
+      onMessage: (data) => this.onMessage(data),
+      onGone: (detail) => this.onSocketGone(detail),
+    });
     this.socket = socket;
     signal.throwIfAborted();
     const configured = new Promise<void>((resolve, reject) => {
       this.configured = { resolve, reject };
       signal.addEventListener("abort", () => reject(signal.reason), { once: true });
     });
-    socket.addEventListener("message", (event) => this.onMessage(event.data));
-    socket.addEventListener("close", (event) => this.onSocketGone(`code ${event.code}${event.reason ? `: ${event.reason}` : ""}`));
-    socket.addEventListener("error", (event) => this.onSocketGone(`socket error: ${event.message}`));
     socket.send(JSON.stringify(this.sessionUpdate(session)));
     for (const turn of session.history) socket.send(JSON.stringify(historyItem(turn)));
     for (const message of this.outbox) socket.send(message);

@@ -22,8 +22,35 @@ export function parseEvent<T>(engine: string, schema: z.ZodType<T>, event: Recor
   return null;
 }
 
+/**
+ * Opens an engine's WebSocket (`fetch` with `Upgrade`, as a Worker must) and accepts it, its frames
+ * going to `onMessage` and its end, with what is known of why, to `onGone`. Rejects with the
+ * server's refusal, or with `signal`'s reason once it aborts.
+ */
+export async function openSocket(
+  service: string,
+  url: string,
+  apiKey: string,
+  signal: AbortSignal,
+  handlers: { onMessage(data: string | ArrayBuffer): void; onGone(detail: string): void },
+): Promise<WebSocket> {
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { Upgrade: "websocket", Authorization: `Bearer ${apiKey}` }, signal });
+  } catch (error) {
+    throw signal.aborted ? signal.reason : error;
+  }
+  const socket = response.webSocket;
+  if (response.status !== 101 || !socket) throw new Error(`${service} refused the connection: ${response.status} ${await refusalMessage(response)}`);
+  socket.accept();
+  socket.addEventListener("message", (event) => handlers.onMessage(event.data));
+  socket.addEventListener("close", (event) => handlers.onGone(`code ${event.code}${event.reason ? `: ${event.reason}` : ""}`));
+  socket.addEventListener("error", (event) => handlers.onGone(`socket error: ${event.message}`));
+  return socket;
+}
+
 /** OpenAI's error body (`{"error":{"message":…}}`) of a refused upgrade when there is one, else the start of the text. */
-export async function refusalMessage(response: Response): Promise<string> {
+async function refusalMessage(response: Response): Promise<string> {
   const text = await response.text();
   try {
     return z.object({ error: z.object({ message: z.string() }) }).parse(JSON.parse(text)).error.message;
