@@ -4,7 +4,7 @@ import { expect, vi } from "vitest";
 import { createDb } from "../src/db/client";
 import { customers } from "../src/db/schema";
 import { nowIso, uuidv7 } from "../src/lib/ids";
-import { api, expectStatus, type Account } from "./helpers";
+import { api, expectStatus, signup, type Account } from "./helpers";
 
 /**
  * Agents and customers for notification tests, made through the API like a user would. The one
@@ -126,4 +126,15 @@ export function waitUntilEnded(account: Account, id: string, wait: { timeout: nu
     expect(body.status).not.toBe("in_progress");
     return body;
   }, wait);
+}
+
+/** Places the quickstart call (or another agent's) to `phone` through the API, on the simulator, and waits for its end. */
+export async function placeSimulatedCall(phone: string, agentInput: AgentInput = QUICKSTART_AGENT) {
+  const account = await signup();
+  const agent = await createAgent(account, agentInput);
+  const customer = await createCustomer(account, quickstartCustomer(phone));
+  const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } });
+  expect(created.status).toBe(201);
+  const notification = await waitUntilEnded(account, created.body.notification.id);
+  return { account, agent, customer, notification, events: await storedEvents(notification.id) };
 }

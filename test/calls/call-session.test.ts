@@ -6,7 +6,7 @@ import type { CallSession } from "../../src/calls/call-session";
 import { createDb } from "../../src/db/client";
 import { notifications } from "../../src/db/schema";
 import { nowIso, randomHex, uuidv7 } from "../../src/lib/ids";
-import { createAgent, createCustomer, getNotification, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents, waitUntilEnded, type AgentInput } from "../fixtures";
+import { createAgent, createCustomer, getNotification, placeSimulatedCall, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents, waitUntilEnded } from "../fixtures";
 import { api, signup } from "../helpers";
 
 const HOUR_MS = 3_600_000;
@@ -23,17 +23,6 @@ const SIMULATED_USAGE = {
 };
 /** Longer than a whole simulated call at the tests' time scale (0.01: about 65 ms). */
 const PAST_THE_PACING_MS = 200;
-
-/** Places the quickstart call (or another agent's) to `phone` through the API and waits for its end. */
-async function placeCall(phone: string, agentInput: AgentInput = QUICKSTART_AGENT) {
-  const account = await signup();
-  const agent = await createAgent(account, agentInput);
-  const customer = await createCustomer(account, quickstartCustomer(phone));
-  const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } });
-  expect(created.status).toBe(201);
-  const notification = await waitUntilEnded(account, created.body.notification.id);
-  return { account, customer, notification, events: await storedEvents(notification.id) };
-}
 
 function expectEnvelopes(events: Array<{ event_name: string; payload: string }>, notification: { id: string; customer_id: string }) {
   for (const event of events) {
@@ -52,7 +41,7 @@ function expectTimestampsInOrder(n: { created_at: string; started_at: string | n
 
 describe("simulated calls, by number", () => {
   it("a normal number is answered by a cooperative person: opening first, result from the schema, three events", async () => {
-    const { notification: n, events } = await placeCall("+14155550100");
+    const { notification: n, events } = await placeSimulatedCall("+14155550100");
     expect(n).toMatchObject({
       status: "completed",
       call_status: "completed",
@@ -97,7 +86,7 @@ describe("simulated calls, by number", () => {
     ["+14155550101", "busy", "customer-busy"],
     ["+12125550102", "no-answer", "customer-did-not-answer"],
   ])("%s rings and fails as %s, with only call.ended", async (phone, callStatus, endedReason) => {
-    const { notification: n, events } = await placeCall(phone);
+    const { notification: n, events } = await placeSimulatedCall(phone);
     expect(n).toMatchObject({ status: "failed", call_status: callStatus, ended_reason: endedReason, answered_at: null, answered_by: null, transcript: [], call_result: null, duration_seconds: 0, usage: SIMULATED_USAGE });
     expect(n.started_at).not.toBeNull();
     expectTimestampsInOrder(n);
@@ -106,14 +95,14 @@ describe("simulated calls, by number", () => {
   });
 
   it("an openai-live agent's simulated call carries that engine's zero usage: its session seconds and delegation model", async () => {
-    const { notification: n, events } = await placeCall("+14155550100", { ...QUICKSTART_AGENT, engine: "openai-live" });
+    const { notification: n, events } = await placeSimulatedCall("+14155550100", { ...QUICKSTART_AGENT, engine: "openai-live" });
     const usage = { ...SIMULATED_USAGE, engine: "openai-live", model: "gpt-live-1", delegation_model: "gpt-4.1-mini", model_seconds: 0 };
     expect(n).toMatchObject({ status: "completed", simulated: true, usage });
     expect(expectEnvelopes(events, n)[2]).toMatchObject({ usage, simulated: true });
   });
 
   it("a number ending 5550104 fails without ringing, saying why", async () => {
-    const { notification: n, events } = await placeCall("+16175550104");
+    const { notification: n, events } = await placeSimulatedCall("+16175550104");
     expect(n).toMatchObject({ status: "failed", call_status: "failed", ended_reason: "error", started_at: null, answered_at: null, transcript: [], duration_seconds: 0 });
     expect(n.error_message).toMatch(/could not be connected/);
     expect(events.map((e) => e.event_name)).toEqual(["call.ended"]);
@@ -121,7 +110,7 @@ describe("simulated calls, by number", () => {
   });
 
   it("a number ending 5550103 reaches voicemail: the agent leaves its rendered voicemail message", async () => {
-    const { notification: n, events } = await placeCall("+13105550103", { ...QUICKSTART_AGENT, voicemail_message: "Hi {{recipient_first_name}}, please call {{business_name}} back." });
+    const { notification: n, events } = await placeSimulatedCall("+13105550103", { ...QUICKSTART_AGENT, voicemail_message: "Hi {{recipient_first_name}}, please call {{business_name}} back." });
     expect(n).toMatchObject({ status: "completed", call_status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", call_result: null });
     expect(n.transcript).toEqual([{ role: "agent", text: "Hi John, please call Acme Inc back.", at_ms: expect.any(Number) }]);
     expect(n.duration_seconds).toBeGreaterThan(0);
@@ -133,12 +122,12 @@ describe("simulated calls, by number", () => {
   });
 
   it("voicemail without a voicemail message: the agent hangs up", async () => {
-    const { notification: n } = await placeCall("+13105550103");
+    const { notification: n } = await placeSimulatedCall("+13105550103");
     expect(n).toMatchObject({ status: "completed", ended_reason: "voicemail", answered_by: "machine_end_beep", transcript: [], call_result: null });
   });
 
   it("a result the simulator cannot make fit the schema is null, and error_message says why", async () => {
-    const { notification: n } = await placeCall("+14155550100", {
+    const { notification: n } = await placeSimulatedCall("+14155550100", {
       ...QUICKSTART_AGENT,
       output_schema: { type: "object", required: ["code"], properties: { code: { type: "string", pattern: "^[0-9]{6}$" } } },
     });

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { createAgent, createCustomer, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, storedEvents, waitUntilEnded, type AgentInput } from "../fixtures";
+import { createAgent, createCustomer, placeSimulatedCall, QUICKSTART_AGENT, QUICKSTART_OPENING, QUICKSTART_VARIABLES, quickstartCustomer, type AgentInput } from "../fixtures";
 import { api, signup } from "../helpers";
 
 /**
@@ -8,15 +8,10 @@ import { api, signup } from "../helpers";
  * API like a user would; what is checked is the notification, D1 and the stored webhook events.
  */
 
+/** A simulated call to `phone`, its stored events as name and data. */
 async function placeCall(phone: string, agentInput: AgentInput = QUICKSTART_AGENT) {
-  const account = await signup();
-  const agent = await createAgent(account, agentInput);
-  const customer = await createCustomer(account, quickstartCustomer(phone));
-  const created = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, agent_id: agent.id, variables: QUICKSTART_VARIABLES } });
-  expect(created.status).toBe(201);
-  const notification = await waitUntilEnded(account, created.body.notification.id);
-  const events = (await storedEvents(notification.id)).map((event) => ({ name: event.event_name, data: JSON.parse(event.payload).data }));
-  return { account, agent, customer, notification, events };
+  const call = await placeSimulatedCall(phone, agentInput);
+  return { ...call, events: call.events.map((event) => ({ name: event.event_name, data: JSON.parse(event.payload).data })) };
 }
 
 const turns = (n: { transcript: Array<{ role: string; text: string }> }) => n.transcript.map((turn) => [turn.role, turn.text]);
