@@ -62,13 +62,15 @@ export default defineConfig(async () => {
         workers: [{ name: "fake-upstream", modulesRoot: ".", modules: FAKE_MODULES, compatibilityDate: "2026-11-09", compatibilityFlags: ["nodejs_compat"] }],
       },
     });
+  // The bundle's zod (wrangler.toml [alias]), so the tests run what is deployed.
+  const resolve = { alias: [{ find: /^zod$/, replacement: "/build/zod/index.mjs" }] };
   const shared = { setupFiles: ["./test/setup.ts"], testTimeout: 20_000, hookTimeout: 20_000 };
   return {
     test: {
       projects: [
-        { plugins: [workers({})], test: { ...shared, name: "simulator", include: ["test/**/*.test.ts"], exclude: [LIVE_TESTS] } },
-        { plugins: [workers(LIVE_BINDINGS)], test: { ...shared, name: "live", include: [LIVE_TESTS], exclude: [PACING_TESTS] } },
-        { plugins: [workers(PACING_BINDINGS)], test: { ...shared, name: "pacing", include: [PACING_TESTS] } },
+        { plugins: [workers({})], resolve, test: { ...shared, name: "simulator", include: ["test/**/*.test.ts"], exclude: [LIVE_TESTS] } },
+        { plugins: [workers(LIVE_BINDINGS)], resolve, test: { ...shared, name: "live", include: [LIVE_TESTS], exclude: [PACING_TESTS] } },
+        { plugins: [workers(PACING_BINDINGS)], resolve, test: { ...shared, name: "pacing", include: [PACING_TESTS] } },
       ],
     },
   };
