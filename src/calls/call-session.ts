@@ -190,6 +190,8 @@ class CallLifecycle implements CallCore {
   private record: CallRecord | null = null;
   /** `record` mirrors storage: false until it is read, and again after an operation failed half-way. */
   private recordLoaded = false;
+  /** The alarm as last set; a commit that would set it again skips the write. Null: not known. */
+  private alarmAtMs: number | null = null;
   /** Turns added during the current operation, written with the record in one put. */
   private pendingTurns: Record<string, TranscriptTurn> = {};
   private readonly db: Database;
@@ -321,6 +323,8 @@ class CallLifecycle implements CallCore {
    * one without reading the clock (which also lets tests step a call one alarm at a time).
    */
   async alarm(): Promise<void> {
+    // A fired alarm is no longer set.
+    this.alarmAtMs = null;
     await this.operation(async () => {
       const record = this.record;
       if (!record) return;
@@ -925,6 +929,7 @@ class CallLifecycle implements CallCore {
       } catch (error) {
         // What the failed operation changed in memory was never stored: the next one starts from storage.
         this.recordLoaded = false;
+        this.alarmAtMs = null;
         throw error;
       }
     });
@@ -938,7 +943,7 @@ class CallLifecycle implements CallCore {
   }
 
   /**
-   * Writes the record and the new turns atomically, then sets the alarm. Unconfirmed: the stored
+   * Writes the record and the new turns atomically, then sets the alarm (if it moved). Unconfirmed: the stored
    * record is there for an object that restarts, and a live call's audio must not wait (behind the
    * output gate) for it to reach disk.
    */
@@ -946,7 +951,10 @@ class CallLifecycle implements CallCore {
     const record = this.live();
     await this.ctx.storage.put<unknown>({ [RECORD_KEY]: record, ...this.pendingTurns }, { allowUnconfirmed: true });
     this.pendingTurns = {};
-    await this.ctx.storage.setAlarm(Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs), { allowUnconfirmed: true });
+    const alarmAtMs = Math.min(record.next?.atMs ?? Number.POSITIVE_INFINITY, record.deadlineMs);
+    if (alarmAtMs === this.alarmAtMs) return;
+    await this.ctx.storage.setAlarm(alarmAtMs, { allowUnconfirmed: true });
+    this.alarmAtMs = alarmAtMs;
   }
 
   /** D1 is the record of an ended call; the object keeps nothing, and its project's slot is free. */
@@ -955,6 +963,7 @@ class CallLifecycle implements CallCore {
     await this.releaseSlot(record.params);
     this.releaseDriver();
     await this.ctx.storage.deleteAlarm();
+    this.alarmAtMs = null;
     // The keys the call wrote, rather than deleteAll(): that resets the object's whole database,
     // which profiling showed to cost more CPU than the rest of a call's end together.
     const keys = [RECORD_KEY, ...Array.from({ length: record.turnCount }, (_, index) => turnKey(index))];
