@@ -286,6 +286,17 @@ describe("the call's Durable Object", () => {
     expect((await storedEvents(id)).map((e) => e.event_name)).toEqual(["call.started", "call.ended", "call.summary"]);
   });
 
+  it("keeps nothing once the call has ended: no record, no turns, no alarm", async () => {
+    const { account, id, stub, step } = await frozenCall();
+    for (let i = 0; i < 4; i++) await step(); // ringing, answered, opening, reply: two turns stored
+    expect((await runInDurableObject(stub, (_instance, state) => state.storage.list())).size).toBe(3);
+    await runInDurableObject(stub, (_instance, state) => state.storage.setAlarm(Date.now()));
+    expect((await waitUntilEnded(account, id)).transcript).toHaveLength(4);
+    await expect
+      .poll(() => runInDurableObject(stub, async (_instance, state) => ({ keys: [...(await state.storage.list()).keys()], alarm: await state.storage.getAlarm() })))
+      .toEqual({ keys: [], alarm: null });
+  });
+
   it("hangs up at max_duration_seconds with exceeded-max-duration", async () => {
     const { account, id, step } = await frozenCall("+14155550100", { maxDurationSeconds: 0.001 });
     await step(); // ringing

@@ -98,7 +98,7 @@ const PACED_PIECE_CHARS = 640;
 /** How long, beyond the length of the audio itself, to wait for the last words to play before ending anyway. */
 const LAST_WORDS_PLAYBACK_CAP_MS = 15_000;
 
-// `start`, once a stream, is validated; `media` (50 a second) and `mark` (ten a second) are read by hand.
+// `start`, once a stream, is validated; `media` (50 a second, see `mediaPayload`) and `mark` (ten a second) are read by hand.
 const StartMessageSchema = z.object({
   event: z.literal("start"),
   start: z.object({
@@ -107,6 +107,26 @@ const StartMessageSchema = z.object({
     customParameters: z.record(z.string(), z.string()).optional(),
   }),
 });
+
+const MEDIA_MESSAGE_START = '{"event":"media",';
+const PAYLOAD_FIELD = '"payload":"';
+
+/**
+ * The caller audio of a Twilio `media` message, read from the fixed shape Twilio sends it in
+ * (`{"event":"media",…,"media":{…,"payload":"<base64>"},…}`) without parsing the rest: the relay's
+ * most frequent message need not become an object. Null for anything else (another event, another
+ * spelling, an escaped payload), which is then parsed as JSON.
+ */
+export function mediaPayload(data: string): string | null {
+  if (!data.startsWith(MEDIA_MESSAGE_START)) return null;
+  const field = data.indexOf(PAYLOAD_FIELD, MEDIA_MESSAGE_START.length);
+  if (field < 0) return null;
+  const start = field + PAYLOAD_FIELD.length;
+  const end = data.indexOf('"', start);
+  if (end < 0) return null;
+  const payload = data.slice(start, end);
+  return payload.includes("\\") ? null : payload;
+}
 
 /** Bytes of audio in a base64 payload, without decoding it. */
 export function base64ByteLength(payload: string): number {
@@ -258,6 +278,8 @@ export class MediaBridge {
 
   private onTwilioMessage(socket: WebSocket, data: string | ArrayBuffer): void {
     if (this.closed || socket !== this.twilio || typeof data !== "string") return;
+    const payload = mediaPayload(data);
+    if (payload !== null) return this.onCallerAudio(payload);
     let message: { event?: unknown; media?: { payload?: unknown }; mark?: { name?: unknown } };
     try {
       message = JSON.parse(data);
@@ -266,16 +288,8 @@ export class MediaBridge {
     }
     switch (message.event) {
       case "media": {
-        if (this.streamSid === null) return;
         const payload = message.media?.payload;
-        if (typeof payload !== "string") return;
-        this.callerFrames += 1;
-        this.lastCallerFrameAtMs = Date.now();
-        if (this.engine) this.engine.appendCallerAudio(payload);
-        else this.callerBacklog.push(payload);
-        // After the relay: the frame reaches the model first.
-        this.tap?.callerAudio(payload);
-        if (this.localBargeIn) this.onCallerFrame(payload);
+        if (typeof payload === "string") this.onCallerAudio(payload);
         return;
       }
       case "mark": {
@@ -290,6 +304,17 @@ export class MediaBridge {
         return;
       // "connected" (first, before start) and "dtmf" carry nothing the call needs.
     }
+  }
+
+  private onCallerAudio(payload: string): void {
+    if (this.streamSid === null) return;
+    this.callerFrames += 1;
+    this.lastCallerFrameAtMs = Date.now();
+    if (this.engine) this.engine.appendCallerAudio(payload);
+    else this.callerBacklog.push(payload);
+    // After the relay: the frame reaches the model first.
+    this.tap?.callerAudio(payload);
+    if (this.localBargeIn) this.onCallerFrame(payload);
   }
 
   private onStart(socket: WebSocket, message: unknown): void {
