@@ -27,7 +27,7 @@ for (let i = 0; i < lines.length; i++) {
   if (header) current = header[1];
   moduleAt[i] = current;
 }
-const packageOf = (module) => module.replace(/^node_modules\/((?:@[^/]+\/)?[^/]+).*/, "$1");
+const packageOf = (module = "(outside the bundle given)") => module.replace(/^node_modules\/((?:@[^/]+\/)?[^/]+).*/, "$1");
 
 const leaf = new Map();
 const top = new Map();
