@@ -240,8 +240,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     if (!(await waitUntil(() => placed.every((rec) => ended.has(rec.index)), mediaDurationMs + 60_000, 250))) {
       log(`${placed.filter((rec) => !ended.has(rec.index)).length} call(s) never ended on the fake Twilio`);
     }
-    const [twilioRound, modelRound] = await Promise.all([twilio.end(), openai.end()]);
     await target.finish(placed);
+    const [twilioRound, modelRound] = await Promise.all([twilio.end(), openai.end()]);
     clearInterval(cpuSampler);
     const cpuAfter = target.cpu();
     const benchCpu = process.cpuUsage(benchCpuBefore);

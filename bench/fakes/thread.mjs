@@ -83,7 +83,7 @@ const modelCall = (/** @type {number} */ index) => {
 
 /** @type {(url: string) => string} */
 let connectTo = (url) => url;
-/** @type {{ port: number; close(): Promise<void>; settled?: () => Promise<void> }} */
+/** @type {{ port: number; close(): Promise<void>; settled?: () => Promise<void>; sessions?: Set<unknown> }} */
 let fake;
 
 if (kind === "twilio") {
@@ -218,6 +218,10 @@ port.on("message", async (/** @type {any} */ message) => {
       port.postMessage({ id: message.id });
     } else if (message.type === "end") {
       if (fake.settled) await fake.settled();
+      // Caller frames may still be on their way through the Worker when the fake Twilio hangs up:
+      // the model sockets close after the last of them (in order), so wait for that (3 s at most).
+      const deadline = Date.now() + 3000;
+      while (fake.sessions && fake.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
       loop.disable();
       const utilization = performance.eventLoopUtilization(elu).utilization;
       // The histogram holds the interval between the 1 ms sampling timer's runs: the delay is what exceeds the 1 ms.
