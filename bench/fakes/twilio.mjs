@@ -264,12 +264,8 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
         const counter = call.framesSent;
         if (counter >= frames) return endCall(call);
         const payload = scenario.callerFrame(call.index, counter, counter * FRAME_MS);
-        const message = JSON.stringify({
-          event: "media",
-          sequenceNumber: String(call.messageSequence++),
-          media: { track: "inbound", chunk: String(counter + 1), timestamp: String(counter * FRAME_MS), payload },
-          streamSid: call.streamSid,
-        });
+        // Twilio's `media` message, written out (the same JSON as JSON.stringify would make: no value needs escaping).
+        const message = `{"event":"media","sequenceNumber":"${call.messageSequence++}","media":{"track":"inbound","chunk":"${counter + 1}","timestamp":"${counter * FRAME_MS}","payload":"${payload}"},"streamSid":"${call.streamSid}"}`;
         if (socket.readyState !== WebSocket.OPEN) return;
         const t0 = now();
         socket.send(message);
