@@ -117,7 +117,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     }
     if (floorDirect) plan.push({ target: "floor", direct: true, n, engine: engines[0], recording: false, repeat: 0 });
   }
-  const roundSeconds = seconds + 12;
+  const roundSeconds = seconds + 7; // placing, finishing, the pause between rounds: a default run took 12 min
   log(`${plan.length} rounds of ${seconds} s calls (about ${Math.round((plan.length * roundSeconds) / 60)} min): ${[...new Set(plan.map((p) => p.target + (p.direct ? " direct" : "")))].join(", ")}; N = ${sizes.join(", ")}; ${engines.join(", ")}; ${repeats} round(s) each`);
 
   const runId = Date.now().toString(36);
