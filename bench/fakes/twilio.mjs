@@ -14,7 +14,7 @@
 //   and `clear` drops the unplayed audio and echoes the pending marks at once.
 import { createHmac, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import { performance } from "node:perf_hooks";
+import { now } from "../lib/clock.mjs";
 import WebSocket from "ws";
 import { FRAME_MS, payloadMs } from "../lib/audio.mjs";
 import { closeServer, listenLocal } from "../lib/net.mjs";
@@ -24,7 +24,7 @@ const RINGING_AFTER_MS = 80;
 const ANSWERED_AFTER_MS = 250;
 
 /**
- * What the harness decides and observes. Every timestamp is `performance.now()`.
+ * What the harness decides and observes. Every timestamp is `now()` (lib/clock.mjs: one monotonic clock for every thread).
  * @typedef {object} TwilioScenario
  * @property {(to: string) => { index: number; key: string } | null} callFor which bench call dials `to`
  * @property {number} mediaDurationMs how long the callee stays on the line (media frames sent)
@@ -33,7 +33,8 @@ const ANSWERED_AFTER_MS = 250;
  * @typedef {object} TwilioObserver
  * @property {(call: FakeCall) => void} [callCreated]
  * @property {(call: FakeCall, t: number) => void} [startSent]
- * @property {(call: FakeCall, payload: string, t: number) => void} [mediaSent]
+ * @property {(call: FakeCall, payload: string, t: number, counter: number) => void} [mediaSent] caller frame `counter` (from 0) sent
+ * @property {(call: FakeCall, status: string, sentAt: number, t: number, httpStatus: number) => void} [statusAnswered] our server answered a status callback
  * @property {(call: FakeCall, payload: string, t: number) => void} [agentMedia]
  * @property {(call: FakeCall, t: number) => void} [clearReceived]
  * @property {(call: FakeCall, name: string, t: number) => void} [markReceived]
@@ -175,12 +176,13 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
     };
     if (call.machineDetection && call.answeredAt !== null) params.AnsweredBy = "human";
     if (status === "completed" && call.answeredAt !== null) {
-      const seconds = Math.round(((call.endedAt ?? performance.now()) - call.answeredAt) / 1000);
+      const seconds = Math.round(((call.endedAt ?? now()) - call.answeredAt) / 1000);
       params.CallDuration = String(seconds);
       params.Duration = String(Math.ceil(seconds / 60));
     }
     const url = call.statusCallback;
-    observer.event?.(call, `twilio→ status ${status}`, performance.now());
+    const sentAt = now();
+    observer.event?.(call, `twilio→ status ${status}`, sentAt);
     const delivery = fetch(connectTo(url), {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilioSignature(authToken, url, params), "user-agent": "TwilioProxy/1.1" },
@@ -188,7 +190,9 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
     })
       .then(async (response) => {
         await response.arrayBuffer();
-        observer.event?.(call, `twilio← status ${status} answered ${response.status}`, performance.now());
+        const t = now();
+        observer.statusAnswered?.(call, status, sentAt, t, response.status);
+        observer.event?.(call, `twilio← status ${status} answered ${response.status}`, t);
         if (!response.ok) observer.problem?.(call, `status callback ${status} → HTTP ${response.status}`);
       })
       .catch((error) => observer.problem?.(call, `status callback ${status} failed: ${error.message}`));
@@ -203,7 +207,7 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
   /** Ends the call once: `stop` and close on the stream, then the completed callback. */
   const endCall = (/** @type {FakeCall} */ call) => {
     if (call.endedAt !== null) return;
-    call.endedAt = performance.now();
+    call.endedAt = now();
     if (call.frameTimer) clearTimeout(call.frameTimer);
     for (const timer of call.pendingMarks.values()) clearTimeout(timer);
     call.pendingMarks.clear();
@@ -219,7 +223,7 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
   /** The callee answers: the answered callback and, at the same time, the Media Stream. */
   const answer = (/** @type {FakeCall} */ call) => {
     if (call.endedAt !== null) return;
-    call.answeredAt = performance.now();
+    call.answeredAt = now();
     statusCallback(call, "answered", "in-progress");
     const socket = new WebSocket(connectTo(call.streamUrl), { headers: { "x-twilio-signature": twilioSignature(authToken, call.streamUrl, {}) }, perMessageDeflate: false });
     call.socket = socket;
@@ -237,9 +241,9 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
     });
     socket.on("message", (data, isBinary) => receive(call, data, isBinary));
     socket.on("open", () => {
-      observer.event?.(call, "twilio media stream open", performance.now());
+      observer.event?.(call, "twilio media stream open", now());
       sendStreamMessage(call, { event: "connected", protocol: "Call", version: "1.0.0" });
-      const streamStart = performance.now();
+      const streamStart = now();
       sendStreamMessage(call, {
         event: "start",
         sequenceNumber: String(call.messageSequence++),
@@ -260,18 +264,14 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
         const counter = call.framesSent;
         if (counter >= frames) return endCall(call);
         const payload = scenario.callerFrame(call.index, counter, counter * FRAME_MS);
-        const message = JSON.stringify({
-          event: "media",
-          sequenceNumber: String(call.messageSequence++),
-          media: { track: "inbound", chunk: String(counter + 1), timestamp: String(counter * FRAME_MS), payload },
-          streamSid: call.streamSid,
-        });
+        // Twilio's `media` message, written out (the same JSON as JSON.stringify would make: no value needs escaping).
+        const message = `{"event":"media","sequenceNumber":"${call.messageSequence++}","media":{"track":"inbound","chunk":"${counter + 1}","timestamp":"${counter * FRAME_MS}","payload":"${payload}"},"streamSid":"${call.streamSid}"}`;
         if (socket.readyState !== WebSocket.OPEN) return;
-        const t0 = performance.now();
+        const t0 = now();
         socket.send(message);
         call.framesSent++;
-        observer.mediaSent?.(call, payload, t0);
-        call.frameTimer = setTimeout(sendFrame, Math.max(0, streamStart + (counter + 1) * FRAME_MS - performance.now()));
+        observer.mediaSent?.(call, payload, t0, counter);
+        call.frameTimer = setTimeout(sendFrame, Math.max(0, streamStart + (counter + 1) * FRAME_MS - now()));
       };
       sendFrame();
     });
@@ -279,7 +279,7 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
 
   /** A message from our server on the Media Stream. */
   const receive = (/** @type {FakeCall} */ call, /** @type {import("ws").RawData} */ data, /** @type {boolean} */ isBinary) => {
-    const t = performance.now();
+    const t = now();
     if (isBinary) return observer.problem?.(call, "binary frame on the media stream");
     /** @type {any} */
     let message;

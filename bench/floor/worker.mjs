@@ -4,6 +4,12 @@
 // mark every 100 ms of agent audio and at the end of a response (as ours), clear + truncate on barge-in — and nothing else (no storage, no D1, no
 // status handling). Measured with the same harness, it is the floor that workerd under
 // `wrangler dev` sets on this machine.
+//
+// `/twilio/media/openai-live/<key>` relays to GPT-Live instead (`/v1/live/sessions`), doing the
+// least our bridge does for it: `session.start`, the greeting as `session.instructions.append`,
+// frames untouched both ways, agent audio paced to at most 200 ms ahead of playback (released on
+// each caller frame, or by a timer), a mark every 100 ms of it, and an energy detector on the
+// caller's frames (two loud frames in a row, as ours) that drops the held audio and sends `clear`.
 
 const json = (/** @type {unknown} */ body, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
@@ -11,8 +17,8 @@ export default {
   /** @param {Request} request @param {{ RELAY: DurableObjectNamespace; OPENAI_BASE_URL: string; OPENAI_API_KEY: string }} env */
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
-    const media = /^\/twilio\/media\/([\w-]+)$/.exec(pathname);
-    if (media) return env.RELAY.get(env.RELAY.idFromName(media[1])).fetch(request);
+    const media = /^\/twilio\/media\/(?:(openai-realtime|openai-live)\/)?([\w-]+)$/.exec(pathname);
+    if (media) return env.RELAY.get(env.RELAY.idFromName(media[2])).fetch(request);
     if (pathname.startsWith("/twilio/status/")) return new Response(null, { status: 204 });
     if (pathname === "/") return json({ name: "echo-bench-floor" });
     return json({ error: "not found" }, 404);
@@ -28,6 +34,7 @@ export class Relay {
   /** @param {Request} request */
   async fetch(request) {
     const key = new URL(request.url).pathname.split("/").pop();
+    if (new URL(request.url).pathname.includes("/openai-live/")) return this.live(/** @type {string} */ (key));
     const pair = new WebSocketPair();
     const twilio = pair[1];
     twilio.accept();
@@ -121,6 +128,142 @@ export class Relay {
       }
     });
     twilio.addEventListener("close", () => model?.close(1000));
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** The GPT-Live relay. @param {string} key */
+  live(key) {
+    const pair = new WebSocketPair();
+    const twilio = pair[1];
+    twilio.accept();
+    /** @type {WebSocket | null} */
+    let model = null;
+    /** @type {string[]} */
+    const backlog = [];
+    let streamSid = "";
+    let greet = false;
+    let markCounter = 0;
+    let pendingMarks = 0;
+    let sentMs = 0;
+    let markedMs = 0;
+    /** Agent audio waiting for playback to catch up, and when what was sent ends playing (this clock). */
+    /** @type {{ payload: string; ms: number }[]} */
+    let held = [];
+    let playbackEndsAt = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    let timer = null;
+    let loudRun = 0;
+    let speaking = false;
+    let quietRun = 0;
+
+    const mark = () => {
+      if (sentMs === markedMs) return;
+      twilio.send(`{"event":"mark","streamSid":"${streamSid}","mark":{"name":"${++markCounter}"}}`);
+      pendingMarks++;
+      markedMs = sentMs;
+    };
+    const pace = () => {
+      const now = Date.now();
+      while (held.length > 0) {
+        const lead = playbackEndsAt - now;
+        if (lead > 0 && lead + held[0].ms > 200) break;
+        const next = /** @type {{ payload: string; ms: number }} */ (held.shift());
+        playbackEndsAt = Math.max(playbackEndsAt, now) + next.ms;
+        twilio.send(`{"event":"media","streamSid":"${streamSid}","media":{"payload":${JSON.stringify(next.payload)}}}`);
+        sentMs += next.ms;
+        if (sentMs - markedMs >= 100) mark();
+      }
+      if (held.length === 0) return mark();
+      timer ??= setTimeout(() => {
+        timer = null;
+        pace();
+      }, Math.max(20, playbackEndsAt - now));
+    };
+    /** μ-law energy: at least half the samples loud (neither silence value), as a simple detector. */
+    const loud = (/** @type {string} */ payload) => {
+      const bytes = atob(payload);
+      let count = 0;
+      for (let i = 0; i < bytes.length; i++) {
+        const byte = bytes.charCodeAt(i);
+        if (byte !== 0xff && byte !== 0x7f) count++;
+      }
+      return count * 2 >= bytes.length;
+    };
+    const onCallerFrame = (/** @type {string} */ payload) => {
+      const speech = loud(payload);
+      if (speech !== speaking) {
+        if (speech) {
+          quietRun = 0;
+          if (++loudRun >= 2) {
+            speaking = true;
+            loudRun = 0;
+            const unplayed = held.length > 0 || pendingMarks > 0 || playbackEndsAt > Date.now();
+            held = [];
+            playbackEndsAt = 0;
+            if (unplayed) twilio.send(`{"event":"clear","streamSid":"${streamSid}"}`);
+          }
+        } else if (++quietRun >= 15) {
+          speaking = false;
+          quietRun = 0;
+        }
+      } else {
+        loudRun = 0;
+        quietRun = 0;
+      }
+      if (held.length > 0) pace();
+    };
+
+    const greeting = '{"type":"session.instructions.append","content":"Greet the callee.","delegation_id":null}';
+    const connectModel = async () => {
+      const response = await fetch(`${this.env.OPENAI_BASE_URL}/live/sessions`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${this.env.OPENAI_API_KEY}` } });
+      const socket = response.webSocket;
+      if (!socket) throw new Error(`model refused: ${response.status}`);
+      socket.accept();
+      socket.send(JSON.stringify({ type: "session.start", session: { model: "gpt-live", instructions: `Confirm the appointment. [bench call ${key}]`, audio: { format: { type: "audio/pcmu", rate: 8000 } } } }));
+      socket.addEventListener("message", (event) => {
+        if (typeof event.data !== "string") return;
+        if (event.data.includes('"session.output_audio.delta"')) {
+          const message = JSON.parse(event.data);
+          if (!streamSid || speaking) return;
+          held.push({ payload: message.delta, ms: ((message.delta.length / 4) * 3) / 8 });
+          return pace();
+        }
+        const message = JSON.parse(event.data);
+        if (message.type === "session.started" && !model) {
+          model = socket;
+          for (const audio of backlog.splice(0)) socket.send(`{"type":"session.input_audio.append","audio":${JSON.stringify(audio)}}`);
+          if (greet) socket.send(greeting);
+        }
+      });
+    };
+    connectModel().catch((error) => twilio.close(1011, String(error).slice(0, 100)));
+
+    twilio.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") return;
+      const message = JSON.parse(event.data);
+      if (message.event === "media") {
+        if (model) model.send(`{"type":"session.input_audio.append","audio":${JSON.stringify(message.media.payload)}}`);
+        else backlog.push(message.media.payload);
+        onCallerFrame(message.media.payload);
+      } else if (message.event === "mark") {
+        pendingMarks = Math.max(0, pendingMarks - 1);
+      } else if (message.event === "start") {
+        streamSid = message.start.streamSid;
+        if (model) model.send(greeting);
+        else greet = true;
+      } else if (message.event === "stop") {
+        if (timer) clearTimeout(timer);
+        if (model) {
+          model.send('{"type":"session.close"}');
+          model.close(1000);
+        }
+        twilio.close(1000);
+      }
+    });
+    twilio.addEventListener("close", () => {
+      if (timer) clearTimeout(timer);
+      model?.close(1000);
+    });
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 }
