@@ -1,9 +1,11 @@
 // @ts-check
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startDevServer } from "./lib/dev-server.mjs";
 import { runLoad } from "./lib/load.mjs";
 import { fmt, markdownTable } from "./lib/stats.mjs";
 import { machineCpu } from "./lib/proc.mjs";
+import { profileSummary, startProfile } from "./lib/profile.mjs";
 
 /**
  * `api`: `POST /api/v1/notifications` under load (autocannon, N connections for D seconds, in a
@@ -96,6 +98,22 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   for (const target of Object.values(targets)) {
     const warm = await runLoad({ ...target.job, connections, durationSeconds: warmupSeconds });
     if (warm.non2xx > 0 || warm.errors > 0) throw new Error(`warm-up of ${target.job.url}: ${warm.non2xx} non-2xx, ${warm.errors} errors: ${warm.sampleErrors.join(" | ")}`);
+  }
+
+  if (options.profile) {
+    // One extra round of each under the inspector's CPU profiler (not counted): where the CPU goes.
+    for (const [name, target] of Object.entries(targets)) {
+      const stop = await startProfile(root, /** @type {number} */ (target.server.inspectorPort));
+      const load = await runLoad({ ...target.job, connections, durationSeconds });
+      const profile = await stop();
+      const path = join(benchDir, ".state", `api-${id}-${name}.cpuprofile`);
+      writeFileSync(path, JSON.stringify(profile));
+      const summary = profileSummary(profile, 20);
+      console.log(`\n## CPU profile of ${name}: ${fmt(summary.totalMs, 0)} ms of non-idle samples for ${load.ok} requests, ${fmt(summary.totalMs / load.ok, 2)} ms each (${path})\n`);
+      console.log(markdownTable(["self time (ms)", "function"], summary.functions.map(([fn, micros]) => [fmt(micros / 1000, 1), fn])));
+      console.log("");
+      console.log(markdownTable(["self time (ms)", "script"], summary.scripts.map(([script, micros]) => [fmt(micros / 1000, 1), script])));
+    }
   }
 
   /** @type {Array<{ target: string; round: number; rps: number; p50: number; p99: number; non2xx: number; errors: number; cpuMsPerRequest: number; otherCores: number; ok: number }>} */
