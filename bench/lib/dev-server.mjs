@@ -43,6 +43,8 @@ export async function startDevServer({ root, runDir, persistDir, config, expectN
   const logPath = join(runDir, "dev.log");
   const group = new ChildGroup(command, args, { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" }, logFile: createWriteStream(logPath) });
   const server = new DevServer(group, `http://127.0.0.1:${port}`, logPath, stateDir, expectName);
+  /** wrangler's inspector (the Worker's isolate, DevTools protocol): CPU profiles under load. */
+  server.inspectorPort = inspectorPort;
   // Registered before waiting, so that a failed or interrupted start-up still stops it.
   onCleanup(() => server.stop());
   onExitKill(() => server.group.killNow());
@@ -61,6 +63,8 @@ class DevServer {
     this.logPath = logPath;
     /** wrangler rebuilds and restarts the Worker when a source file changes: every call in flight dies. */
     this.reloads = 0;
+    /** @type {number | undefined} wrangler's inspector port */
+    this.inspectorPort = undefined;
     /** @type {number | undefined} the workerd process of wrangler's dev proxy */
     this.proxyPid = undefined;
     group.child.stdout?.on("data", (/** @type {string} */ text) => {

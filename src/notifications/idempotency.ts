@@ -52,11 +52,16 @@ export class IdempotentRequest<Response> {
 
   /** The first response to this key, or null when it is new (an expired key is forgotten first). */
   async replay(): Promise<Response | null> {
-    const [, [row]] = await this.db.batch([
-      this.db.delete(idempotencyKeys).where(and(this.isKey(), lte(idempotencyKeys.expiresAt, nowIso()))),
-      this.unexpired(),
-    ]);
+    const [, [row]] = await this.db.batch(this.replayStatements());
     return this.replayOf(row);
+  }
+
+  /**
+   * `replay()` as statements, for a caller that reads more in the same round trip: the second
+   * one's rows go to `replayOf`.
+   */
+  replayStatements() {
+    return [this.db.delete(idempotencyKeys).where(and(this.isKey(), lte(idempotencyKeys.expiresAt, nowIso()))), this.unexpired()] as const;
   }
 
   /** After a failed insert: the response a racing request with the same key stored, if that is why. */
@@ -101,7 +106,8 @@ export class IdempotentRequest<Response> {
     return this.db.select().from(idempotencyKeys).where(and(this.isKey(), gt(idempotencyKeys.expiresAt, nowIso()))).limit(1);
   }
 
-  private replayOf(row: typeof idempotencyKeys.$inferSelect | undefined): Response | null {
+  /** The stored response of a row `replayStatements` read (null: none), or a 409 when the body differs. */
+  replayOf(row: typeof idempotencyKeys.$inferSelect | undefined): Response | null {
     if (!row) return null;
     if (row.requestHash !== this.requestHash) throw new ApiError("idempotency_key_reused", "This Idempotency-Key was already used with a different request body");
     return JSON.parse(row.responseBody) as Response;

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { and, eq, inArray } from "drizzle-orm";
-import { DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_VOICE_ENGINE, RETRY_ON, type CallParams, type Consent, type RetryPolicy, type VoiceEngineName } from "../calls/call";
+import { and, eq, sql } from "drizzle-orm";
+import { DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_VOICE_ENGINE, RETRY_ON, type CallParams, type Consent, type PhoneStatus, type RetryPolicy, type VoiceEngineName } from "../calls/call";
 import { calleeTimeZones, DEFAULT_CALLING_HOURS, nextDialTime, type CallingHours, type CallingWindow } from "../calls/calling-hours";
 import { firstReconcileAt } from "../calls/reconcile";
 import { llmScript, openingLine, promptValues, renderScript, screenerReply, withDisclosure, type ScriptTemplate } from "../calls/prompt";
@@ -89,46 +89,71 @@ function callingWindowOf(projectHours: CallingHours | null, simulated: boolean, 
   return { hours, zones };
 }
 
+/**
+ * The reads a plan is made from, as statements for one `db.batch` (the caller may add its own to the
+ * same round trip): the customer with its primary phone and whether that phone is blocked in the
+ * project, the business with the project's settings, and the agent if one is asked for.
+ */
+export function planReads(db: Database, auth: AuthContext, body: NotificationRequest) {
+  // Column names repeat across these tables (id, status…) and a batch's rows come back keyed by
+  // name, so each column is selected once, under a name of its own where it would collide.
+  const customer = db
+    .select({
+      id: customers.id,
+      firstName: customers.firstName,
+      lastName: customers.lastName,
+      timezone: customers.timezone,
+      consent: customers.consent,
+      phoneId: sql<string | null>`${customerPhones.id}`.as("phone_id"),
+      phoneValue: sql<string | null>`${customerPhones.value}`.as("phone_value"),
+      phoneStatus: sql<PhoneStatus | null>`${customerPhones.status}`.as("phone_status"),
+      blockedId: sql<string | null>`${blockedNumbers.id}`.as("blocked_id"),
+    })
+    .from(customers)
+    .leftJoin(customerPhones, and(eq(customerPhones.customerId, customers.id), eq(customerPhones.isPrimary, true)))
+    .leftJoin(blockedNumbers, and(eq(blockedNumbers.projectId, customers.projectId), eq(blockedNumbers.phone, customerPhones.value)))
+    .where(and(eq(customers.id, body.customer_id), eq(customers.projectId, auth.projectId)))
+    .limit(1);
+  const settings = db
+    .select({
+      name: businesses.name,
+      summary: businesses.summary,
+      industry: businesses.industry,
+      callingHours: projects.callingHours,
+      maxConcurrentCalls: projects.maxConcurrentCalls,
+      defaultEngine: projects.defaultEngine,
+    })
+    .from(businesses)
+    .leftJoin(projects, eq(projects.id, auth.projectId))
+    .where(eq(businesses.id, auth.businessId))
+    .limit(1);
+  // Agents are the business's; with no agent asked for, a statement that finds none keeps the shape.
+  const agent = db
+    .select()
+    .from(agents)
+    .where(and(eq(agents.id, body.agent_id ?? ""), eq(agents.businessId, auth.businessId)))
+    .limit(1);
+  return [customer, settings, agent] as const;
+}
+
+export type PlanReadResults = readonly [Awaited<ReturnType<typeof planReads>[0]>, Awaited<ReturnType<typeof planReads>[1]>, Awaited<ReturnType<typeof planReads>[2]>];
+
 /** Every check that refuses a notification, in the documented order; nothing is written here. */
 export async function planCall(db: Database, auth: AuthContext, body: NotificationRequest, simulated: boolean): Promise<CallPlan> {
-  // Every read in one D1 round trip; the checks below still refuse in the documented order.
-  const lookups = [
-    db
-      .select()
-      .from(customers)
-      .where(and(eq(customers.id, body.customer_id), eq(customers.projectId, auth.projectId)))
-      .limit(1),
-    // Only used once the customer is known to be in the project.
-    db
-      .select()
-      .from(customerPhones)
-      .where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))
-      .limit(1),
-    db.select().from(businesses).where(eq(businesses.id, auth.businessId)).limit(1),
-    db.select({ callingHours: projects.callingHours, maxConcurrentCalls: projects.maxConcurrentCalls, defaultEngine: projects.defaultEngine }).from(projects).where(eq(projects.id, auth.projectId)).limit(1),
-    // Whether that phone is on the project's blocked list.
-    db
-      .select({ id: blockedNumbers.id })
-      .from(blockedNumbers)
-      .where(
-        and(
-          eq(blockedNumbers.projectId, auth.projectId),
-          inArray(blockedNumbers.phone, db.select({ value: customerPhones.value }).from(customerPhones).where(and(eq(customerPhones.customerId, body.customer_id), eq(customerPhones.isPrimary, true)))),
-        ),
-      )
-      .limit(1),
-  ] as const;
-  const [[customer], [phone], [business], [project], [blocked], [agent]] =
-    body.agent_id === undefined
-      ? [...(await db.batch(lookups)), []]
-      : await db.batch([
-          ...lookups,
-          db
-            .select()
-            .from(agents)
-            .where(and(eq(agents.id, body.agent_id), eq(agents.businessId, auth.businessId)))
-            .limit(1),
-        ]);
+  return planFrom(await db.batch(planReads(db, auth, body)), body, simulated);
+}
+
+/** The plan from what `planReads` read: the checks refuse in the documented order. */
+export function planFrom([[found], [settings], [agentRow]]: PlanReadResults, body: NotificationRequest, simulated: boolean): CallPlan {
+  const customer = found;
+  const phone = found?.phoneId && found.phoneValue && found.phoneStatus ? { id: found.phoneId, value: found.phoneValue, status: found.phoneStatus } : undefined;
+  const blocked = found?.blockedId ?? null;
+  const business = settings;
+  const project =
+    settings?.maxConcurrentCalls === null || settings?.maxConcurrentCalls === undefined
+      ? undefined
+      : { callingHours: settings.callingHours, maxConcurrentCalls: settings.maxConcurrentCalls, defaultEngine: settings.defaultEngine ?? DEFAULT_VOICE_ENGINE };
+  const agent = body.agent_id === undefined ? undefined : agentRow;
   if (!customer) throw new ApiError("customer_not_found", "Customer not found");
 
   if (body.agent_id !== undefined) {

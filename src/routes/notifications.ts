@@ -12,7 +12,7 @@ import { afterCursor, PaginationQuery, pageWithCursorHeader } from "../lib/pagin
 import { noStore } from "../lib/no-store";
 import { limitNotificationTriggers } from "../limits/rate-limit";
 import { IdempotencyHeaders, IdempotentRequest } from "../notifications/idempotency";
-import { callParams, newNotification, planCall, RetryPolicySchema, type NotificationRow } from "../notifications/plan";
+import { callParams, newNotification, planFrom, planReads, RetryPolicySchema, type NotificationRow, type PlanReadResults } from "../notifications/plan";
 import { startCall } from "../notifications/start";
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -294,13 +294,21 @@ export const notificationRoutes = createRouter()
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
     const idempotency = key === undefined ? null : await IdempotentRequest.of<CreatedNotification>(db, auth.projectId, key, body);
-    const replay = await idempotency?.replay();
-    if (replay) {
-      c.header("Idempotent-Replayed", "true");
-      return c.json(replay, 201);
-    }
+    // The key's first response and everything the plan reads, in one D1 round trip; a replay wins
+    // over whatever the plan would refuse now.
+    const reads = planReads(db, auth, body);
+    let planned: PlanReadResults;
+    if (idempotency) {
+      const [, [stored], ...rest] = await db.batch([...idempotency.replayStatements(), ...reads]);
+      const replay = idempotency.replayOf(stored);
+      if (replay) {
+        c.header("Idempotent-Replayed", "true");
+        return c.json(replay, 201);
+      }
+      planned = rest;
+    } else planned = await db.batch(reads);
 
-    const plan = await planCall(db, auth, body, !config.live);
+    const plan = planFrom(planned, body, !config.live);
     const row = newNotification(auth, body, plan, !config.live);
     const response: CreatedNotification = { notification: notificationBody(row), call: { callId: row.callId, status: "queued" } };
     const insert = db.insert(notifications).values(row);

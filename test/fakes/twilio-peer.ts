@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 
 /**
@@ -82,6 +83,18 @@ export async function twilioSignature(url: string, params: Record<string, string
 export interface SignatureOption {
   /** Send this X-Twilio-Signature instead of the right one; null sends none. */
   signature?: string | null;
+  /**
+   * A status callback is answered once the call's object has accepted it, and applied (D1, events)
+   * after: by default this waits for the object's queued work too, as a user looking a moment later
+   * would see it. False: return with Twilio's answer.
+   */
+  settle?: boolean;
+}
+
+/** Settles once the call object of `notificationId` has run all its queued work (e.g. status callbacks it accepted). */
+export async function callObjectSettled(notificationId: string): Promise<void> {
+  const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(notificationId));
+  await runInDurableObject(stub, (instance) => (instance as unknown as { lifecycle: { whenIdle(): Promise<void> } }).lifecycle.whenIdle());
 }
 
 /** POSTs a callback (status, machine detection) to our Worker, form-encoded and signed as Twilio does. */
@@ -89,7 +102,10 @@ export async function sendTwilioCallback(callbackUrl: string, params: Record<str
   const signature = options.signature === undefined ? await twilioSignature(callbackUrl, params) : options.signature;
   const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
   if (signature !== null) headers["X-Twilio-Signature"] = signature;
-  return exports.default.fetch(new Request(callbackUrl, { method: "POST", headers, body: new URLSearchParams(params) }));
+  const response = await exports.default.fetch(new Request(callbackUrl, { method: "POST", headers, body: new URLSearchParams(params) }));
+  const status = /\/twilio\/status\/([^/?]+)$/.exec(new URL(callbackUrl).pathname);
+  if (status && response.status === 204 && options.settle !== false) await callObjectSettled(decodeURIComponent(status[1]!));
+  return response;
 }
 
 const sequenceNumbers = new Map<string, number>();
