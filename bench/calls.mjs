@@ -13,6 +13,7 @@ import { now } from "./lib/clock.mjs";
 import { startDevServer } from "./lib/dev-server.mjs";
 import { startFakeThread } from "./lib/fake-threads.mjs";
 import { machineCpu, waitForQuietMachine } from "./lib/proc.mjs";
+import { profileSummary, startProfile } from "./lib/profile.mjs";
 import { startReferenceBridge } from "./lib/reference-bridge.mjs";
 import { fmt, markdownTable, summarize } from "./lib/stats.mjs";
 import { sleep, waitUntil } from "./lib/wait.mjs";
@@ -232,6 +233,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
       if (sample && lastCpu) cpuTimeline.push([Math.round((now() - startedAt) / 100) / 10, sample.workerd - sample.proxy - (lastCpu.workerd - lastCpu.proxy), sample.proxy - lastCpu.proxy]);
       lastCpu = sample;
     }, 1000);
+    // --profile: the Worker's isolate under the V8 profiler for the whole round (ours only).
+    const stopProfile = options.profile && target.inspectorPort ? await startProfile(root, target.inspectorPort) : null;
     await Promise.all(round.map((rec) => target.place(rec)));
     const placed = round.filter((rec) => rec.notificationId);
     log(`${placed.length}/${n} call(s) placed in ${fmt(now() - startedAt, 0)} ms`);
@@ -243,6 +246,13 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     await target.finish(placed);
     const [twilioRound, modelRound] = await Promise.all([twilio.end(), openai.end()]);
     clearInterval(cpuSampler);
+    if (stopProfile) {
+      const profile = await stopProfile();
+      const path = join(runDir, `profile-${roundNumber + 1}-${label.replace(" ", "-")}-${n}-${engine}.cpuprofile`);
+      writeFileSync(path, JSON.stringify(profile));
+      const summary = profileSummary(profile, 25);
+      log(`CPU profile: ${fmt(summary.totalMs, 0)} ms of non-idle samples (${path}); by self time:\n${summary.functions.map(([name, micros]) => `  ${fmt(micros / 1000, 1).padStart(8)} ms  ${name}`).join("\n")}`);
+    }
     const cpuAfter = target.cpu();
     const benchCpu = process.cpuUsage(benchCpuBefore);
     const elapsedSeconds = (now() - startedAt) / 1000;
@@ -687,6 +697,7 @@ function summarizeRound({ target, targetName, direct, repeat, n, engine, recordi
  * @property {(placed: CallRecord[]) => Promise<void>} finish waits for the final states
  * @property {() => CpuSample | null} cpu
  * @property {() => number} reloads times the Worker was reloaded so far
+ * @property {number} [inspectorPort] the Worker's inspector (`--profile`)
  * @property {string} [publicBaseUrl] PUBLIC_BASE_URL
  * @property {() => Promise<string>} [innerBaseUrl] the Worker's own workerd, behind wrangler's dev proxy
  *
@@ -788,6 +799,7 @@ async function workerTarget({ root, runDir, options, twilioPort, openaiPort, run
     },
     cpu: () => dev.cpu(),
     reloads: () => dev.reloads,
+    inspectorPort: dev.inspectorPort,
     publicBaseUrl: dev.baseUrl,
     innerBaseUrl: async () => `http://127.0.0.1:${await dev.innerPort()}`,
   };

@@ -112,12 +112,6 @@ const CAPACITY_RECHECK_MS = 30_000;
 /** A slot is held for the call's longest possible life, and this much more (ringing, extraction). */
 const SLOT_LEASE_MARGIN_SECONDS = 300;
 const TURN_PREFIX = "turn:";
-/** Status callbacks accepted (Twilio answered) and not yet applied, keyed in the order they came. */
-const STATUS_PREFIX = "status:";
-interface AcceptedStatus {
-  notificationId: string;
-  update: TwilioStatusUpdate;
-}
 /** No result: the call was not one to extract from (no schema, no person, nothing said). */
 const NO_RESULT: CallResult = { value: null, error: null };
 /** Extractions tried at most for one end (a restart may lose the first). */
@@ -212,12 +206,6 @@ class CallLifecycle implements CallCore {
   private extraction: Promise<void> | null = null;
   /** The recording's write in flight, outside the operation queue; settles once its outcome is applied. */
   private recordingUpload: Promise<void> | null = null;
-  /** Status callbacks this instance accepted, numbered in the order they came. */
-  private acceptedStatuses = 0;
-  /** The storage keys of accepted status callbacks this instance has queued and not yet applied. */
-  private readonly statusesInMemory = new Set<string>();
-  /** Whether this instance has applied the accepted callbacks an earlier one left in storage. */
-  private leftStatusesApplied = false;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -258,25 +246,21 @@ class CallLifecycle implements CallCore {
   }
 
   /**
-   * Accepts a status callback: once it is in the object's storage, Twilio has its answer, and the
-   * update is applied — its D1 writes and events — in its turn on the operation queue, after the
-   * callbacks accepted before it. One the object had no time to apply before it restarted is
-   * applied from storage by its next operation (the alarm's, at the latest).
+   * Takes a status callback: queued in the order the callbacks came, its update — D1 writes and
+   * events — applied in its turn on the operation queue, while Twilio has its answer at once (it
+   * waits for nothing the object does). Twilio does not retry a status callback, whatever we
+   * answer: one the object cannot apply, or loses to a restart, is lost as an error answered would
+   * be; the next callback carries the call's newer state, and the reconciler ends a call whose end
+   * never came.
    */
   async twilioStatus(notificationId: string, update: TwilioStatusUpdate): Promise<void> {
-    const key = `${STATUS_PREFIX}${String(Date.now()).padStart(15, "0")}:${String(this.acceptedStatuses++).padStart(9, "0")}`;
-    const accepted: AcceptedStatus = { notificationId, update };
-    this.statusesInMemory.add(key);
-    // Queued in the order the callbacks came; Twilio is answered once the write is stored.
-    const stored = this.ctx.storage.put(key, accepted);
-    const applied = this.operation(() => this.applyStatus(key, accepted)).catch((error: unknown) =>
+    const applied = this.operation(() => this.applyStatus(notificationId, update)).catch((error: unknown) =>
       console.error(`[echo] the ${update.callStatus} status callback of notification ${notificationId} could not be applied`, error),
     );
     this.ctx.waitUntil(applied);
-    await stored;
   }
 
-  /** Settles once every operation queued so far, and those queued meanwhile, have run. */
+  /** Settles once every operation queued so far, and those queued meanwhile, have run (tests look at the outcome then). */
   async whenIdle(): Promise<void> {
     for (let last: Promise<unknown> | null = null; last !== this.operations; ) {
       last = this.operations;
@@ -284,45 +268,17 @@ class CallLifecycle implements CallCore {
     }
   }
 
-  /** Applies an accepted status callback (in an operation), then forgets it. */
-  private async applyStatus(key: string, { notificationId, update }: AcceptedStatus): Promise<void> {
-    try {
-      const record = this.record;
-      if (record?.live && !record.ending) {
-        await this.liveDriverFor(record).twilioStatus(update);
-        return;
-      }
-      if (record || isFinalTwilioStatus(update.callStatus)) return;
-      // No call here any more (ended, or never stored): a leg that is still up belongs to nobody —
-      // unless it was handed over to a person, and goes on without us.
-      const stored = await this.storedLeg(notificationId);
-      if (!(stored?.transferred && stored.callSid === update.callSid)) await hangUpLeg(this.liveConfig(), update.callSid);
-    } finally {
-      // Applied, or failed as a callback answered with an error did before: either way it is not applied twice.
-      this.statusesInMemory.delete(key);
-      await this.ctx.storage.delete(key);
+  private async applyStatus(notificationId: string, update: TwilioStatusUpdate): Promise<void> {
+    const record = this.record;
+    if (record?.live && !record.ending) {
+      await this.liveDriverFor(record).twilioStatus(update);
+      return;
     }
-  }
-
-  /**
-   * Status callbacks an earlier instance of this object accepted but did not apply (it restarted):
-   * applied in the order they came, once, by the first operation of this instance.
-   */
-  private async applyStatusesLeftInStorage(): Promise<void> {
-    if (this.leftStatusesApplied) return;
-    this.leftStatusesApplied = true;
-    const left = await this.ctx.storage.list<AcceptedStatus>({ prefix: STATUS_PREFIX });
-    for (const [key, accepted] of left) {
-      if (this.statusesInMemory.has(key)) continue;
-      try {
-        await this.applyStatus(key, accepted);
-      } catch (error) {
-        console.error(`[echo] a status callback left by a restart could not be applied (notification ${accepted.notificationId})`, error);
-        this.recordLoaded = false;
-        this.record = (await this.ctx.storage.get<CallRecord>(RECORD_KEY)) ?? null;
-        this.recordLoaded = true;
-      }
-    }
+    if (record || isFinalTwilioStatus(update.callStatus)) return;
+    // No call here any more (ended, or never stored): a leg that is still up belongs to nobody —
+    // unless it was handed over to a person, and goes on without us.
+    const stored = await this.storedLeg(notificationId);
+    if (!(stored?.transferred && stored.callSid === update.callSid)) await hangUpLeg(this.liveConfig(), update.callSid);
   }
 
   async twilioMachineDetection(detection: TwilioMachineDetection): Promise<void> {
@@ -987,7 +943,6 @@ class CallLifecycle implements CallCore {
         this.recordLoaded = true;
       }
       this.pendingTurns = {};
-      await this.applyStatusesLeftInStorage();
       try {
         const value = await body();
         if (this.record) await this.commit();
