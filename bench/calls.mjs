@@ -233,7 +233,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
       if (sample && lastCpu) cpuTimeline.push([Math.round((now() - startedAt) / 100) / 10, sample.workerd - sample.proxy - (lastCpu.workerd - lastCpu.proxy), sample.proxy - lastCpu.proxy]);
       lastCpu = sample;
     }, 1000);
-    // --profile: the Worker's isolate under the V8 profiler for the whole round (ours only).
+    // --profile: the Worker's isolate under the V8 profiler for the whole round.
     const stopProfile = options.profile && target.inspectorPort ? await startProfile(root, target.inspectorPort) : null;
     await Promise.all(round.map((rec) => target.place(rec)));
     const placed = round.filter((rec) => rec.notificationId);
@@ -243,6 +243,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     if (!(await waitUntil(() => placed.every((rec) => ended.has(rec.index)), mediaDurationMs + 60_000, 250))) {
       log(`${placed.filter((rec) => !ended.has(rec.index)).length} call(s) never ended on the fake Twilio`);
     }
+    const cpuAtHangUp = target.cpu();
     await target.finish(placed);
     const [twilioRound, modelRound] = await Promise.all([twilio.end(), openai.end()]);
     clearInterval(cpuSampler);
@@ -254,6 +255,9 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
       log(`CPU profile: ${fmt(summary.totalMs, 0)} ms of non-idle samples (${path}); by self time:\n${summary.functions.map(([name, micros]) => `  ${fmt(micros / 1000, 1).padStart(8)} ms  ${name}`).join("\n")}`);
     }
     const cpuAfter = target.cpu();
+    if (cpuBefore && cpuAtHangUp && cpuAfter) {
+      log(`workerd CPU until the last hang-up ${fmt(cpuAtHangUp.workerd - cpuBefore.workerd, 2)} s, after it ${fmt(cpuAfter.workerd - cpuAtHangUp.workerd, 2)} s (the calls' ends, and the final status reads)`);
+    }
     const benchCpu = process.cpuUsage(benchCpuBefore);
     const elapsedSeconds = (now() - startedAt) / 1000;
     const machineAfter = machineCpu();
@@ -877,6 +881,7 @@ async function floorTarget({ root, benchDir, runDir, twilioPort, openaiPort, onC
     async finish() {},
     cpu: () => dev.cpu(),
     reloads: () => dev.reloads,
+    inspectorPort: dev.inspectorPort,
     publicBaseUrl: dev.baseUrl,
     innerBaseUrl: async () => `http://127.0.0.1:${await dev.innerPort()}`,
   };
