@@ -84,14 +84,14 @@ export interface SignatureOption {
   /** Send this X-Twilio-Signature instead of the right one; null sends none. */
   signature?: string | null;
   /**
-   * A status callback is answered once the call's object has accepted it, and applied (D1, events)
+   * A status callback is answered once the call's object has queued it, and applied (D1, events)
    * after: by default this waits for the object's queued work too, as a user looking a moment later
    * would see it. False: return with Twilio's answer.
    */
   settle?: boolean;
 }
 
-/** Settles once the call object of `notificationId` has run all its queued work (e.g. status callbacks it accepted). */
+/** Settles once the call object of `notificationId` has run all its queued work (e.g. the status callbacks it queued). */
 export async function callObjectSettled(notificationId: string): Promise<void> {
   const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(notificationId));
   await runInDurableObject(stub, (instance) => (instance as unknown as { lifecycle: { whenIdle(): Promise<void> } }).lifecycle.whenIdle());
