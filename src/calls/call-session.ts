@@ -125,8 +125,6 @@ const RECORDING_UPLOAD_TIMEOUT_MS = 30_000;
 /** How long an end waits for the write in flight: its time limit, and a little more for its outcome to be applied. */
 const RECORDING_UPLOAD_ALLOWANCE_MS = RECORDING_UPLOAD_TIMEOUT_MS + 5_000;
 
-/** Durable Object storage deletes at most this many keys at once. */
-const MAX_KEYS_PER_DELETE = 128;
 const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0")}`;
 /** 1 s, doubling, at most a minute. */
 const endRetryDelayMs = (failedWrites: number) => Math.min(60_000, 1000 * 2 ** (failedWrites - 1));
@@ -980,15 +978,13 @@ class CallLifecycle implements CallCore {
 
   /** D1 is the record of an ended call; the object keeps nothing, and its project's slot is free. */
   private async clear(): Promise<void> {
-    const record = this.live();
-    await this.releaseSlot(record.params);
+    if (this.record) await this.releaseSlot(this.record.params);
     this.releaseDriver();
     await this.ctx.storage.deleteAlarm();
     this.alarmAtMs = null;
-    // The keys the call wrote, rather than deleteAll(): that resets the object's whole database,
-    // which profiling showed to cost more CPU than the rest of a call's end together.
-    const keys = [RECORD_KEY, ...Array.from({ length: record.turnCount }, (_, index) => turnKey(index))];
-    for (let start = 0; start < keys.length; start += MAX_KEYS_PER_DELETE) await this.ctx.storage.delete(keys.slice(start, start + MAX_KEYS_PER_DELETE));
+    // deleteAll, not the call's own keys: it is what frees the object's storage (its SQLite database)
+    // for good, and there is one object per notification.
+    await this.ctx.storage.deleteAll();
     this.record = null;
     this.pendingTurns = {};
   }
