@@ -83,10 +83,37 @@ const responseUsageSchema = z.object({
 
 type State = "new" | "connecting" | "open" | "closing" | "closed";
 
-/** One side's turn being put together from transcript fragments. */
-interface OpenTurn {
-  text: string;
-  timer: ReturnType<typeof setTimeout>;
+/**
+ * One side's turn being put together from transcript fragments (and, for the agent, its audio),
+ * ended by `onGap` once TURN_GAP_MS pass without one. A fragment only notes the time: the timer is
+ * set again when it fires, not on every fragment — the agent's come with each audio delta.
+ */
+class OpenTurn {
+  text = "";
+  private lastFragmentAtMs = Date.now();
+  private timer: ReturnType<typeof setTimeout>;
+
+  constructor(
+    /** The turn's id in the engine's events (GPT-Live has no item ids). */
+    readonly itemId: string,
+    private readonly onGap: () => void,
+  ) {
+    this.timer = setTimeout(() => this.checkGap(), TURN_GAP_MS);
+  }
+
+  fragment(): void {
+    this.lastFragmentAtMs = Date.now();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private checkGap(): void {
+    const leftMs = this.lastFragmentAtMs + TURN_GAP_MS - Date.now();
+    if (leftMs > 0) this.timer = setTimeout(() => this.checkGap(), leftMs);
+    else this.onGap();
+  }
 }
 
 class OpenAILiveEngine implements VoiceEngine {
@@ -115,7 +142,7 @@ class OpenAILiveEngine implements VoiceEngine {
   private clientEventCount = 0;
 
   /** The agent's turn: its audio goes out as one item, its transcript as one `agent_transcript`. */
-  private agentTurn: (OpenTurn & { itemId: string }) | null = null;
+  private agentTurn: OpenTurn | null = null;
   private callerTurn: OpenTurn | null = null;
   private agentTurns = 0;
   private readonly sessionTag = crypto.randomUUID().slice(0, 8);
@@ -275,23 +302,20 @@ class OpenAILiveEngine implements VoiceEngine {
   }
 
   /** The agent's turn under way, or a new one: the model started speaking, so the caller's turn is over. */
-  private openAgentTurn(): OpenTurn & { itemId: string } {
+  private openAgentTurn(): OpenTurn {
     this.endCallerTurn();
-    let turn = this.agentTurn;
-    if (!turn) {
-      this.agentTurns += 1;
-      turn = this.agentTurn = { itemId: `live_${this.sessionTag}_${this.agentTurns}`, text: "", timer: setTimeout(() => this.endAgentTurn(), TURN_GAP_MS) };
-    } else {
-      clearTimeout(turn.timer);
-      turn.timer = setTimeout(() => this.endAgentTurn(), TURN_GAP_MS);
+    if (this.agentTurn) {
+      this.agentTurn.fragment();
+      return this.agentTurn;
     }
-    return turn;
+    this.agentTurns += 1;
+    return (this.agentTurn = new OpenTurn(`live_${this.sessionTag}_${this.agentTurns}`, () => this.endAgentTurn()));
   }
 
   private endAgentTurn(): void {
     const turn = this.agentTurn;
     if (!turn) return;
-    clearTimeout(turn.timer);
+    turn.stop();
     this.agentTurn = null;
     const text = turn.text.trim();
     if (text) this.onEvent({ type: "agent_transcript", itemId: turn.itemId, text });
@@ -300,24 +324,21 @@ class OpenAILiveEngine implements VoiceEngine {
 
   private onCallerWords(delta: string): void {
     this.endAgentTurn();
-    let turn = this.callerTurn;
-    if (!turn) {
-      turn = this.callerTurn = { text: "", timer: setTimeout(() => this.endCallerTurn(), TURN_GAP_MS) };
+    if (this.callerTurn) this.callerTurn.fragment();
+    else {
+      this.callerTurn = new OpenTurn(`live_${this.sessionTag}_caller`, () => this.endCallerTurn());
       this.onEvent({ type: "caller_started_speaking" });
-    } else {
-      clearTimeout(turn.timer);
-      turn.timer = setTimeout(() => this.endCallerTurn(), TURN_GAP_MS);
     }
-    turn.text += delta;
+    this.callerTurn.text += delta;
   }
 
   private endCallerTurn(): void {
     const turn = this.callerTurn;
     if (!turn) return;
-    clearTimeout(turn.timer);
+    turn.stop();
     this.callerTurn = null;
     const text = turn.text.trim();
-    if (text) this.onEvent({ type: "caller_transcript", itemId: `live_${this.sessionTag}_caller`, text });
+    if (text) this.onEvent({ type: "caller_transcript", itemId: turn.itemId, text });
   }
 
   /** A Responses event of a delegation: a call of one of our tools, or a response's token usage. */
@@ -400,8 +421,8 @@ class OpenAILiveEngine implements VoiceEngine {
       this.endCallerTurn();
     } else {
       // Asked to close: the call is over and nothing more of it is reported.
-      if (this.agentTurn) clearTimeout(this.agentTurn.timer);
-      if (this.callerTurn) clearTimeout(this.callerTurn.timer);
+      this.agentTurn?.stop();
+      this.callerTurn?.stop();
       this.agentTurn = this.callerTurn = null;
     }
     const socket = this.socket;
