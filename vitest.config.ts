@@ -42,7 +42,7 @@ const PACING_TESTS = "test/calls/pacer.live.test.ts";
 const PACING_BINDINGS = { ...LIVE_BINDINGS, TWILIO_CPS: "5" };
 
 /** The fakes' worker: upstream.mjs (its entry) first, then every module it imports. */
-const FAKE_MODULES = ["upstream.mjs", "receiver.mjs", "twilio.mjs", "openai-realtime.mjs", "openai-live.mjs", "openai-chat.mjs", "dns.mjs"].map((file) => ({
+const FAKE_MODULES = ["upstream.mjs", "receiver.mjs", "twilio.mjs", "openai-realtime.mjs", "openai-live.mjs", "openai-sessions.mjs", "openai-chat.mjs", "dns.mjs"].map((file) => ({
   type: "ESModule" as const,
   path: `test/fakes/${file}`,
 }));

@@ -73,6 +73,8 @@
  *     or null. Hashes are SHA-256 hex of the base64 text.
  */
 
+import { apiError, base64Bytes, hashedAudio, hashedClientEvents, ScriptRegistry } from "./openai-sessions.mjs";
+
 const API_KEY = "sk-fake-openai-key";
 const MULAW_SILENCES = new Set([0xff, 0x7f]);
 const CLOSE_REASONS = ["close_requested", "expired", "content", "remote_hangup", "connection_lost"];
@@ -113,8 +115,8 @@ const DEFAULT_SCRIPT = {
   ignore_session_start: false,
 };
 
-/** @type {Array<{ script: Script, sessionsUsing: number }>} */
-const scripts = [];
+/** @type {ScriptRegistry<Script>} */
+const scripts = new ScriptRegistry();
 
 /**
  * @typedef {{ id: string, responseId: string, callId: string, name: string, output: string | null }} Delegation
@@ -154,9 +156,7 @@ async function postScript(request) {
   const body = await request.json();
   const script = { ...DEFAULT_SCRIPT, ...body };
   if (!CLOSE_REASONS.includes(script.close_reason)) return apiError(400, `Unknown close_reason ${script.close_reason}`, "invalid_request_error", null);
-  const existing = scripts.findIndex((entry) => entry.script.match === script.match);
-  if (existing >= 0) scripts.splice(existing, 1);
-  scripts.unshift({ script, sessionsUsing: 0 });
+  scripts.post(script);
   return Response.json(script);
 }
 
@@ -165,13 +165,9 @@ async function listSessions(match) {
   const chosen = sessions.filter((session) => match === null || (session.instructions ?? "").includes(match));
   const listed = [];
   for (const session of chosen) {
-    const clientEvents = [];
-    for (const event of session.clientEvents) {
-      const payload = session.appendPayloads.get(event);
-      clientEvents.push(payload === undefined ? event : { ...event, sha256: await sha256Hex(payload) });
-    }
+    const clientEvents = await hashedClientEvents(session);
     const sentAudio = [];
-    for (const payload of session.sentAudio) sentAudio.push({ bytes: base64Bytes(payload).length, sha256: await sha256Hex(payload) });
+    for (const payload of session.sentAudio) sentAudio.push(await hashedAudio(payload));
     listed.push({
       id: session.id,
       model: session.config?.model ?? null,
@@ -400,9 +396,8 @@ function toolProblem(tool, declared) {
 /** The latest script whose `match` is in the instructions, else the latest without one. */
 function chooseScript(/** @type {Session} */ session) {
   const instructions = session.instructions ?? "";
-  const entry = scripts.find((candidate) => candidate.script.match !== null && instructions.includes(candidate.script.match)) ?? scripts.find((candidate) => candidate.script.match === null);
+  const entry = scripts.choose(instructions);
   if (!entry) return;
-  entry.sessionsUsing += 1;
   session.scriptEntry = entry;
   session.script = entry.script;
   const { close_after_events: closeAfter, drop_after_events: dropAfter, drop_sessions: dropSessions } = entry.script;
@@ -643,15 +638,6 @@ function clientEventId(event) {
   return typeof event.event_id === "string" ? { client_event_id: event.event_id } : {};
 }
 
-/**
- * @param {number} status
- * @param {string} message
- * @param {string} type
- * @param {string | null} code
- */
-function apiError(status, message, type, code) {
-  return Response.json({ error: { message, type, param: null, code } }, { status });
-}
 
 /** @param {string} text */
 function splitWords(text) {
@@ -673,18 +659,4 @@ function mulawChunk(utterance, delta, size) {
   let binary = "";
   for (let i = 0; i < size; i += 1) binary += String.fromCharCode((utterance * 61 + delta * 31 + i * 7) & 0xff);
   return btoa(binary);
-}
-
-/** @param {string} base64 */
-function base64Bytes(base64) {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-/** @param {string} text */
-async function sha256Hex(text) {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }

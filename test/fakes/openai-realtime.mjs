@@ -66,6 +66,8 @@
  *     hex of the base64 text, so a test can check that audio passed through untouched.
  */
 
+import { apiError, base64Bytes, hashedAudio, hashedClientEvents, ScriptRegistry } from "./openai-sessions.mjs";
+
 const API_KEY = "sk-fake-openai-key";
 const MULAW_SILENCES = new Set([0xff, 0x7f]);
 
@@ -109,9 +111,8 @@ const DEFAULT_SCRIPT = {
   ignore_session_update: false,
 };
 
-/** Posted scripts, latest first, with how many sessions each has been used by. */
-/** @type {Array<{ script: Script, sessionsUsing: number }>} */
-const scripts = [];
+/** @type {ScriptRegistry<Script>} */
+const scripts = new ScriptRegistry();
 
 /**
  * @typedef {{ id: string, type: string, role?: string, audioBytes: number, call_id?: string, name?: string }} Item
@@ -152,9 +153,7 @@ async function postScript(request) {
   /** @type {Partial<Script>} */
   const body = await request.json();
   const script = { ...DEFAULT_SCRIPT, ...body };
-  const existing = scripts.findIndex((entry) => entry.script.match === script.match);
-  if (existing >= 0) scripts.splice(existing, 1);
-  scripts.unshift({ script, sessionsUsing: 0 });
+  scripts.post(script);
   return Response.json(script);
 }
 
@@ -163,13 +162,9 @@ async function listSessions(match) {
   const chosen = sessions.filter((session) => match === null || (session.instructions ?? "").includes(match));
   const listed = [];
   for (const session of chosen) {
-    const clientEvents = [];
-    for (const event of session.clientEvents) {
-      const payload = session.appendPayloads.get(event);
-      clientEvents.push(payload === undefined ? event : { ...event, sha256: await sha256Hex(payload) });
-    }
+    const clientEvents = await hashedClientEvents(session);
     const sentAudio = [];
-    for (const { item_id, payload } of session.sentAudio) sentAudio.push({ item_id, bytes: base64Bytes(payload).length, sha256: await sha256Hex(payload) });
+    for (const { item_id, payload } of session.sentAudio) sentAudio.push({ item_id, ...(await hashedAudio(payload)) });
     listed.push({
       id: session.id,
       model: session.model,
@@ -350,9 +345,8 @@ function toolProblem(tool, declared) {
 function chooseScript(/** @type {Session} */ session) {
   if (session.scriptEntry) return;
   const instructions = session.instructions ?? "";
-  const entry = scripts.find((candidate) => candidate.script.match !== null && instructions.includes(candidate.script.match)) ?? scripts.find((candidate) => candidate.script.match === null);
+  const entry = scripts.choose(instructions);
   if (!entry) return;
-  entry.sessionsUsing += 1;
   session.scriptEntry = entry;
   session.script = entry.script;
   const { drop_after_events: dropAfter, drop_sessions: dropSessions } = entry.script;
@@ -657,15 +651,6 @@ function sendError(session, message, code, clientEventId, param = null) {
   send(session, { type: "error", error });
 }
 
-/**
- * @param {number} status
- * @param {string} message
- * @param {string} type
- * @param {string | null} code
- */
-function apiError(status, message, type, code) {
-  return Response.json({ error: { message, type, param: null, code } }, { status });
-}
 
 /**
  * Deterministic, varied μ-law bytes for one delta of one response.
@@ -677,18 +662,4 @@ function mulawChunk(response, delta, size) {
   let binary = "";
   for (let i = 0; i < size; i += 1) binary += String.fromCharCode((response * 53 + delta * 29 + i * 7) & 0xff);
   return btoa(binary);
-}
-
-/** @param {string} base64 */
-function base64Bytes(base64) {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-/** @param {string} text */
-async function sha256Hex(text) {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
