@@ -980,11 +980,11 @@ class CallLifecycle implements CallCore {
   private async clear(): Promise<void> {
     if (this.record) await this.releaseSlot(this.record.params);
     this.releaseDriver();
-    await this.ctx.storage.deleteAlarm();
-    this.alarmAtMs = null;
     // deleteAll, not the call's own keys: it is what frees the object's storage (its SQLite database)
-    // for good, and there is one object per notification.
+    // for good, and there is one object per notification. Since compatibility date 2026-02-24 it
+    // deletes the alarm too.
     await this.ctx.storage.deleteAll();
+    this.alarmAtMs = null;
     this.record = null;
     this.pendingTurns = {};
   }

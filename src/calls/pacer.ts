@@ -21,9 +21,27 @@ const LIMIT = "limit";
 /** Waiting calls sort by due time, then by notification id (UUID v7: creation order). */
 const waitingKey = (dueAtMs: number, notificationId: string) => `${WAITING}${String(dueAtMs).padStart(15, "0")}:${notificationId}`;
 
+/** What a project's pacer stores, mirrored in memory. */
+interface Slots {
+  /** The project's max_concurrent_calls, as its last call asked. */
+  limit: number;
+  /** notificationId → until when its slot is held (the lease). */
+  holders: Map<string, number>;
+  /** waiting key (due order) → notificationId. */
+  waiting: Map<string, string>;
+}
+
 export class CallPacer extends DurableObject<Bindings> {
   /** The deployment's next free start; in memory, since an idle object has no recent start to space from. */
   private nextStartMs = 0;
+  /**
+   * The stored slots, read once in the object's life and written through on every change: the
+   * single writer never needs to list its storage again (a call's acquire and release cost a put
+   * and a delete, not lists of every holder).
+   */
+  private mirror: Slots | null = null;
+  /** The alarm as last set or read; undefined until read. */
+  private alarmAtMs: number | null | undefined;
 
   /**
    * A slot for the call of `notificationId`, due at `dueAtMs`: true when it holds one (now or
@@ -32,28 +50,31 @@ export class CallPacer extends DurableObject<Bindings> {
    */
   async acquire(notificationId: string, dueAtMs: number, limit: number, leaseMs: number): Promise<boolean> {
     const now = Date.now();
-    await this.ctx.storage.put(LIMIT, limit);
-    await this.reclaimExpired(now);
-    const holders = await this.ctx.storage.list<number>({ prefix: HOLDER });
-    const waiting = await this.ctx.storage.list<string>({ prefix: WAITING });
-    const own = [...waiting].find(([, id]) => id === notificationId)?.[0] ?? waitingKey(dueAtMs, notificationId);
-    const ahead = [...waiting.keys()].filter((key) => key < own).length;
-    if (holders.has(HOLDER + notificationId) || holders.size + ahead < limit) {
-      await this.ctx.storage.delete(own);
-      await this.hold(notificationId, now + leaseMs);
+    const slots = this.slots();
+    if (slots.limit !== limit) {
+      slots.limit = limit;
+      this.ctx.storage.kv.put(LIMIT, limit);
+    }
+    this.reclaimExpired(slots, now);
+    const own = waitingKeyOf(slots, notificationId) ?? waitingKey(dueAtMs, notificationId);
+    const ahead = [...slots.waiting.keys()].filter((key) => key < own).length;
+    if (slots.holders.has(notificationId) || slots.holders.size + ahead < limit) {
+      this.stopWaiting(slots, own);
+      await this.hold(slots, notificationId, now + leaseMs);
       return true;
     }
-    await this.ctx.storage.put(own, notificationId);
+    slots.waiting.set(own, notificationId);
+    this.ctx.storage.kv.put(own, notificationId);
     return false;
   }
 
   /** The call ended (or will not be placed): its slot, or its place in the line, goes to the next. */
   async release(notificationId: string): Promise<void> {
-    await this.ctx.storage.delete(HOLDER + notificationId);
-    const waiting = await this.ctx.storage.list<string>({ prefix: WAITING });
-    const own = [...waiting].find(([, id]) => id === notificationId)?.[0];
-    if (own) await this.ctx.storage.delete(own);
-    await this.grantFreedSlots();
+    const slots = this.slots();
+    if (slots.holders.delete(notificationId)) this.ctx.storage.kv.delete(HOLDER + notificationId);
+    const own = waitingKeyOf(slots, notificationId);
+    if (own !== undefined) this.stopWaiting(slots, own);
+    await this.grantFreedSlots(slots);
   }
 
   /** When the deployment may start its next call: now, or the next free start a second allows. */
@@ -65,33 +86,60 @@ export class CallPacer extends DurableObject<Bindings> {
 
   /** Reclaims slots whose calls vanished (their leases ran out) and hands them on. */
   override async alarm(): Promise<void> {
-    await this.reclaimExpired(Date.now());
-    await this.grantFreedSlots();
+    // A fired alarm is no longer set.
+    this.alarmAtMs = null;
+    const slots = this.slots();
+    this.reclaimExpired(slots, Date.now());
+    await this.grantFreedSlots(slots);
+    const earliest = Math.min(...slots.holders.values());
+    if (Number.isFinite(earliest)) await this.alarmBy(earliest);
   }
 
-  private async hold(notificationId: string, leaseUntilMs: number): Promise<void> {
-    await this.ctx.storage.put(HOLDER + notificationId, leaseUntilMs);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || leaseUntilMs < current) await this.ctx.storage.setAlarm(leaseUntilMs);
+  private slots(): Slots {
+    if (this.mirror) return this.mirror;
+    const kv = this.ctx.storage.kv;
+    this.mirror = {
+      limit: kv.get<number>(LIMIT) ?? 0,
+      holders: new Map([...kv.list<number>({ prefix: HOLDER })].map(([key, leaseUntilMs]) => [key.slice(HOLDER.length), leaseUntilMs])),
+      waiting: new Map(kv.list<string>({ prefix: WAITING })),
+    };
+    return this.mirror;
   }
 
-  private async reclaimExpired(now: number): Promise<void> {
-    const holders = await this.ctx.storage.list<number>({ prefix: HOLDER });
-    const expired = [...holders].filter(([, leaseUntilMs]) => leaseUntilMs <= now).map(([key]) => key);
-    if (expired.length > 0) await this.ctx.storage.delete(expired);
-    const remaining = [...holders.values()].filter((leaseUntilMs) => leaseUntilMs > now);
-    if (remaining.length > 0) await this.ctx.storage.setAlarm(Math.min(...remaining));
+  private async hold(slots: Slots, notificationId: string, leaseUntilMs: number): Promise<void> {
+    slots.holders.set(notificationId, leaseUntilMs);
+    this.ctx.storage.kv.put(HOLDER + notificationId, leaseUntilMs);
+    await this.alarmBy(leaseUntilMs);
+  }
+
+  private stopWaiting(slots: Slots, key: string): void {
+    if (slots.waiting.delete(key)) this.ctx.storage.kv.delete(key);
+  }
+
+  /** The alarm fires by `atMs`: set only when there is none or it is later (a write a lease, at most). */
+  private async alarmBy(atMs: number): Promise<void> {
+    if (this.alarmAtMs === undefined) this.alarmAtMs = await this.ctx.storage.getAlarm();
+    if (this.alarmAtMs !== null && this.alarmAtMs <= atMs) return;
+    await this.ctx.storage.setAlarm(atMs);
+    this.alarmAtMs = atMs;
+  }
+
+  private reclaimExpired(slots: Slots, now: number): void {
+    for (const [notificationId, leaseUntilMs] of slots.holders) {
+      if (leaseUntilMs > now) continue;
+      slots.holders.delete(notificationId);
+      this.ctx.storage.kv.delete(HOLDER + notificationId);
+    }
   }
 
   /** Gives free slots to the calls waiting longest, in due order, and tells their call objects. */
-  private async grantFreedSlots(): Promise<void> {
-    const limit = (await this.ctx.storage.get<number>(LIMIT)) ?? 0;
-    const holders = await this.ctx.storage.list<number>({ prefix: HOLDER });
-    const waiting = [...(await this.ctx.storage.list<string>({ prefix: WAITING }))].slice(0, Math.max(0, limit - holders.size));
-    for (const [key, notificationId] of waiting) {
-      await this.ctx.storage.delete(key);
+  private async grantFreedSlots(slots: Slots): Promise<void> {
+    const free = Math.max(0, slots.limit - slots.holders.size);
+    const next = [...slots.waiting].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, free);
+    for (const [key, notificationId] of next) {
+      this.stopWaiting(slots, key);
       // Held until the call object takes it (its own lease comes with its acquire) or a minute passes.
-      await this.hold(notificationId, Date.now() + 60_000);
+      await this.hold(slots, notificationId, Date.now() + 60_000);
       const callObject = this.env.CALL_SESSION.get(this.env.CALL_SESSION.idFromName(notificationId));
       // Not awaited: the call that freed the slot does not wait for the next one to be placed. A call
       // object that cannot be told asks again at its own alarm; the short lease frees the slot meanwhile.
@@ -99,3 +147,5 @@ export class CallPacer extends DurableObject<Bindings> {
     }
   }
 }
+
+const waitingKeyOf = (slots: Slots, notificationId: string) => [...slots.waiting].find(([, id]) => id === notificationId)?.[0];
