@@ -56,7 +56,11 @@ export interface CreateCallInput {
   timeLimitSeconds: number;
 }
 
-const STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"] as const;
+/**
+ * The status callbacks asked for. Not "initiated": it says nothing a call does not already know
+ * (queued and initiated rank alike), and every callback is a request the Worker pays for.
+ */
+const STATUS_CALLBACK_EVENTS = ["ringing", "answered", "completed"] as const;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export class TwilioClient {

@@ -188,7 +188,6 @@ describe("calls that never connect", () => {
   ])("Twilio reports %s: the notification ends that way with only call.ended", async (twilioStatus, extra, expected) => {
     const call = await placeLiveCall({});
     const twilioCall = await twilioCallFor(call.notificationId);
-    expect((await reportCallStatus(twilioCall, "initiated")).status).toBe(204);
     expect((await reportCallStatus(twilioCall, "ringing")).status).toBe(204);
     expect(await getNotification(call)).toMatchObject({ status: "in_progress", call_status: "ringing" });
     expect((await reportCallStatus(twilioCall, twilioStatus, extra)).status).toBe(204);

@@ -45,7 +45,7 @@ describe("TwilioClient against the fake Twilio", () => {
       Twiml: "<Response><Hangup/></Response>",
       StatusCallback: "https://echo.test/twilio/status/n1",
       StatusCallbackMethod: "POST",
-      StatusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
+      StatusCallbackEvent: ["ringing", "answered", "completed"],
       Timeout: "30",
       TimeLimit: "300",
       // Asynchronous: the TwiML runs at the answer, the verdict is posted to its own callback once
