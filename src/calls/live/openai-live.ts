@@ -144,6 +144,12 @@ class OpenAILiveEngine implements VoiceEngine {
   /** The agent's turn: its audio goes out as one item, its transcript as one `agent_transcript`. */
   private agentTurn: OpenTurn | null = null;
   private callerTurn: OpenTurn | null = null;
+  /**
+   * The caller's turn that the first audio of the agent's reply ended, reported once that audio is
+   * out: the report stores a turn, and storing it in the same tick would hold the frame back.
+   * Any other event reports it first (see `connect`), so the order stays as spoken.
+   */
+  private endedCallerTurn: { turn: OpenTurn; timer: ReturnType<typeof setTimeout> } | null = null;
   private agentTurns = 0;
   private readonly sessionTag = crypto.randomUUID().slice(0, 8);
   private readonly usage: EngineUsage = { sessionSeconds: 0, inputTextTokens: 0, inputAudioTokens: 0, cachedInputTextTokens: 0, cachedInputAudioTokens: 0, outputTextTokens: 0, outputAudioTokens: 0 };
@@ -157,7 +163,11 @@ class OpenAILiveEngine implements VoiceEngine {
   async connect(session: EngineSessionConfig, onEvent: (event: EngineEvent) => void): Promise<void> {
     if (this.state !== "new") throw new Error("A GPT-Live engine connects once; create a new one to reconnect");
     this.state = "connecting";
-    this.onEvent = onEvent;
+    // Whatever is reported after a caller's turn ended by the agent's audio comes after that turn.
+    this.onEvent = (event) => {
+      if (event.type !== "agent_audio") this.reportEndedCallerTurn();
+      onEvent(event);
+    };
     this.tools = new Set(session.tools);
     this.resuming = session.history.length > 0;
     const timer = setTimeout(() => this.connectAbort.abort(new Error(`GPT-Live did not start the session within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
@@ -213,6 +223,7 @@ class OpenAILiveEngine implements VoiceEngine {
   }
 
   close(): void {
+    this.reportEndedCallerTurn();
     switch (this.state) {
       case "new":
         this.state = "closed";
@@ -303,7 +314,12 @@ class OpenAILiveEngine implements VoiceEngine {
 
   /** The agent's turn under way, or a new one: the model started speaking, so the caller's turn is over. */
   private openAgentTurn(): OpenTurn {
-    this.endCallerTurn();
+    const callerTurn = this.callerTurn;
+    if (callerTurn) {
+      callerTurn.stop();
+      this.callerTurn = null;
+      this.endedCallerTurn = { turn: callerTurn, timer: setTimeout(() => this.reportEndedCallerTurn(), 0) };
+    }
     if (this.agentTurn) {
       this.agentTurn.fragment();
       return this.agentTurn;
@@ -337,6 +353,18 @@ class OpenAILiveEngine implements VoiceEngine {
     if (!turn) return;
     turn.stop();
     this.callerTurn = null;
+    this.reportCallerTurn(turn);
+  }
+
+  private reportEndedCallerTurn(): void {
+    const ended = this.endedCallerTurn;
+    if (!ended) return;
+    clearTimeout(ended.timer);
+    this.endedCallerTurn = null;
+    this.reportCallerTurn(ended.turn);
+  }
+
+  private reportCallerTurn(turn: OpenTurn): void {
     const text = turn.text.trim();
     if (text) this.onEvent({ type: "caller_transcript", itemId: turn.itemId, text });
   }
@@ -413,6 +441,7 @@ class OpenAILiveEngine implements VoiceEngine {
   /** The session is over: what was said so far is reported, then `closed`, once. */
   private finish(error: string | null): void {
     if (this.state === "closed") return;
+    this.reportEndedCallerTurn();
     if (this.closeTimer) clearTimeout(this.closeTimer);
     const wasOpen = this.state === "open";
     this.state = "closed";

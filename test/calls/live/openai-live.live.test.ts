@@ -202,8 +202,13 @@ describe("GPT-Live engine", () => {
     ]);
     const [greeting, reply] = ofType(events, "agent_transcript");
     expect(greeting!.itemId).not.toBe(reply!.itemId);
-    // The reply's audio came after the caller's turn was reported.
+    // The reply's first audio ended the caller's turn, which is reported once that audio is out (not
+    // in the same tick: storing the turn there would hold the frame back) and before anything else.
     const callerAt = events.findIndex((event) => event.type === "caller_transcript");
+    const replyStartsAt = events.findIndex((event) => event.type === "agent_audio" && event.itemId === reply!.itemId);
+    expect(replyStartsAt).toBeGreaterThan(events.findIndex((event) => event.type === "caller_started_speaking"));
+    expect(replyStartsAt).toBeLessThan(callerAt);
+    expect(events.slice(replyStartsAt, callerAt).every((event) => event.type === "agent_audio" && event.itemId === reply!.itemId)).toBe(true);
     expect(events.slice(callerAt).filter((event) => event.type === "agent_audio").every((event) => event.itemId === reply!.itemId)).toBe(true);
     engine.close();
   });
