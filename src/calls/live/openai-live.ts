@@ -147,7 +147,8 @@ class OpenAILiveEngine implements VoiceEngine {
   /**
    * The caller's turn that the first audio of the agent's reply ended, reported once that audio is
    * out: the report stores a turn, and storing it in the same tick would hold the frame back.
-   * Any other event reports it first (see `connect`), so the order stays as spoken.
+   * Any other event reports it first (see `connect`; the session's end always reports `closed`), so
+   * the order stays as spoken.
    */
   private endedCallerTurn: { turn: OpenTurn; timer: ReturnType<typeof setTimeout> } | null = null;
   private agentTurns = 0;
@@ -223,7 +224,6 @@ class OpenAILiveEngine implements VoiceEngine {
   }
 
   close(): void {
-    this.reportEndedCallerTurn();
     switch (this.state) {
       case "new":
         this.state = "closed";
@@ -441,7 +441,6 @@ class OpenAILiveEngine implements VoiceEngine {
   /** The session is over: what was said so far is reported, then `closed`, once. */
   private finish(error: string | null): void {
     if (this.state === "closed") return;
-    this.reportEndedCallerTurn();
     if (this.closeTimer) clearTimeout(this.closeTimer);
     const wasOpen = this.state === "open";
     this.state = "closed";
