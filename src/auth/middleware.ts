@@ -1,6 +1,7 @@
 import { and, eq, isNull, lt, or } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, AuthContext } from "../context";
+import { prepared, runStatement } from "../db/prepared";
 import { apiKeys, businesses, projects, users } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso } from "../lib/ids";
@@ -18,15 +19,18 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
 /** `last_used_at` is accurate to this much, so a busy key costs a D1 write a minute, not one a request. */
 const LAST_USED_PRECISION_MS = 60_000;
 
-async function authenticateApiKey({ db }: AppEnv["Variables"], waitUntil: (work: Promise<unknown>) => void, key: string): Promise<AuthContext> {
-  if (!API_KEY_PATTERN.test(key.trim())) throw new ApiError("invalid_api_key", "Invalid API key");
-  const keyHash = await hashApiKey(key.trim());
-  const [row] = await db
+const activeApiKeyRead = prepared(["keyHash"], (db, p) =>
+  db
     .select({ id: apiKeys.id, lastUsedAt: apiKeys.lastUsedAt, projectId: apiKeys.projectId, businessId: projects.businessId })
     .from(apiKeys)
     .innerJoin(projects, eq(projects.id, apiKeys.projectId))
-    .where(and(eq(apiKeys.keyHash, keyHash), eq(apiKeys.status, "active")))
-    .limit(1);
+    .where(and(eq(apiKeys.keyHash, p.keyHash), eq(apiKeys.status, "active")))
+    .limit(1),
+);
+
+async function authenticateApiKey({ db }: AppEnv["Variables"], waitUntil: (work: Promise<unknown>) => void, key: string): Promise<AuthContext> {
+  if (!API_KEY_PATTERN.test(key.trim())) throw new ApiError("invalid_api_key", "Invalid API key");
+  const [row] = await runStatement(activeApiKeyRead.bind(db, { keyHash: await hashApiKey(key.trim()) }));
   if (!row) throw new ApiError("invalid_api_key", "Invalid or revoked API key");
   const staleBefore = new Date(Date.now() - LAST_USED_PRECISION_MS).toISOString();
   if (row.lastUsedAt === null || row.lastUsedAt < staleBefore) {

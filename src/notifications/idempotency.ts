@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
-import { and, eq, gt, lte } from "drizzle-orm";
+import { and, eq, gt, lte, sql, type Placeholder } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { prepared, preparedInsert, runBatch, runStatement } from "../db/prepared";
 import { idempotencyKeys } from "../db/schema";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../lib/crypto";
@@ -37,6 +38,14 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+const isKey = (p: Record<"projectId" | "key", Placeholder>) => and(eq(idempotencyKeys.projectId, p.projectId), eq(idempotencyKeys.key, p.key));
+/** An expired key is forgotten before it is looked up, so it can be used again. */
+const expiredKeyDelete = prepared(["projectId", "key", "now"], (db, p) => db.delete(idempotencyKeys).where(and(isKey(p), lte(idempotencyKeys.expiresAt, p.now))));
+const unexpiredKeyRead = prepared(["projectId", "key", "now"], (db, p) => db.select().from(idempotencyKeys).where(and(isKey(p), gt(idempotencyKeys.expiresAt, p.now))).limit(1));
+const keyInsert = preparedInsert(idempotencyKeys, (db, row) => db.insert(idempotencyKeys).values(row));
+const responseUpdate = prepared(["projectId", "key", "responseBody"], (db, p) => db.update(idempotencyKeys).set({ responseBody: sql`${p.responseBody}` }).where(isKey(p)));
+const keyDelete = prepared(["projectId", "key"], (db, p) => db.delete(idempotencyKeys).where(isKey(p)));
+
 /** One request's key: what it was sent with, and the statements that record, replace or release it. */
 export class IdempotentRequest<Response> {
   private constructor(
@@ -52,7 +61,7 @@ export class IdempotentRequest<Response> {
 
   /** The first response to this key, or null when it is new (an expired key is forgotten first). */
   async replay(): Promise<Response | null> {
-    const [, [row]] = await this.db.batch(this.replayStatements());
+    const [, [row]] = await runBatch(this.db, this.replayStatements());
     return this.replayOf(row);
   }
 
@@ -61,19 +70,19 @@ export class IdempotentRequest<Response> {
    * one's rows go to `replayOf`.
    */
   replayStatements() {
-    return [this.db.delete(idempotencyKeys).where(and(this.isKey(), lte(idempotencyKeys.expiresAt, nowIso()))), this.unexpired()] as const;
+    return [expiredKeyDelete.bind(this.db, this.lookup()), this.unexpired()] as const;
   }
 
   /** After a failed insert: the response a racing request with the same key stored, if that is why. */
   async storedReplay(): Promise<Response | null> {
-    const [row] = await this.unexpired();
+    const [row] = await runStatement(this.unexpired());
     return this.replayOf(row);
   }
 
   /** Records the key with its response; in the notification's own batch, so two racing requests make one call. */
   record(notificationId: string, response: Response, now: string) {
     const expiresAt = new Date(Date.parse(now) + IDEMPOTENCY_TTL_MS).toISOString();
-    return this.db.insert(idempotencyKeys).values({
+    return keyInsert.bind(this.db, {
       projectId: this.projectId,
       key: this.key,
       requestHash: this.requestHash,
@@ -86,24 +95,21 @@ export class IdempotentRequest<Response> {
   }
 
   /** What a replay answers from now on. */
-  replaceResponse(response: Response) {
-    return this.db
-      .update(idempotencyKeys)
-      .set({ responseBody: JSON.stringify(response) })
-      .where(this.isKey());
+  async replaceResponse(response: Response): Promise<void> {
+    await runStatement(responseUpdate.bind(this.db, { projectId: this.projectId, key: this.key, responseBody: JSON.stringify(response) }));
   }
 
   /** Frees the key, so a retry with it places a new call. */
-  release() {
-    return this.db.delete(idempotencyKeys).where(this.isKey());
-  }
-
-  private isKey() {
-    return and(eq(idempotencyKeys.projectId, this.projectId), eq(idempotencyKeys.key, this.key));
+  async release(): Promise<void> {
+    await runStatement(keyDelete.bind(this.db, { projectId: this.projectId, key: this.key }));
   }
 
   private unexpired() {
-    return this.db.select().from(idempotencyKeys).where(and(this.isKey(), gt(idempotencyKeys.expiresAt, nowIso()))).limit(1);
+    return unexpiredKeyRead.bind(this.db, this.lookup());
+  }
+
+  private lookup() {
+    return { projectId: this.projectId, key: this.key, now: nowIso() };
   }
 
   /** The stored response of a row `replayStatements` read (null: none), or a 409 when the body differs. */

@@ -6,6 +6,7 @@ import { firstReconcileAt } from "../calls/reconcile";
 import { llmScript, openingLine, promptValues, renderScript, screenerReply, withDisclosure, type ScriptTemplate } from "../calls/prompt";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
+import { prepared, runBatch } from "../db/prepared";
 import { agents, blockedNumbers, businesses, customerPhones, customers, notifications, projects } from "../db/schema";
 import { ApiError } from "../errors";
 import { newCallId, nowIso, randomHex, uuidv7 } from "../lib/ids";
@@ -90,14 +91,12 @@ function callingWindowOf(projectHours: CallingHours | null, simulated: boolean, 
 }
 
 /**
- * The reads a plan is made from, as statements for one `db.batch` (the caller may add its own to the
- * same round trip): the customer with its primary phone and whether that phone is blocked in the
- * project, the business with the project's settings, and the agent if one is asked for.
+ * The customer with its primary phone and whether that phone is blocked in the project. Column names
+ * repeat across these tables (id, status…) and a batch's rows come back keyed by name, so each
+ * column is selected once, under a name of its own where it would collide.
  */
-export function planReads(db: Database, auth: AuthContext, body: NotificationRequest) {
-  // Column names repeat across these tables (id, status…) and a batch's rows come back keyed by
-  // name, so each column is selected once, under a name of its own where it would collide.
-  const customer = db
+const customerRead = prepared(["customerId", "projectId"], (db, p) =>
+  db
     .select({
       id: customers.id,
       firstName: customers.firstName,
@@ -112,9 +111,13 @@ export function planReads(db: Database, auth: AuthContext, body: NotificationReq
     .from(customers)
     .leftJoin(customerPhones, and(eq(customerPhones.customerId, customers.id), eq(customerPhones.isPrimary, true)))
     .leftJoin(blockedNumbers, and(eq(blockedNumbers.projectId, customers.projectId), eq(blockedNumbers.phone, customerPhones.value)))
-    .where(and(eq(customers.id, body.customer_id), eq(customers.projectId, auth.projectId)))
-    .limit(1);
-  const settings = db
+    .where(and(eq(customers.id, p.customerId), eq(customers.projectId, p.projectId)))
+    .limit(1),
+);
+
+/** The business with the project's settings. */
+const settingsRead = prepared(["businessId", "projectId"], (db, p) =>
+  db
     .select({
       name: businesses.name,
       summary: businesses.summary,
@@ -124,23 +127,38 @@ export function planReads(db: Database, auth: AuthContext, body: NotificationReq
       defaultEngine: projects.defaultEngine,
     })
     .from(businesses)
-    .leftJoin(projects, eq(projects.id, auth.projectId))
-    .where(eq(businesses.id, auth.businessId))
-    .limit(1);
-  // Agents are the business's; with no agent asked for, a statement that finds none keeps the shape.
-  const agent = db
+    .leftJoin(projects, eq(projects.id, p.projectId))
+    .where(eq(businesses.id, p.businessId))
+    .limit(1),
+);
+
+/** The agent, if it is the business's. */
+const agentRead = prepared(["agentId", "businessId"], (db, p) =>
+  db
     .select()
     .from(agents)
-    .where(and(eq(agents.id, body.agent_id ?? ""), eq(agents.businessId, auth.businessId)))
-    .limit(1);
-  return [customer, settings, agent] as const;
+    .where(and(eq(agents.id, p.agentId), eq(agents.businessId, p.businessId)))
+    .limit(1),
+);
+
+/**
+ * The reads a plan is made from, as statements for one `runBatch` (the caller may add its own to the
+ * same round trip): the customer, the business with the project's settings, and the agent.
+ */
+export function planReads(db: Database, auth: AuthContext, body: NotificationRequest) {
+  return [
+    customerRead.bind(db, { customerId: body.customer_id, projectId: auth.projectId }),
+    settingsRead.bind(db, { businessId: auth.businessId, projectId: auth.projectId }),
+    // With no agent asked for, a statement that finds none keeps the shape.
+    agentRead.bind(db, { agentId: body.agent_id ?? "", businessId: auth.businessId }),
+  ] as const;
 }
 
-export type PlanReadResults = readonly [Awaited<ReturnType<typeof planReads>[0]>, Awaited<ReturnType<typeof planReads>[1]>, Awaited<ReturnType<typeof planReads>[2]>];
+export type PlanReadResults = Awaited<ReturnType<typeof runBatch<ReturnType<typeof planReads>>>>;
 
 /** Every check that refuses a notification, in the documented order; nothing is written here. */
 export async function planCall(db: Database, auth: AuthContext, body: NotificationRequest, simulated: boolean): Promise<CallPlan> {
-  return planFrom(await db.batch(planReads(db, auth, body)), body, simulated);
+  return planFrom(await runBatch(db, planReads(db, auth, body)), body, simulated);
 }
 
 /** The plan from what `planReads` read: the checks refuse in the documented order. */

@@ -4,6 +4,7 @@ import { callTargetOf, NOTIFICATION_STATUSES, OPEN_NOTIFICATION_STATUSES } from 
 import { batchCounts, completeBatchIfDone } from "../calls/call-end";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
+import { oneOff, runBatch } from "../db/prepared";
 import { agents, batches, customers, notifications } from "../db/schema";
 import { ApiError } from "../errors";
 import { nowIso, uuidv7 } from "../lib/ids";
@@ -192,7 +193,7 @@ export const batchRoutes = createRouter()
     const batchRow = db.insert(batches).values({ id: batchId, projectId: auth.projectId, total: items.length, accepted: rows.length, rejected: errors.length, completedAt: null, createdAt: now, updatedAt: now });
     // The batch and its key first (a racing request with the same key replays), then its notifications.
     try {
-      await db.batch(idempotency ? [batchRow, idempotency.record(batchId, response, now)] : [batchRow]);
+      await runBatch(db, idempotency ? [oneOff(db, batchRow), idempotency.record(batchId, response, now)] : [oneOff(db, batchRow)]);
     } catch (error) {
       const stored = await idempotency?.storedReplay();
       if (!stored) throw error;

@@ -5,6 +5,7 @@ import { TOKEN_KINDS, type TokenKind } from "../calls/usage";
 import { RECORDING_CONTENT_TYPE } from "../calls/recording";
 import type { AuthContext } from "../context";
 import type { Database } from "../db/client";
+import { preparedInsert, runBatch } from "../db/prepared";
 import { notifications } from "../db/schema";
 import { ApiError } from "../errors";
 import { apiKeySecurity, createRouter, ErrorSchema, errorResponses, IdParam, jsonBody, jsonContent } from "../lib/openapi";
@@ -288,6 +289,8 @@ function byteRange(header: string | undefined, size: number): { offset: number; 
   return { offset, length: last - offset + 1 };
 }
 
+const notificationInsert = preparedInsert(notifications, (db, row) => db.insert(notifications).values(row));
+
 export const notificationRoutes = createRouter()
   .openapi(createRouteDef, async (c) => {
     const { auth, db, config } = c.var;
@@ -299,22 +302,21 @@ export const notificationRoutes = createRouter()
     const reads = planReads(db, auth, body);
     let planned: PlanReadResults;
     if (idempotency) {
-      const [, [stored], ...rest] = await db.batch([...idempotency.replayStatements(), ...reads]);
+      const [, [stored], ...rest] = await runBatch(db, [...idempotency.replayStatements(), ...reads]);
       const replay = idempotency.replayOf(stored);
       if (replay) {
         c.header("Idempotent-Replayed", "true");
         return c.json(replay, 201);
       }
       planned = rest;
-    } else planned = await db.batch(reads);
+    } else planned = await runBatch(db, reads);
 
     const plan = planFrom(planned, body, !config.live);
     const row = newNotification(auth, body, plan, !config.live);
     const response: CreatedNotification = { notification: notificationBody(row), call: { callId: row.callId, status: "queued" } };
-    const insert = db.insert(notifications).values(row);
+    const insert = notificationInsert.bind(db, row);
     try {
-      if (idempotency) await db.batch([insert, idempotency.record(row.id, response, row.createdAt)]);
-      else await insert;
+      await runBatch(db, idempotency ? [insert, idempotency.record(row.id, response, row.createdAt)] : [insert]);
     } catch (error) {
       // Two racing requests with one key make one notification; the loser replays the winner's response.
       const stored = await idempotency?.storedReplay();

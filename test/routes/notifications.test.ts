@@ -90,6 +90,20 @@ describe("POST /api/v1/notifications", () => {
     expect(fromRequest.body.notification.max_duration_seconds).toBe(45);
   });
 
+  it("stores what it has not got yet as NULL, not as the JSON text null", async () => {
+    const account = await signup();
+    const customer = await createCustomer(account, quickstartCustomer());
+    const scheduledAt = new Date(Date.now() + 24 * 3600_000).toISOString();
+    const res = await api("POST", "/api/v1/notifications", { key: account.key, body: { customer_id: customer.id, message: "Your appointment is on Monday.", scheduled_at: scheduledAt } });
+    expect(res.status).toBe(201);
+    const stored = await env.DB.prepare(
+      "SELECT typeof(output_schema) AS output_schema, typeof(call_result) AS call_result, typeof(retry) AS retry, typeof(usage) AS usage, typeof(variables) AS variables, collect_feedback FROM notifications WHERE id = ?",
+    )
+      .bind(res.body.notification.id)
+      .first();
+    expect(stored).toEqual({ output_schema: "null", call_result: "null", retry: "null", usage: "null", variables: "text", collect_feedback: 0 });
+  });
+
   describe("the LLM path", () => {
     it("calls with the message and, with collect_feedback, stores the person's answer", async () => {
       const account = await signup();
