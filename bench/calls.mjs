@@ -304,14 +304,14 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 
   const recordingComparison = compareRecording(results);
   if (recordingComparison) console.log(`\n${recordingComparison.markdown}\n`);
-  const summary = targetMode === "reference" ? null : summarizeRun(results, { sizes, engines, direct });
+  const summary = targetMode === "reference" ? null : summarizeRun(results, { sizes, engines, direct, floorDurable: Boolean(options["floor-durable"]) });
   if (summary) console.log(`\n${summary.markdown}\n`);
   // With the floor beside it, the run is judged on issue 13's targets (ratios to the floor, frames
   // lost, greeting overhead); each round's absolute targets are shown in its own table.
   const passed = results.every((result) => result.wrangler_reloads === 0) && (summary ? summary.passed : results.every((result) => result.passed));
   const output = {
     suite: "calls",
-    target: targetMode + (direct ? ", --direct" : ""),
+    target: targetMode + (direct ? ", --direct" : "") + (options["floor-durable"] ? ", --floor-durable" : ""),
     generated_at: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, node: process.versions.node, platform: `${os.platform()} ${os.release()}` },
     config: { engines, rounds: repeats, floor_direct_round: floorDirect, call_seconds: seconds, model_latency_ms: modelLatencyMs, agent_audio_speed: agentSpeed, agent_delta_ms: agentFrameMs, script_jitter_ms: jitterMs, frame_ms: FRAME_MS, caller_speech_ms: CALLER_SPEECH, agent_responses_ms: AGENT_RESPONSES.map((response) => response.durationMs), targets: TARGETS, floor_ratio_targets: FLOOR_RATIOS },
@@ -427,9 +427,9 @@ const best = (values) => {
  * of the floor, the ratio ours ÷ floor (of the medians, and of the bests) against issue 13's
  * targets, the floor measured direct beside the proxied one, and the harness's own loop delays.
  * @param {ReturnType<typeof summarizeRound>[]} results
- * @param {{ sizes: number[]; engines: string[]; direct: boolean }} input
+ * @param {{ sizes: number[]; engines: string[]; direct: boolean; floorDurable: boolean }} input
  */
-function summarizeRun(results, { sizes, engines, direct }) {
+function summarizeRun(results, { sizes, engines, direct, floorDurable }) {
   /** @type {{ key: string; label: string; get: (r: ReturnType<typeof summarizeRound>) => number | null; ratio?: number; absolute?: number; digits?: number }[]} */
   const metrics = [
     { key: "relay_up_p99", label: "relay Twilio → model p99 (ms)", get: (r) => r.relay_twilio_to_model_ms.p99, ratio: FLOOR_RATIOS.relayP99 },
@@ -491,7 +491,7 @@ function summarizeRun(results, { sizes, engines, direct }) {
     }
   }
   const table = markdownTable(["N", "engine", "metric", "ours median / best", "floor median / best", direct ? "" : "floor direct", "ratio median (best)", "target", "result"], lines);
-  const header = `## Summary: ours against the floor${direct ? " (both direct: Twilio skips wrangler's dev proxy)" : ""}, same run, rounds interleaved\n\nMedian and best over the rounds; ratio = ours ÷ floor of the medians (of the bests in parentheses). Ratio targets are judged at 10 and 50 calls (1 call in parentheses).${direct ? "" : " \"floor direct\": one round of the floor with Twilio connected to its workerd itself, skipping wrangler's dev proxy."}`;
+  const header = `## Summary: ours against the floor${floorDurable ? " with a durable record per call (--floor-durable)" : ""}${direct ? " (both direct: Twilio skips wrangler's dev proxy)" : ""}, same run, rounds interleaved\n\nMedian and best over the rounds; ratio = ours ÷ floor of the medians (of the bests in parentheses). Ratio targets are judged at 10 and 50 calls (1 call in parentheses).${direct ? "" : " \"floor direct\": one round of the floor with Twilio connected to its workerd itself, skipping wrangler's dev proxy."}`;
   return { rows, passed, markdown: `${header}\n\n${table}` };
 }
 
@@ -842,24 +842,26 @@ async function referenceTarget({ twilioPort, openaiPort, onCleanup, log }) {
 }
 
 /**
- * @param {{ root: string; benchDir: string; runDir: string; twilioPort: number; openaiPort: number; onCleanup: (cleanup: () => Promise<void> | void) => void; onExitKill: (kill: () => void) => void; log: (line: string) => void }} input
+ * @param {{ root: string; benchDir: string; runDir: string; options: Record<string, string>; twilioPort: number; openaiPort: number; onCleanup: (cleanup: () => Promise<void> | void) => void; onExitKill: (kill: () => void) => void; log: (line: string) => void }} input
  * @returns {Promise<CallTarget>}
  */
-async function floorTarget({ root, benchDir, runDir, twilioPort, openaiPort, onCleanup, onExitKill, log }) {
+async function floorTarget({ root, benchDir, runDir, options, twilioPort, openaiPort, onCleanup, onExitKill, log }) {
+  // --floor-durable: the floor also stores a record per call and deletes its object's storage at the end.
+  const durable = Boolean(options["floor-durable"]);
   const dev = await startDevServer({
     root,
     runDir,
     config: join(benchDir, "floor", "wrangler.toml"),
     expectName: "echo-bench-floor",
     log,
-    vars: { OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: `http://127.0.0.1:${openaiPort}/v1` },
+    vars: { OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: `http://127.0.0.1:${openaiPort}/v1`, ...(durable ? { FLOOR_DURABLE: "1" } : {}) },
     onCleanup,
     onExitKill,
   });
   log(`floor Worker ready at ${dev.baseUrl}`);
   const wsBase = dev.baseUrl.replace(/^http/, "ws");
   return {
-    name: "floor Worker (wrangler dev, minimal relay)",
+    name: `floor Worker (wrangler dev, minimal relay${durable ? ", a durable record per call" : ""})`,
     async prepare() {},
     async place(rec) {
       try {

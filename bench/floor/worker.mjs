@@ -1,7 +1,7 @@
 // @ts-check
 // The smallest Worker that does what a live call's audio path does — Twilio Media Stream in, one
 // Durable Object per call, an OpenAI Realtime socket out, frames relayed untouched both ways, a
-// mark every 100 ms of agent audio and at the end of a response (as ours), clear + truncate on barge-in — and nothing else (no storage, no D1, no
+// mark every 100 ms of agent audio and at the end of a response (as ours), clear + truncate on barge-in — and nothing else (no storage unless FLOOR_DURABLE, no D1, no
 // status handling). Measured with the same harness, it is the floor that workerd under
 // `wrangler dev` sets on this machine.
 //
@@ -26,14 +26,19 @@ export default {
 };
 
 export class Relay {
-  /** @param {DurableObjectState} _state @param {{ OPENAI_BASE_URL: string; OPENAI_API_KEY: string }} env */
-  constructor(_state, env) {
+  /** @param {DurableObjectState} state @param {{ OPENAI_BASE_URL: string; OPENAI_API_KEY: string; FLOOR_DURABLE?: string }} env */
+  constructor(state, env) {
+    this.state = state;
     this.env = env;
   }
 
   /** @param {Request} request */
   async fetch(request) {
     const key = new URL(request.url).pathname.split("/").pop();
+    // FLOOR_DURABLE=1 (`bench calls --floor-durable`): the least a call that must survive its object's
+    // restart stores — a record written before the stream is accepted, the object's storage deleted
+    // once the stream has closed.
+    if (this.env.FLOOR_DURABLE === "1") await this.state.storage.put("call", { key, startedAt: Date.now() });
     if (new URL(request.url).pathname.includes("/openai-live/")) return this.live(/** @type {string} */ (key));
     const pair = new WebSocketPair();
     const twilio = pair[1];
@@ -127,7 +132,10 @@ export class Relay {
         twilio.close(1000);
       }
     });
-    twilio.addEventListener("close", () => model?.close(1000));
+    twilio.addEventListener("close", () => {
+      model?.close(1000);
+      this.ended();
+    });
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
@@ -263,7 +271,13 @@ export class Relay {
     twilio.addEventListener("close", () => {
       if (timer) clearTimeout(timer);
       model?.close(1000);
+      this.ended();
     });
     return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** FLOOR_DURABLE: the call's storage is deleted with it. */
+  ended() {
+    if (this.env.FLOOR_DURABLE === "1") this.state.storage.deleteAll().catch((error) => console.error("floor: deleteAll failed", error));
   }
 }
