@@ -27,7 +27,7 @@ interface Slots {
   limit: number;
   /** notificationId → until when its slot is held (the lease). */
   holders: Map<string, number>;
-  /** waiting key (due order) → notificationId. */
+  /** notificationId → its stored waiting key (which sorts in due order). */
   waiting: Map<string, string>;
 }
 
@@ -56,14 +56,14 @@ export class CallPacer extends DurableObject<Bindings> {
       this.ctx.storage.kv.put(LIMIT, limit);
     }
     this.reclaimExpired(slots, now);
-    const own = waitingKeyOf(slots, notificationId) ?? waitingKey(dueAtMs, notificationId);
-    const ahead = [...slots.waiting.keys()].filter((key) => key < own).length;
+    const own = slots.waiting.get(notificationId) ?? waitingKey(dueAtMs, notificationId);
+    const ahead = [...slots.waiting.values()].filter((key) => key < own).length;
     if (slots.holders.has(notificationId) || slots.holders.size + ahead < limit) {
-      this.stopWaiting(slots, own);
+      this.stopWaiting(slots, notificationId);
       await this.hold(slots, notificationId, now + leaseMs);
       return true;
     }
-    slots.waiting.set(own, notificationId);
+    slots.waiting.set(notificationId, own);
     this.ctx.storage.kv.put(own, notificationId);
     return false;
   }
@@ -72,8 +72,7 @@ export class CallPacer extends DurableObject<Bindings> {
   async release(notificationId: string): Promise<void> {
     const slots = this.slots();
     if (slots.holders.delete(notificationId)) this.ctx.storage.kv.delete(HOLDER + notificationId);
-    const own = waitingKeyOf(slots, notificationId);
-    if (own !== undefined) this.stopWaiting(slots, own);
+    this.stopWaiting(slots, notificationId);
     await this.grantFreedSlots(slots);
   }
 
@@ -101,7 +100,7 @@ export class CallPacer extends DurableObject<Bindings> {
     this.mirror = {
       limit: kv.get<number>(LIMIT) ?? 0,
       holders: new Map([...kv.list<number>({ prefix: HOLDER })].map(([key, leaseUntilMs]) => [key.slice(HOLDER.length), leaseUntilMs])),
-      waiting: new Map(kv.list<string>({ prefix: WAITING })),
+      waiting: new Map([...kv.list<string>({ prefix: WAITING })].map(([key, notificationId]) => [notificationId, key])),
     };
     return this.mirror;
   }
@@ -112,8 +111,11 @@ export class CallPacer extends DurableObject<Bindings> {
     await this.alarmBy(leaseUntilMs);
   }
 
-  private stopWaiting(slots: Slots, key: string): void {
-    if (slots.waiting.delete(key)) this.ctx.storage.kv.delete(key);
+  private stopWaiting(slots: Slots, notificationId: string): void {
+    const key = slots.waiting.get(notificationId);
+    if (key === undefined) return;
+    slots.waiting.delete(notificationId);
+    this.ctx.storage.kv.delete(key);
   }
 
   /** The alarm fires by `atMs`: set only when there is none or it is later (a write a lease, at most). */
@@ -135,9 +137,9 @@ export class CallPacer extends DurableObject<Bindings> {
   /** Gives free slots to the calls waiting longest, in due order, and tells their call objects. */
   private async grantFreedSlots(slots: Slots): Promise<void> {
     const free = Math.max(0, slots.limit - slots.holders.size);
-    const next = [...slots.waiting].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, free);
-    for (const [key, notificationId] of next) {
-      this.stopWaiting(slots, key);
+    const next = [...slots.waiting].sort(([, a], [, b]) => (a < b ? -1 : 1)).slice(0, free);
+    for (const [notificationId] of next) {
+      this.stopWaiting(slots, notificationId);
       // Held until the call object takes it (its own lease comes with its acquire) or a minute passes.
       await this.hold(slots, notificationId, Date.now() + 60_000);
       const callObject = this.env.CALL_SESSION.get(this.env.CALL_SESSION.idFromName(notificationId));
@@ -147,5 +149,3 @@ export class CallPacer extends DurableObject<Bindings> {
     }
   }
 }
-
-const waitingKeyOf = (slots: Slots, notificationId: string) => [...slots.waiting].find(([, id]) => id === notificationId)?.[0];

@@ -24,7 +24,7 @@ export interface BoundStatement<Result> {
  * CPU). What varies are placeholders, filled in by `bind`. Unlike drizzle's own prepared
  * statements it can go in a D1 batch, and drizzle maps its rows as it would the builder's.
  */
-export class PreparedStatement<Result, Name extends string, Values extends Record<Name, unknown> = Record<Name, unknown>> {
+class PreparedStatement<Result, Name extends string, Values extends Record<Name, unknown> = Record<Name, unknown>> {
   private built: BuiltQuery | null = null;
 
   constructor(
