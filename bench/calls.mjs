@@ -275,7 +275,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 
     if (options.samples) writeSamples(join(runDir, `samples-${roundNumber + 1}-${label.replace(" ", "-")}-${n}-${engine}${recording ? "-recording" : ""}.json`), round, cpuTimeline);
     const result = summarizeRound({
-      target: target.name + (roundDirect ? ", direct" : "") + (options.tmpfs && targetName === "ours" ? ", --tmpfs" : ""),
+      target: target.name + (roundDirect ? ", direct" : "") + (options.tmpfs ? ", --tmpfs" : ""),
       targetName,
       direct: roundDirect,
       repeat,
@@ -842,15 +842,17 @@ async function referenceTarget({ twilioPort, openaiPort, onCleanup, log }) {
 }
 
 /**
- * @param {{ root: string; benchDir: string; runDir: string; options: Record<string, string>; twilioPort: number; openaiPort: number; onCleanup: (cleanup: () => Promise<void> | void) => void; onExitKill: (kill: () => void) => void; log: (line: string) => void }} input
+ * @param {{ root: string; benchDir: string; runDir: string; options: Record<string, string>; twilioPort: number; openaiPort: number; runId: string; onCleanup: (cleanup: () => Promise<void> | void) => void; onExitKill: (kill: () => void) => void; log: (line: string) => void }} input
  * @returns {Promise<CallTarget>}
  */
-async function floorTarget({ root, benchDir, runDir, options, twilioPort, openaiPort, onCleanup, onExitKill, log }) {
+async function floorTarget({ root, benchDir, runDir, options, twilioPort, openaiPort, runId, onCleanup, onExitKill, log }) {
   // --floor-durable: the floor also stores a record per call and deletes its object's storage at the end.
   const durable = Boolean(options["floor-durable"]);
   const dev = await startDevServer({
     root,
     runDir,
+    // --tmpfs: as ours' (what the durable floor stores goes to memory too).
+    persistDir: options.tmpfs ? join("/dev/shm", `echo-bench-floor-${runId}`) : undefined,
     config: join(benchDir, "floor", "wrangler.toml"),
     expectName: "echo-bench-floor",
     log,

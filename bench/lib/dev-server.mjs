@@ -18,6 +18,8 @@ import { ChildGroup, cpuSecondsByPid, freePort, listeningPorts, processTree } fr
  */
 export async function startDevServer({ root, runDir, persistDir, config, expectName = "echo-edge", vars, log, onCleanup, onExitKill }) {
   const stateDir = persistDir ?? join(runDir, "persist");
+  // The run directory holds the log even when the state is elsewhere (--tmpfs).
+  mkdirSync(runDir, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
   const wrangler = join(dirname(createRequire(join(root, "package.json")).resolve("wrangler/package.json")), "bin", "wrangler.js");
   if (!config) {
@@ -41,7 +43,12 @@ export async function startDevServer({ root, runDir, persistDir, config, expectN
       ? [process.execPath, [npm, "run", "dev", "--", ...devArgs]]
       : ["npm", ["run", "dev", "--", ...devArgs]];
   const logPath = join(runDir, "dev.log");
-  const group = new ChildGroup(command, args, { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" }, logFile: createWriteStream(logPath) });
+  // wrangler dev's local observability (on by default) tails every invocation of the Worker into a
+  // trace store (a SQLite object on disk, in the same workerd): dev tooling that a deployment does
+  // not run unless `[observability]` turns it on, which ours' and the references' configurations
+  // do not. Off for every dev server the benchmarks start; X_LOCAL_OBSERVABILITY=true turns it back on.
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", X_LOCAL_OBSERVABILITY: process.env.X_LOCAL_OBSERVABILITY ?? "false" };
+  const group = new ChildGroup(command, args, { cwd: root, env, logFile: createWriteStream(logPath) });
   const server = new DevServer(group, `http://127.0.0.1:${port}`, logPath, stateDir, expectName);
   /** wrangler's inspector (the Worker's isolate, DevTools protocol): CPU profiles under load. */
   server.inspectorPort = inspectorPort;
