@@ -21,6 +21,9 @@ let schema = null;
 /** @type {Promise<unknown> | null} once per isolate: the tables of `/trigger-as-ours` and the bench's API key */
 let schemaAsOurs = null;
 
+const NOTIFICATIONS_TABLE = "CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL)";
+const NOTIFICATION_INSERT = "INSERT INTO notifications (id, customer_id, status, created_at) VALUES (?, ?, 'queued', ?)";
+
 /** The key the bench sends to `/trigger-as-ours` (x-api-key). */
 const BENCH_API_KEY = "bench-minimal-key";
 /** About the size of the parameters ours hands its call object (prompt, opening line, voice, policy…). */
@@ -42,11 +45,11 @@ export default {
     if (pathname !== "/trigger" || request.method !== "POST") return json({ error: "not found" }, 404);
     const body = /** @type {{ customer_id?: unknown }} */ (await request.json());
     if (typeof body.customer_id !== "string") return json({ error: "customer_id is required" }, 400);
-    schema ??= env.DB.prepare("CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL)").run();
+    schema ??= env.DB.prepare(NOTIFICATIONS_TABLE).run();
     await schema;
     const id = crypto.randomUUID();
     const now = new Date().toISOString();
-    await env.DB.prepare("INSERT INTO notifications (id, customer_id, status, created_at) VALUES (?, ?, 'queued', ?)").bind(id, body.customer_id, now).run();
+    await env.DB.prepare(NOTIFICATION_INSERT).bind(id, body.customer_id, now).run();
     const row = await env.DB.prepare("SELECT id, customer_id, status, created_at FROM notifications WHERE id = ?").bind(id).first();
     const call = await env.CALL.get(env.CALL.idFromName(id)).start(id, body.customer_id);
     await env.QUEUE.send({ id });
@@ -63,7 +66,7 @@ export default {
 async function triggerAsOurs(request, env) {
   schemaAsOurs ??= sha256Hex(BENCH_API_KEY).then((hash) =>
     env.DB.batch([
-      env.DB.prepare("CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL)"),
+      env.DB.prepare(NOTIFICATIONS_TABLE),
       env.DB.prepare("CREATE TABLE IF NOT EXISTS api_keys (hash TEXT PRIMARY KEY, project_id TEXT NOT NULL)"),
       env.DB.prepare("CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY, body_hash TEXT NOT NULL, notification_id TEXT NOT NULL)"),
       env.DB.prepare("INSERT OR IGNORE INTO api_keys (hash, project_id) VALUES (?, 'project-1')").bind(hash),
@@ -82,7 +85,7 @@ async function triggerAsOurs(request, env) {
   const customerRead = env.DB.prepare("SELECT count(*) AS calls FROM notifications WHERE customer_id = ?").bind(body.customer_id);
   const id = crypto.randomUUID();
   const now = new Date().toISOString();
-  const insert = env.DB.prepare("INSERT INTO notifications (id, customer_id, status, created_at) VALUES (?, ?, 'queued', ?)").bind(id, body.customer_id, now);
+  const insert = env.DB.prepare(NOTIFICATION_INSERT).bind(id, body.customer_id, now);
   /** @type {D1Result | undefined} */
   let customer;
   if (idempotencyKey === null) {

@@ -190,10 +190,10 @@ export const batchRoutes = createRouter()
     }
     const now = nowIso();
     const response: CreatedBatch = { batch: { id: batchId, total: items.length, accepted: rows.length, rejected: errors.length, created_at: now }, errors };
-    const batchRow = db.insert(batches).values({ id: batchId, projectId: auth.projectId, total: items.length, accepted: rows.length, rejected: errors.length, completedAt: null, createdAt: now, updatedAt: now });
+    const batchRow = oneOff(db, db.insert(batches).values({ id: batchId, projectId: auth.projectId, total: items.length, accepted: rows.length, rejected: errors.length, completedAt: null, createdAt: now, updatedAt: now }));
     // The batch and its key first (a racing request with the same key replays), then its notifications.
     try {
-      await runBatch(db, idempotency ? [oneOff(db, batchRow), idempotency.record(batchId, response, now)] : [oneOff(db, batchRow)]);
+      await runBatch(db, idempotency ? [batchRow, idempotency.record(batchId, response, now)] : [batchRow]);
     } catch (error) {
       const stored = await idempotency?.storedReplay();
       if (!stored) throw error;
