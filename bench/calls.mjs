@@ -56,6 +56,7 @@ const MID_CALL_BEFORE_END_MS = 1000;
  * @property {string | null} notificationId
  * @property {string | null} createError
  * @property {{ answeredAt: number | null; endedAt: number | null } | null} twilio
+ * @property {number | null} placedAfterMs when its placing (ours: the API's answer) was done, ms from the round's start
  * @property {number | null} startSentAt
  * @property {number | null} greetingCreateAt when the model got the greeting's response.create
  * @property {number | null} firstDeltaAt when the model sent the greeting's first audio
@@ -105,6 +106,12 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   // One extra round per N of the floor with Twilio connected to its own workerd (skipping wrangler's
   // dev proxy), on the first engine: how much of the floor is the dev proxy. With --direct every round is direct already.
   const floorDirect = !direct && targetMode !== "reference" && targetMode !== "ours" && (options["floor-direct"] ?? "on") !== "off";
+  // How the floor's calls arrive. "ours" (default): placed at the moments ours' latest round of the
+  // same N placed its calls — ours' go through the API and are dialled one by one over a second or
+  // two, the floor's would otherwise all start within a few ms, so that every call's set-up and end
+  // fell outside the other calls' audio. "together": all at once (the floor's own pace).
+  const floorArrivals = options["floor-arrivals"] ?? "ours";
+  if (floorArrivals !== "ours" && floorArrivals !== "together") throw new Error(`--floor-arrivals is ours or together, not ${floorArrivals}`);
 
   /** @type {RoundPlan[]} */
   const plan = [];
@@ -158,6 +165,9 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 
   let nextIndex = 0;
   const results = [];
+  /** When ours' latest round of each N placed its calls (ms from the round's start, in order): the floor's arrivals. */
+  /** @type {Map<number, number[]>} */
+  const oursPlacements = new Map();
   for (const [roundNumber, { target: targetName, direct: roundDirect, n, engine, recording, repeat }] of plan.entries()) {
     const target = /** @type {CallTarget} */ (targets[targetName]);
     const label = `${targetName}${roundDirect ? " direct" : ""}`;
@@ -175,6 +185,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
         notificationId: null,
         createError: null,
         twilio: null,
+        placedAfterMs: null,
         startSentAt: null,
         greetingCreateAt: null,
         firstDeltaAt: null,
@@ -235,9 +246,18 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     }, 1000);
     // --profile: the Worker's isolate under the V8 profiler for the whole round.
     const stopProfile = options.profile && target.inspectorPort ? await startProfile(root, target.inspectorPort) : null;
-    await Promise.all(round.map((rec) => target.place(rec)));
+    const arrivals = targetName === "floor" && floorArrivals === "ours" ? oursPlacements.get(n) : undefined;
+    if (arrivals) log(`the floor's calls arrive as ours' did in its latest round of ${n}: placed over ${fmt(arrivals.at(-1) ?? 0, 0)} ms`);
+    await Promise.all(
+      round.map(async (rec, i) => {
+        if (arrivals) await sleep(Math.max(0, startedAt + (arrivals[i] ?? arrivals.at(-1) ?? 0) - now()));
+        await target.place(rec);
+        rec.placedAfterMs = now() - startedAt;
+      }),
+    );
     const placed = round.filter((rec) => rec.notificationId);
     log(`${placed.length}/${n} call(s) placed in ${fmt(now() - startedAt, 0)} ms`);
+    if (targetName === "ours") oursPlacements.set(n, placed.map((rec) => /** @type {number} */ (rec.placedAfterMs)).sort((a, b) => a - b));
 
     // Wait for the calls to end on the line, then for each notification to reach its final state.
     if (!(await waitUntil(() => placed.every((rec) => ended.has(rec.index)), mediaDurationMs + 60_000, 250))) {
