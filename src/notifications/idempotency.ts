@@ -43,10 +43,11 @@ const isKey = (p: Record<"projectId" | "key", Placeholder>) => and(eq(idempotenc
 const expiredKeyDelete = prepared(["projectId", "key", "now"], (db, p) => db.delete(idempotencyKeys).where(and(isKey(p), lte(idempotencyKeys.expiresAt, p.now))));
 const unexpiredKeyRead = prepared(["projectId", "key", "now"], (db, p) => db.select().from(idempotencyKeys).where(and(isKey(p), gt(idempotencyKeys.expiresAt, p.now))).limit(1));
 const keyInsert = preparedInsert(idempotencyKeys, (db, row) => db.insert(idempotencyKeys).values(row));
+// drizzle's `set` takes no placeholder as a value, only SQL: the placeholder goes in as SQL.
 const responseUpdate = prepared(["projectId", "key", "responseBody"], (db, p) => db.update(idempotencyKeys).set({ responseBody: sql`${p.responseBody}` }).where(isKey(p)));
 const keyDelete = prepared(["projectId", "key"], (db, p) => db.delete(idempotencyKeys).where(isKey(p)));
 
-/** One request's key: what it was sent with, and the statements that record, replace or release it. */
+/** One request's key: what it was sent with; the statement that records it (in the caller's batch), and what replaces or releases it. */
 export class IdempotentRequest<Response> {
   private constructor(
     private readonly db: Database,
