@@ -184,13 +184,12 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   );
   console.log(`\n- ratio ours / minimal (median req/s): ${fmt(ratio, 2)}× — target ≥ 0.80×: ${passed ? "PASS" : "FAIL"}`);
   console.log(`- ours: SIMULATOR_TIME_SCALE=100, TWILIO_CPS=1000, RATE_LIMIT_API_KEY and RATE_LIMIT_NOTIFICATIONS ${UNLIMITED}, max_concurrent_calls 1000; ${CUSTOMERS} customers round-robin.`);
+  /** One target against another: requests/s and CPU per request (all workerd, and the Worker's alone). @param {typeof summary[string]} a @param {typeof summary[string]} b */
+  const compared = (a, b) =>
+    `req/s ${fmt(a.rps / b.rps, 2)}×, CPU per request ${fmt(a.cpuMsPerRequest / b.cpuMsPerRequest, 2)}× (the Worker's workerd alone ${fmt(a.workerCpuMsPerRequest / b.workerCpuMsPerRequest, 2)}×)`;
+  console.log(`- ours / minimal: ${compared(summary.ours, summary.minimal)}.`);
   const asOurs = summary["minimal-as-ours"];
-  if (asOurs) {
-    console.log(
-      `- the contract's work (minimal-as-ours / minimal): req/s ${fmt(asOurs.rps / summary.minimal.rps, 2)}×, CPU per request ${fmt(asOurs.cpuMsPerRequest / summary.minimal.cpuMsPerRequest, 2)}× (the Worker's workerd ${fmt(asOurs.workerCpuMsPerRequest / summary.minimal.workerCpuMsPerRequest, 2)}×); our code (ours / minimal-as-ours): req/s ${fmt(summary.ours.rps / asOurs.rps, 2)}×, CPU per request ${fmt(summary.ours.cpuMsPerRequest / asOurs.cpuMsPerRequest, 2)}× (${fmt(summary.ours.workerCpuMsPerRequest / asOurs.workerCpuMsPerRequest, 2)}×).`,
-    );
-  }
-  console.log(`- CPU per request, ours / minimal: all workerd ${fmt(summary.ours.cpuMsPerRequest / summary.minimal.cpuMsPerRequest, 2)}×, the Worker's workerd alone ${fmt(summary.ours.workerCpuMsPerRequest / summary.minimal.workerCpuMsPerRequest, 2)}×.`);
+  if (asOurs) console.log(`- the contract's work (minimal-as-ours / minimal): ${compared(asOurs, summary.minimal)}; our code (ours / minimal-as-ours): ${compared(summary.ours, asOurs)}.`);
   console.log("- workerd CPU is every workerd process of that dev server (wrangler's dev proxy included) over the round, per 2xx; the Worker's workerd leaves the dev proxy out; 'other load' is the rest of the machine (the load process included).");
   return { passed };
 }
