@@ -68,7 +68,7 @@ const MID_CALL_BEFORE_END_MS = 1000;
  * @property {number[]} down model → Twilio, ms per frame
  * @property {number[]} downSentAt
  * @property {number[]} paced model → Twilio, ms per frame held by the bridge's pacing (GPT-Live)
- * @property {number[]} callbackMs status callbacks: sent → our answer, ms
+ * @property {[string, number][]} callbacks status callbacks: the status, and sent → our answer in ms
  * @property {[number, string][]} timeline protocol events other than audio, for `--samples`
  * @property {number} agentFramesSent
  * @property {{ t: number; interrupting: boolean; clearAt: number | null }[]} speechStarts
@@ -197,7 +197,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
         down: [],
         downSentAt: [],
         paced: [],
-        callbackMs: [],
+        callbacks: [],
         timeline: [],
         agentFramesSent: 0,
         speechStarts: [],
@@ -378,7 +378,7 @@ function assemble(round, twilioCalls, modelCalls) {
       rec.startSentAt = tw.startSentAt;
       rec.framesSent = tw.framesSent;
       rec.firstAgentMediaAt = tw.agentAt[0] ?? null;
-      rec.callbackMs = tw.callbackMs;
+      rec.callbacks = tw.callbacks;
       rec.timeline.push(...tw.timeline);
       rec.problems.push(...tw.problems);
     }
@@ -578,7 +578,11 @@ function summarizeRound({ target, targetName, direct, repeat, n, engine, recordi
   const upMidCall = summarize(round.flatMap((rec) => rec.up.filter((_, i) => midCall(rec, rec.upSentAt[i]))));
   const downMidCall = summarize(round.flatMap((rec) => rec.down.filter((_, i) => midCall(rec, rec.downSentAt[i]))));
   /** How long the server took to answer each status callback (its round trip from the fake Twilio). */
-  const callbackMs = summarize(round.flatMap((rec) => rec.callbackMs));
+  const callbacks = round.flatMap((rec) => rec.callbacks);
+  const callbackMs = summarize(callbacks.map(([, ms]) => ms));
+  /** @type {Record<string, ReturnType<typeof summarize>>} */
+  const callbackMsByStatus = {};
+  for (const status of new Set(callbacks.map(([status]) => status))) callbackMsByStatus[status] = summarize(callbacks.filter(([s]) => s === status).map(([, ms]) => ms));
   const bargeIns = round.flatMap((rec) => rec.speechStarts.filter((start) => start.interrupting));
   const bargeIn = summarize(bargeIns.filter((start) => start.clearAt !== null).map((start) => /** @type {number} */ (start.clearAt) - start.t));
   const missingClears = bargeIns.filter((start) => start.clearAt === null).length;
@@ -650,6 +654,7 @@ function summarizeRound({ target, targetName, direct, repeat, n, engine, recordi
     `mid-call (steady state, and ≥ ${MID_CALL_BEFORE_END_MS / 1000} s before the hang-up): Twilio → model p99 ${fmt(upMidCall.p99)} ms, model → Twilio p99 ${fmt(downMidCall.p99)} ms`,
     ...(reloads ? [`INVALID ROUND: wrangler reloaded the Worker ${reloads} time(s) during it (a source file changed), cutting the calls in flight`] : []),
     `greeting with the nominal ${modelLatencyMs} ms model latency subtracted instead: p50 ${fmt(greetingNominal.p50)} / p99 ${fmt(greetingNominal.p99)} ms; Twilio start → greeting response.create: p50 ${fmt(startToCreate.p50)} / p99 ${fmt(startToCreate.p99)} ms`,
+    `status callbacks by status, p50 / p99 (ms): ${Object.entries(callbackMsByStatus).map(([status, ms]) => `${status} ${fmt(ms.p50)} / ${fmt(ms.p99)} (${ms.count})`).join(", ") || "—"}`,
     `agent frames: ${agentFramesDelivered} of ${agentFramesSent} reached Twilio (the rest were cut by barge-ins); truncates: ${truncates.length}; stray frames ${stray.frames}`,
     `Worker's workerd CPU per second (cores): ${cpuTimeline.map(([, worker]) => fmt(worker, 2)).join(" ") || "—"}`,
     `workerd CPU ${fmt(workerdCpuSeconds, 2)} s (pids ${cpuAfter?.workerdPids.join(", ") || "none"}; ${fmt(proxyCpuSeconds, 2)} s of it in wrangler's dev proxy), other dev-server processes ${fmt(otherCpuSeconds, 2)} s; the other dev server(s), idle, ${fmt(otherServersCpu, 2)} s; this harness (all threads) ${fmt(harnessCpuSeconds, 2)} s`,
@@ -676,6 +681,7 @@ function summarizeRound({ target, targetName, direct, repeat, n, engine, recordi
     mid_call_relay_twilio_to_model_ms: upMidCall,
     mid_call_relay_model_to_twilio_ms: downMidCall,
     status_callback_round_trip_ms: callbackMs,
+    status_callback_round_trip_ms_by_status: callbackMsByStatus,
     barge_in_ms: { ...bargeIn, missing_clears: missingClears },
     greeting_overhead_ms: greeting,
     greeting_overhead_nominal_ms: greetingNominal,

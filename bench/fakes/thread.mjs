@@ -9,7 +9,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { makeFrame, payloadMs } from "../lib/audio.mjs";
 import { AGENT_RESPONSES, CALLER_TRANSCRIPTS, callerSpeaks, frameId, indexForPhone } from "../lib/call-script.mjs";
 import { startFakeOpenAI } from "./openai.mjs";
-import { startFakeTwilio } from "./twilio.mjs";
+import { STREAM_CALL_STATUS_EVENTS, startFakeTwilio } from "./twilio.mjs";
 
 /**
  * What the fake Twilio saw of one call.
@@ -24,7 +24,7 @@ import { startFakeTwilio } from "./twilio.mjs";
  * @property {number[]} agentAt … and when
  * @property {number[]} playing [start, end, start, end, …]: when agent audio was playing (a clear ends it)
  * @property {number[]} clears when each `clear` came
- * @property {number[]} callbackMs how long our server took to answer each status callback
+ * @property {[string, number][]} callbacks each status callback's status and how long our server took to answer it (ms)
  * @property {[number, string][]} timeline
  * @property {string[]} problems
  *
@@ -66,7 +66,7 @@ const pushProblem = (/** @type {any} */ data, /** @type {string} */ text) => {
 const twilioCall = (/** @type {number} */ index) => {
   let data = calls.get(index);
   if (!data) {
-    data = { index, answeredAt: null, endedAt: null, startSentAt: null, framesSent: 0, upSentAt: [], agentCounter: [], agentAt: [], playing: [], clears: [], callbackMs: [], timeline: [], problems: [] };
+    data = { index, answeredAt: null, endedAt: null, startSentAt: null, framesSent: 0, upSentAt: [], agentCounter: [], agentAt: [], playing: [], clears: [], callbacks: [], timeline: [], problems: [] };
     calls.set(index, data);
   }
   return data;
@@ -101,7 +101,12 @@ if (kind === "twilio") {
       callerFrame: (index, counter, atMs) => makeFrame(index, counter, callerSpeaks(index, atMs, config.jitterMs)),
     },
     observer: {
-      callCreated: (call) => void twilioCall(call.index),
+      callCreated: (call) => {
+        const data = twilioCall(call.index);
+        const asked = [...call.events].sort().join(" ");
+        // A stand-in's status callbacks are compared with ours only if both ask for the same ones.
+        if (asked !== [...STREAM_CALL_STATUS_EVENTS].sort().join(" ")) pushProblem(data, `asked for status callbacks ${asked}, the stand-ins for ${STREAM_CALL_STATUS_EVENTS.join(" ")}`);
+      },
       startSent: (call, t) => {
         const data = twilioCall(call.index);
         data.startSentAt = t;
@@ -136,7 +141,7 @@ if (kind === "twilio") {
         data.answeredAt = call.answeredAt;
         port.postMessage({ type: "ended", index: call.index });
       },
-      statusAnswered: (call, _status, sentAt, t) => void twilioCall(call.index).callbackMs.push(t - sentAt),
+      statusAnswered: (call, status, sentAt, t) => void twilioCall(call.index).callbacks.push([status, t - sentAt]),
       problem: (call, text) => (call ? pushProblem(twilioCall(call.index), `twilio: ${text}`) : strayProblem(`twilio: ${text}`)),
       event: (call, label, t) => void twilioCall(call.index).timeline.push([t, label]),
     },

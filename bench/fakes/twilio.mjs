@@ -415,6 +415,12 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
 }
 
 /**
+ * The status callback events our Worker asks Twilio for (src/calls/live/twilio.ts): the stand-ins ask
+ * for the same ones, so that each side answers the same callbacks (the harness checks ours' calls).
+ */
+export const STREAM_CALL_STATUS_EVENTS = ["ringing", "answered", "completed"];
+
+/**
  * Places a call on the fake Twilio the way our Worker does (for the stand-ins that replace it:
  * the reference bridge and the floor Worker): `<Connect><Stream>` TwiML and status callbacks.
  * @param {{ baseUrl: string; accountSid: string; authToken: string; from: string; to: string; streamUrl: string; statusCallback: string }} input
@@ -425,7 +431,7 @@ export async function placeStreamCall({ baseUrl, accountSid, authToken, from, to
     From: from,
     Twiml: `<Response><Connect><Stream url="${streamUrl}"/></Connect></Response>`,
     StatusCallback: statusCallback,
-    StatusCallbackEvent: "initiated ringing answered completed",
+    StatusCallbackEvent: STREAM_CALL_STATUS_EVENTS.join(" "),
   });
   const response = await fetch(`${baseUrl}/${API_VERSION}/Accounts/${accountSid}/Calls.json`, {
     method: "POST",
