@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
+import { prepared, runStatement } from "../db/prepared";
 import { blockedNumbers, customerPhones, notifications } from "../db/schema";
 import { getConfig, type Bindings, type LiveCallConfig } from "../env";
 import { errorText } from "../errors";
@@ -128,6 +129,12 @@ const RECORDING_UPLOAD_ALLOWANCE_MS = RECORDING_UPLOAD_TIMEOUT_MS + 5_000;
 const turnKey = (index: number) => `${TURN_PREFIX}${String(index).padStart(6, "0")}`;
 /** 1 s, doubling, at most a minute. */
 const endRetryDelayMs = (failedWrites: number) => Math.min(60_000, 1000 * 2 ** (failedWrites - 1));
+
+/** Written as every live call is dialled, so its SQL is built once. */
+const carrierCallSidUpdate = prepared(["notificationId", "carrierCallSid"], (db, p) =>
+  // drizzle's `set` takes no placeholder; as SQL it is bound like any value.
+  db.update(notifications).set({ carrierCallSid: sql`${p.carrierCallSid}` }).where(eq(notifications.id, p.notificationId)),
+);
 
 export class CallSession extends DurableObject<Bindings> {
   private readonly lifecycle = new CallLifecycle(this.ctx, this.env);
@@ -371,7 +378,7 @@ class CallLifecycle implements CallCore {
     const { live, params } = this.live();
     if (!live) throw new Error("Not a live call");
     live.callSid = carrierCallSid;
-    await this.db.update(notifications).set({ carrierCallSid }).where(eq(notifications.id, params.notificationId));
+    await runStatement(carrierCallSidUpdate.bind(this.db, { notificationId: params.notificationId, carrierCallSid }));
   }
 
   async markRinging(): Promise<boolean> {

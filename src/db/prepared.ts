@@ -19,7 +19,7 @@ export interface BoundStatement<Result> {
 }
 
 /**
- * A statement of a hot path — every authenticated request, every trigger — whose SQL drizzle
+ * A statement of a hot path — every authenticated request, every trigger, every call — whose SQL drizzle
  * builds once per isolate instead of on every request (building it was ≈ 10 % of a trigger's
  * CPU). What varies are placeholders, filled in by `bind`. Unlike drizzle's own prepared
  * statements it can go in a D1 batch, and drizzle maps its rows as it would the builder's.

@@ -1,6 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Database } from "../db/client";
+import { prepared, runStatement } from "../db/prepared";
 import { events, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { nowIso, uuidv7 } from "../lib/ids";
 import type { DeliveryMessage } from "./deliver";
@@ -46,12 +47,17 @@ export async function prepareEvent(db: Database, input: EventInput): Promise<Pre
   return prepared!;
 }
 
-/** `prepareEvent` for several events of one project, reading its endpoints once. */
-export async function prepareEvents(db: Database, projectId: string, inputs: Omit<EventInput, "projectId">[]): Promise<PreparedEvent[]> {
-  const endpoints = await db
+/** Read for every event a call emits (its start, its end), so its SQL is built once. */
+const activeEndpointsRead = prepared(["projectId"], (db, p) =>
+  db
     .select({ id: webhookEndpoints.id, events: webhookEndpoints.events })
     .from(webhookEndpoints)
-    .where(and(eq(webhookEndpoints.projectId, projectId), eq(webhookEndpoints.status, "active")));
+    .where(and(eq(webhookEndpoints.projectId, p.projectId), eq(webhookEndpoints.status, "active"))),
+);
+
+/** `prepareEvent` for several events of one project, reading its endpoints once. */
+export async function prepareEvents(db: Database, projectId: string, inputs: Omit<EventInput, "projectId">[]): Promise<PreparedEvent[]> {
+  const endpoints = await runStatement(activeEndpointsRead.bind(db, { projectId }));
   return inputs.map((input) => eventStatements(db, { ...input, projectId }, endpoints));
 }
 

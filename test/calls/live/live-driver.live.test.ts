@@ -42,6 +42,9 @@ describe("a live call", () => {
       AsyncAmdStatusCallback: `https://echo.test/twilio/amd/${call.notificationId}`,
       AsyncAmdStatusCallbackMethod: "POST",
     });
+    // The leg's CallSid is stored before the trigger answers: the reconciler hangs up a lost leg by it.
+    const stored = await env.DB.prepare("SELECT carrier_call_sid FROM notifications WHERE id = ?").bind(call.notificationId).first<{ carrier_call_sid: string | null }>();
+    expect(stored?.carrier_call_sid).toBe(twilioCall.sid);
     const twiml = String(twilioCall.params.Twiml);
     expect(twiml).toContain(`<Stream url="wss://echo.test/twilio/media/${call.notificationId}">`);
     expect(twiml).toContain(`<Parameter name="notification_id" value="${call.notificationId}"/>`);
