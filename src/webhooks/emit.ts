@@ -43,8 +43,8 @@ export function envelope(eventId: string, input: Pick<EventInput, "notificationI
  * change that caused the event, then calls `enqueueDeliveries`.
  */
 export async function prepareEvent(db: Database, input: EventInput): Promise<PreparedEvent> {
-  const [prepared] = await prepareEvents(db, input.projectId, [input]);
-  return prepared!;
+  const [event] = await prepareEvents(db, input.projectId, [input]);
+  return event!;
 }
 
 /** Read for every event a call emits (its start, its end), so its SQL is built once. */
