@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { createDb, type Database } from "../db/client";
-import { prepared, runStatement } from "../db/prepared";
+import { prepared, runStatement, setTo } from "../db/prepared";
 import { blockedNumbers, customerPhones, notifications } from "../db/schema";
 import { getConfig, type Bindings, type LiveCallConfig } from "../env";
 import { errorText } from "../errors";
@@ -132,8 +132,7 @@ const endRetryDelayMs = (failedWrites: number) => Math.min(60_000, 1000 * 2 ** (
 
 /** Written as every live call is dialled, so its SQL is built once. */
 const carrierCallSidUpdate = prepared(["notificationId", "carrierCallSid"], (db, p) =>
-  // drizzle's `set` takes no placeholder; as SQL it is bound like any value.
-  db.update(notifications).set({ carrierCallSid: sql`${p.carrierCallSid}` }).where(eq(notifications.id, p.notificationId)),
+  db.update(notifications).set({ carrierCallSid: setTo(p.carrierCallSid) }).where(eq(notifications.id, p.notificationId)),
 );
 
 export class CallSession extends DurableObject<Bindings> {

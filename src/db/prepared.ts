@@ -69,6 +69,9 @@ function valueFor(values: Record<string, unknown>, name: string): unknown {
   return values[name];
 }
 
+/** A placeholder as the new value of a column in an update's `set`, which takes SQL but no placeholder. */
+export const setTo = (placeholder: Placeholder) => sql`${placeholder}`;
+
 export function prepared<Result, Name extends string>(names: readonly Name[], build: (db: Database, placeholders: Record<Name, Placeholder>) => QueryBuilder<Result>): PreparedStatement<Result, Name> {
   return new PreparedStatement(names, build);
 }

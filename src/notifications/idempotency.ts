@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
-import { and, eq, gt, lte, sql, type Placeholder } from "drizzle-orm";
+import { and, eq, gt, lte, type Placeholder } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { prepared, preparedInsert, runBatch, runStatement } from "../db/prepared";
+import { prepared, preparedInsert, runBatch, runStatement, setTo } from "../db/prepared";
 import { idempotencyKeys } from "../db/schema";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../lib/crypto";
@@ -43,8 +43,7 @@ const isKey = (p: Record<"projectId" | "key", Placeholder>) => and(eq(idempotenc
 const expiredKeyDelete = prepared(["projectId", "key", "now"], (db, p) => db.delete(idempotencyKeys).where(and(isKey(p), lte(idempotencyKeys.expiresAt, p.now))));
 const unexpiredKeyRead = prepared(["projectId", "key", "now"], (db, p) => db.select().from(idempotencyKeys).where(and(isKey(p), gt(idempotencyKeys.expiresAt, p.now))).limit(1));
 const keyInsert = preparedInsert(idempotencyKeys, (db, row) => db.insert(idempotencyKeys).values(row));
-// drizzle's `set` takes no placeholder as a value, only SQL: the placeholder goes in as SQL.
-const responseUpdate = prepared(["projectId", "key", "responseBody"], (db, p) => db.update(idempotencyKeys).set({ responseBody: sql`${p.responseBody}` }).where(isKey(p)));
+const responseUpdate = prepared(["projectId", "key", "responseBody"], (db, p) => db.update(idempotencyKeys).set({ responseBody: setTo(p.responseBody) }).where(isKey(p)));
 const keyDelete = prepared(["projectId", "key"], (db, p) => db.delete(idempotencyKeys).where(isKey(p)));
 
 /** One request's key: what it was sent with; the statement that records it (in the caller's batch), and what replaces or releases it. */
