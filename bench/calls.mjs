@@ -81,7 +81,7 @@ const MID_CALL_BEFORE_END_MS = 1000;
 
 /**
  * @typedef {{ p50: number; p99: number; max: number; utilization?: number }} LoopDelay event-loop delay, ms
- * @typedef {{ target: "ours" | "floor" | "reference"; direct: boolean; n: number; engine: string; recording: boolean; repeat: number }} RoundPlan
+ * @typedef {{ target: "ours" | "floor" | "reference"; direct: boolean; n: number; engine: string; recording: boolean; repeat: number; warmup: boolean }} RoundPlan
  */
 
 /** @param {import("./run.mjs").SuiteContext} context */
@@ -115,15 +115,20 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 
   /** @type {RoundPlan[]} */
   const plan = [];
+  /** The rounds of every target, in turn, for `n` calls on `engine` (`repeat`). @param {number} n @param {string} engine @param {number} repeat @param {boolean} warmup */
+  const roundsOfEachTarget = (n, engine, repeat, warmup) => {
+    if (targetMode === "reference") plan.push({ target: "reference", direct: false, n, engine, recording: false, repeat, warmup });
+    if (targetMode === "both" || targetMode === "ours") for (const recording of recordModes) plan.push({ target: "ours", direct, n, engine, recording, repeat, warmup });
+    if (targetMode === "both" || targetMode === "floor") plan.push({ target: "floor", direct, n, engine, recording: false, repeat, warmup });
+  };
+  // --warmup=on (default): one uncounted round of each target and engine first, at the smallest N
+  // of 10 or more (or the largest asked), so that no counted round is a target's first — when its
+  // isolate compiles the call path and V8 has not optimised it yet (a first 10-call round of ours
+  // took ≈ 30 % more CPU a call-minute than its second, the floor's ≈ 5 %).
+  if ((options.warmup ?? "on") !== "off") for (const engine of engines) roundsOfEachTarget(sizes.find((n) => n >= 10) ?? Math.max(...sizes), engine, -1, true);
   for (const n of sizes) {
-    for (const engine of engines) {
-      for (let repeat = 0; repeat < repeats; repeat++) {
-        if (targetMode === "reference") plan.push({ target: "reference", direct: false, n, engine, recording: false, repeat });
-        if (targetMode === "both" || targetMode === "ours") for (const recording of recordModes) plan.push({ target: "ours", direct, n, engine, recording, repeat });
-        if (targetMode === "both" || targetMode === "floor") plan.push({ target: "floor", direct, n, engine, recording: false, repeat });
-      }
-    }
-    if (floorDirect) plan.push({ target: "floor", direct: true, n, engine: engines[0], recording: false, repeat: 0 });
+    for (const engine of engines) for (let repeat = 0; repeat < repeats; repeat++) roundsOfEachTarget(n, engine, repeat, false);
+    if (floorDirect) plan.push({ target: "floor", direct: true, n, engine: engines[0], recording: false, repeat: 0, warmup: false });
   }
   const roundSeconds = seconds + 7; // placing, finishing, the pause between rounds: a default run took 12 min
   log(`${plan.length} rounds of ${seconds} s calls (about ${Math.round((plan.length * roundSeconds) / 60)} min): ${[...new Set(plan.map((p) => p.target + (p.direct ? " direct" : "")))].join(", ")}; N = ${sizes.join(", ")}; ${engines.join(", ")}; ${repeats} round(s) each`);
@@ -168,10 +173,10 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   /** When ours' latest round of each N placed its calls (ms from the round's start, in order): the floor's arrivals. */
   /** @type {Map<number, number[]>} */
   const oursPlacements = new Map();
-  for (const [roundNumber, { target: targetName, direct: roundDirect, n, engine, recording, repeat }] of plan.entries()) {
+  for (const [roundNumber, { target: targetName, direct: roundDirect, n, engine, recording, repeat, warmup }] of plan.entries()) {
     const target = /** @type {CallTarget} */ (targets[targetName]);
     const label = `${targetName}${roundDirect ? " direct" : ""}`;
-    log(`round ${roundNumber + 1}/${plan.length}: ${label}, ${n} concurrent call(s) of ${seconds} s on ${engine}${recording ? ", recording on" : ""} (repeat ${repeat + 1})`);
+    log(`round ${roundNumber + 1}/${plan.length}: ${label}, ${n} concurrent call(s) of ${seconds} s on ${engine}${recording ? ", recording on" : ""} (${warmup ? "warm-up, not counted" : `repeat ${repeat + 1}`})`);
     /** @type {CallRecord[]} */
     const round = [];
     for (let i = 0; i < n; i++) {
@@ -245,7 +250,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
       lastCpu = sample;
     }, 1000);
     // --profile: the Worker's isolate under the V8 profiler for the whole round.
-    const stopProfile = options.profile && target.inspectorPort ? await startProfile(root, target.inspectorPort) : null;
+    const stopProfile = options.profile && !warmup && target.inspectorPort ? await startProfile(root, target.inspectorPort) : null;
     const arrivals = targetName === "floor" && floorArrivals === "ours" ? oursPlacements.get(n) : undefined;
     if (arrivals) log(`the floor's calls arrive as ours' did in its latest round of ${n}: placed over ${fmt(arrivals.at(-1) ?? 0, 0)} ms`);
     await Promise.all(
@@ -293,7 +298,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     };
     const stray = { frames: twilioRound.stray.frames + modelRound.stray.frames, problems: [...twilioRound.stray.problems, ...modelRound.stray.problems] };
 
-    if (options.samples) writeSamples(join(runDir, `samples-${roundNumber + 1}-${label.replace(" ", "-")}-${n}-${engine}${recording ? "-recording" : ""}.json`), round, cpuTimeline);
+    if (options.samples && !warmup) writeSamples(join(runDir, `samples-${roundNumber + 1}-${label.replace(" ", "-")}-${n}-${engine}${recording ? "-recording" : ""}.json`), round, cpuTimeline);
     const result = summarizeRound({
       target: target.name + (roundDirect ? ", direct" : "") + (options.tmpfs ? ", --tmpfs" : ""),
       targetName,
@@ -317,8 +322,11 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
       stray,
       reloads: target.reloads() - reloadsBefore,
     });
-    results.push(result);
-    console.log(`\n${result.markdown}\n`);
+    if (warmup) log(`warm-up round, not counted: relay p99 ${fmt(result.relay_twilio_to_model_ms.p99)} / ${fmt(result.relay_model_to_twilio_ms.p99)} ms, CPU ${fmt(result.cpu.workerd_seconds_per_call_minute)} s a call-minute, status callback p50 ${fmt(result.status_callback_round_trip_ms.p50)} ms`);
+    else {
+      results.push(result);
+      console.log(`\n${result.markdown}\n`);
+    }
     await sleep(2000);
   }
 
