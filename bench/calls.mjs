@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { placeStreamCall } from "./fakes/twilio.mjs";
+import { placeStreamCall, STREAM_CALL_STATUS_EVENTS } from "./fakes/twilio.mjs";
 import { FRAME_MS } from "./lib/audio.mjs";
 import { AGENT_RESPONSES, CALLER_SPEECH, phoneFor } from "./lib/call-script.mjs";
 import { now } from "./lib/clock.mjs";
@@ -112,6 +112,13 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   // fell outside the other calls' audio. "together": all at once (the floor's own pace).
   const floorArrivals = options["floor-arrivals"] ?? "ours";
   if (floorArrivals !== "ours" && floorArrivals !== "together") throw new Error(`--floor-arrivals is ours or together, not ${floorArrivals}`);
+  // --floor-trigger=minimal: the floor's calls are placed through the minimal route's work in the
+  // floor's own Worker (bench/floor/worker.mjs `POST /trigger`), all at once as ours' through its API,
+  // so that its status callbacks and frames share the thread with triggers as ours' do. Not the
+  // issue's floor: it tells how much of a gap is the least a trigger costs.
+  const floorTriggerMode = options["floor-trigger"] ?? "off";
+  if (floorTriggerMode !== "off" && floorTriggerMode !== "minimal") throw new Error(`--floor-trigger is off or minimal, not ${floorTriggerMode}`);
+  const floorTrigger = floorTriggerMode === "minimal";
 
   /** @type {RoundPlan[]} */
   const plan = [];
@@ -251,7 +258,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     }, 1000);
     // --profile: the Worker's isolate under the V8 profiler for the whole round.
     const stopProfile = options.profile && !warmup && target.inspectorPort ? await startProfile(root, target.inspectorPort) : null;
-    const arrivals = targetName === "floor" && floorArrivals === "ours" ? oursPlacements.get(n) : undefined;
+    const arrivals = targetName === "floor" && floorArrivals === "ours" && !floorTrigger ? oursPlacements.get(n) : undefined;
     if (arrivals) log(`the floor's calls arrive as ours' did in its latest round of ${n}: placed over ${fmt(arrivals.at(-1) ?? 0, 0)} ms`);
     await Promise.all(
       round.map(async (rec, i) => {
@@ -332,14 +339,14 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 
   const recordingComparison = compareRecording(results);
   if (recordingComparison) console.log(`\n${recordingComparison.markdown}\n`);
-  const summary = targetMode === "reference" ? null : summarizeRun(results, { sizes, engines, direct, floorDurable: Boolean(options["floor-durable"]) });
+  const summary = targetMode === "reference" ? null : summarizeRun(results, { sizes, engines, direct, floorDurable: Boolean(options["floor-durable"]), floorTrigger });
   if (summary) console.log(`\n${summary.markdown}\n`);
   // With the floor beside it, the run is judged on issue 13's targets (ratios to the floor, frames
   // lost, greeting overhead); each round's absolute targets are shown in its own table.
   const passed = results.every((result) => result.wrangler_reloads === 0) && (summary ? summary.passed : results.every((result) => result.passed));
   const output = {
     suite: "calls",
-    target: targetMode + (direct ? ", --direct" : "") + (options["floor-durable"] ? ", --floor-durable" : ""),
+    target: targetMode + (direct ? ", --direct" : "") + (options["floor-durable"] ? ", --floor-durable" : "") + (floorTrigger ? ", --floor-trigger=minimal" : ""),
     generated_at: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, node: process.versions.node, platform: `${os.platform()} ${os.release()}` },
     config: { engines, rounds: repeats, floor_direct_round: floorDirect, call_seconds: seconds, model_latency_ms: modelLatencyMs, agent_audio_speed: agentSpeed, agent_delta_ms: agentFrameMs, script_jitter_ms: jitterMs, frame_ms: FRAME_MS, caller_speech_ms: CALLER_SPEECH, agent_responses_ms: AGENT_RESPONSES.map((response) => response.durationMs), targets: TARGETS, floor_ratio_targets: FLOOR_RATIOS },
@@ -354,6 +361,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     targetMode !== "both" ? targetMode : "",
     direct ? "direct" : "",
     options.tmpfs ? "tmpfs" : "",
+    options["floor-durable"] ? "floor-durable" : "",
+    floorTrigger ? "floor-trigger" : "",
     options.calls ? `n${sizes.join("-")}` : "",
     options.record ? `record-${options.record}` : "",
     options.engine ? `engine-${options.engine}` : "",
@@ -455,9 +464,9 @@ const best = (values) => {
  * of the floor, the ratio ours ÷ floor (of the medians, and of the bests) against issue 13's
  * targets, the floor measured direct beside the proxied one, and the harness's own loop delays.
  * @param {ReturnType<typeof summarizeRound>[]} results
- * @param {{ sizes: number[]; engines: string[]; direct: boolean; floorDurable: boolean }} input
+ * @param {{ sizes: number[]; engines: string[]; direct: boolean; floorDurable: boolean; floorTrigger: boolean }} input
  */
-function summarizeRun(results, { sizes, engines, direct, floorDurable }) {
+function summarizeRun(results, { sizes, engines, direct, floorDurable, floorTrigger }) {
   /** @type {{ key: string; label: string; get: (r: ReturnType<typeof summarizeRound>) => number | null; ratio?: number; absolute?: number; digits?: number }[]} */
   const metrics = [
     { key: "relay_up_p99", label: "relay Twilio → model p99 (ms)", get: (r) => r.relay_twilio_to_model_ms.p99, ratio: FLOOR_RATIOS.relayP99 },
@@ -519,7 +528,7 @@ function summarizeRun(results, { sizes, engines, direct, floorDurable }) {
     }
   }
   const table = markdownTable(["N", "engine", "metric", "ours median / best", "floor median / best", direct ? "" : "floor direct", "ratio median (best)", "target", "result"], lines);
-  const header = `## Summary: ours against the floor${floorDurable ? " with a durable record per call (--floor-durable)" : ""}${direct ? " (both direct: Twilio skips wrangler's dev proxy)" : ""}, same run, rounds interleaved\n\nMedian and best over the rounds; ratio = ours ÷ floor of the medians (of the bests in parentheses). Ratio targets are judged at 10 and 50 calls (1 call in parentheses).${direct ? "" : " \"floor direct\": one round of the floor with Twilio connected to its workerd itself, skipping wrangler's dev proxy."}`;
+  const header = `## Summary: ours against the floor${floorTrigger ? " with the minimal trigger in front of each call (--floor-trigger=minimal)" : ""}${floorDurable ? " with a durable record per call (--floor-durable)" : ""}${direct ? " (both direct: Twilio skips wrangler's dev proxy)" : ""}, same run, rounds interleaved\n\nMedian and best over the rounds; ratio = ours ÷ floor of the medians (of the bests in parentheses). Ratio targets are judged at 10 and 50 calls (1 call in parentheses).${direct ? "" : " \"floor direct\": one round of the floor with Twilio connected to its workerd itself, skipping wrangler's dev proxy."}`;
   return { rows, passed, markdown: `${header}\n\n${table}` };
 }
 
@@ -882,24 +891,47 @@ async function referenceTarget({ twilioPort, openaiPort, onCleanup, log }) {
 async function floorTarget({ root, benchDir, runDir, options, twilioPort, openaiPort, runId, onCleanup, onExitKill, log }) {
   // --floor-durable: the floor also stores a record per call and deletes its object's storage at the end.
   const durable = Boolean(options["floor-durable"]);
+  const trigger = options["floor-trigger"] === "minimal";
   const dev = await startDevServer({
     root,
     runDir,
     // --tmpfs: as ours' (what the durable floor stores goes to memory too).
     persistDir: options.tmpfs ? join("/dev/shm", `echo-bench-floor-${runId}`) : undefined,
-    config: join(benchDir, "floor", "wrangler.toml"),
+    config: join(benchDir, "floor", trigger ? "wrangler.trigger.toml" : "wrangler.toml"),
     expectName: "echo-bench-floor",
     log,
-    vars: { OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: `http://127.0.0.1:${openaiPort}/v1`, ...(durable ? { FLOOR_DURABLE: "1" } : {}) },
+    vars: {
+      OPENAI_API_KEY: OPENAI_KEY,
+      OPENAI_BASE_URL: `http://127.0.0.1:${openaiPort}/v1`,
+      ...(durable ? { FLOOR_DURABLE: "1" } : {}),
+      ...(trigger
+        ? {
+            TWILIO_API_BASE_URL: `http://127.0.0.1:${twilioPort}`,
+            TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+            TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+            TWILIO_FROM_NUMBER: FROM_NUMBER,
+            TWILIO_STATUS_CALLBACK_EVENTS: STREAM_CALL_STATUS_EVENTS.join(" "),
+          }
+        : {}),
+    },
     onCleanup,
     onExitKill,
   });
   log(`floor Worker ready at ${dev.baseUrl}`);
   const wsBase = dev.baseUrl.replace(/^http/, "ws");
   return {
-    name: `floor Worker (wrangler dev, minimal relay${durable ? ", a durable record per call" : ""})`,
+    name: `floor Worker (wrangler dev, minimal relay${durable ? ", a durable record per call" : ""}${trigger ? ", placed through the minimal trigger" : ""})`,
     async prepare() {},
     async place(rec) {
+      // The floor relays the engine being measured: Realtime or GPT-Live.
+      const streamUrl = `${wsBase}/twilio/media/${rec.engine}/${rec.key}`;
+      const statusCallback = `${dev.baseUrl}/twilio/status/${rec.key}`;
+      if (trigger) {
+        const created = await dev.api("POST", "/trigger", { body: { key: rec.key, to: rec.phone, stream_url: streamUrl, status_callback: statusCallback } });
+        if (created.status === 201) rec.notificationId = rec.key;
+        else rec.createError = `${created.status} ${JSON.stringify(created.body)}`;
+        return;
+      }
       try {
         await placeStreamCall({
           baseUrl: `http://127.0.0.1:${twilioPort}`,
@@ -907,9 +939,8 @@ async function floorTarget({ root, benchDir, runDir, options, twilioPort, openai
           authToken: AUTH_TOKEN,
           from: FROM_NUMBER,
           to: rec.phone,
-          // The floor relays the engine being measured: Realtime or GPT-Live.
-          streamUrl: `${wsBase}/twilio/media/${rec.engine}/${rec.key}`,
-          statusCallback: `${dev.baseUrl}/twilio/status/${rec.key}`,
+          streamUrl,
+          statusCallback,
         });
         rec.notificationId = rec.key;
       } catch (error) {

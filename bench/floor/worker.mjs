@@ -10,26 +10,89 @@
 // frames untouched both ways, agent audio paced to at most 200 ms ahead of playback (released on
 // each caller frame, or by a timer), a mark every 100 ms of it, and an energy detector on the
 // caller's frames (two loud frames in a row, as ours) that drops the held audio and sends `clear`.
+//
+// `POST /trigger` (only under `wrangler.trigger.toml`, `bench calls --floor-trigger=minimal`) places
+// a call the least way a notification API can: the minimal route of `npm run bench -- api` (a D1
+// insert and a select, the call's object created by an RPC and storing the call, a queue send), the
+// object dialling Twilio before the 201 as ours' does (asking for the status callbacks ours asks for,
+// `TWILIO_STATUS_CALLBACK_EVENTS` from the harness). Status callbacks are still answered 204 at once.
+
+import { DurableObject } from "cloudflare:workers";
 
 const json = (/** @type {unknown} */ body, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
 export default {
-  /** @param {Request} request @param {{ RELAY: DurableObjectNamespace; OPENAI_BASE_URL: string; OPENAI_API_KEY: string }} env */
+  /** @param {Request} request @param {FloorEnv} env */
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
     const media = /^\/twilio\/media\/(?:(openai-realtime|openai-live)\/)?([\w-]+)$/.exec(pathname);
     if (media) return env.RELAY.get(env.RELAY.idFromName(media[2])).fetch(request);
     if (pathname.startsWith("/twilio/status/")) return new Response(null, { status: 204 });
+    if (pathname === "/trigger" && request.method === "POST" && env.DB) return trigger(request, env);
     if (pathname === "/") return json({ name: "echo-bench-floor" });
     return json({ error: "not found" }, 404);
   },
+
+  /** @param {MessageBatch} batch */
+  async queue(batch) {
+    batch.ackAll();
+  },
 };
 
-export class Relay {
-  /** @param {DurableObjectState} state @param {{ OPENAI_BASE_URL: string; OPENAI_API_KEY: string; FLOOR_DURABLE?: string }} env */
+/** @type {Promise<unknown> | null} once per isolate: the table, created on the fly (as the minimal route's) */
+let schema = null;
+
+/**
+ * The minimal route's work in front of a call. Body: `{ key, to, stream_url, status_callback }`.
+ * @param {Request} request @param {FloorEnv} env
+ */
+async function trigger(request, env) {
+  const body = /** @type {{ key: string; to: string; stream_url: string; status_callback: string }} */ (await request.json());
+  schema ??= env.DB.prepare("CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL)").run();
+  await schema;
+  await env.DB.prepare("INSERT INTO notifications (id, customer_id, status, created_at) VALUES (?, ?, 'queued', ?)").bind(body.key, body.to, new Date().toISOString()).run();
+  const row = await env.DB.prepare("SELECT id, customer_id, status, created_at FROM notifications WHERE id = ?").bind(body.key).first();
+  const call = await env.RELAY.get(env.RELAY.idFromName(body.key)).start(body);
+  await env.QUEUE.send({ id: body.key });
+  return json({ notification: row, call }, 201);
+}
+
+/**
+ * @typedef {{ RELAY: DurableObjectNamespace<Relay>; OPENAI_BASE_URL: string; OPENAI_API_KEY: string; FLOOR_DURABLE?: string;
+ *   DB?: D1Database; QUEUE: Queue; TWILIO_API_BASE_URL: string; TWILIO_ACCOUNT_SID: string; TWILIO_AUTH_TOKEN: string; TWILIO_FROM_NUMBER: string;
+ *   TWILIO_STATUS_CALLBACK_EVENTS: string }} FloorEnv
+ */
+
+/** @extends {DurableObject<FloorEnv>} */
+export class Relay extends DurableObject {
+  /** @param {DurableObjectState} state @param {FloorEnv} env */
   constructor(state, env) {
+    super(state, env);
     this.state = state;
     this.env = env;
+  }
+
+  /**
+   * `/trigger`: stores the call and dials it (the stream and status callback URLs are the caller's).
+   * @param {{ key: string; to: string; stream_url: string; status_callback: string }} call
+   */
+  async start(call) {
+    await this.state.storage.put("call", { ...call, createdAt: Date.now() });
+    const form = new URLSearchParams({
+      To: call.to,
+      From: this.env.TWILIO_FROM_NUMBER,
+      Twiml: `<Response><Connect><Stream url="${call.stream_url}"/></Connect></Response>`,
+      StatusCallback: call.status_callback,
+      StatusCallbackEvent: this.env.TWILIO_STATUS_CALLBACK_EVENTS,
+    });
+    const response = await fetch(`${this.env.TWILIO_API_BASE_URL}/2010-04-01/Accounts/${this.env.TWILIO_ACCOUNT_SID}/Calls.json`, {
+      method: "POST",
+      headers: { authorization: `Basic ${btoa(`${this.env.TWILIO_ACCOUNT_SID}:${this.env.TWILIO_AUTH_TOKEN}`)}`, "content-type": "application/x-www-form-urlencoded" },
+      body: form,
+    });
+    const answer = /** @type {{ sid?: string }} */ (await response.json());
+    if (response.status !== 201 || !answer.sid) throw new Error(`Calls.json answered ${response.status}`);
+    return { callSid: answer.sid };
   }
 
   /** @param {Request} request */
