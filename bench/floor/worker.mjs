@@ -18,6 +18,7 @@
 // `TWILIO_STATUS_CALLBACK_EVENTS` from the harness). Status callbacks are still answered 204 at once.
 
 import { DurableObject } from "cloudflare:workers";
+import { recordNotification } from "../minimal/notification-row.mjs";
 
 const json = (/** @type {unknown} */ body, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
@@ -39,19 +40,13 @@ export default {
   },
 };
 
-/** @type {Promise<unknown> | null} once per isolate: the table, created on the fly (as the minimal route's) */
-let schema = null;
-
 /**
  * The minimal route's work in front of a call. Body: `{ key, to, stream_url, status_callback }`.
  * @param {Request} request @param {FloorEnv} env
  */
 async function trigger(request, env) {
   const body = /** @type {{ key: string; to: string; stream_url: string; status_callback: string }} */ (await request.json());
-  schema ??= env.DB.prepare("CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL)").run();
-  await schema;
-  await env.DB.prepare("INSERT INTO notifications (id, customer_id, status, created_at) VALUES (?, ?, 'queued', ?)").bind(body.key, body.to, new Date().toISOString()).run();
-  const row = await env.DB.prepare("SELECT id, customer_id, status, created_at FROM notifications WHERE id = ?").bind(body.key).first();
+  const row = await recordNotification(env.DB, body.key, body.to);
   const call = await env.RELAY.get(env.RELAY.idFromName(body.key)).start(body);
   await env.QUEUE.send({ id: body.key });
   return json({ notification: row, call }, 201);

@@ -13,16 +13,12 @@
 // (the bench's triggers are scheduled a day ahead) — and, like ours then, no queue send.
 
 import { DurableObject } from "cloudflare:workers";
+import { NOTIFICATIONS_TABLE, NOTIFICATION_INSERT, recordNotification } from "./notification-row.mjs";
 
 const json = (/** @type {unknown} */ body, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
-/** @type {Promise<unknown> | null} once per isolate: the table, created on the fly */
-let schema = null;
 /** @type {Promise<unknown> | null} once per isolate: the tables of `/trigger-as-ours` and the bench's API key */
 let schemaAsOurs = null;
-
-const NOTIFICATIONS_TABLE = "CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL)";
-const NOTIFICATION_INSERT = "INSERT INTO notifications (id, customer_id, status, created_at) VALUES (?, ?, 'queued', ?)";
 
 /** The key the bench sends to `/trigger-as-ours` (x-api-key). */
 const BENCH_API_KEY = "bench-minimal-key";
@@ -45,12 +41,8 @@ export default {
     if (pathname !== "/trigger" || request.method !== "POST") return json({ error: "not found" }, 404);
     const body = /** @type {{ customer_id?: unknown }} */ (await request.json());
     if (typeof body.customer_id !== "string") return json({ error: "customer_id is required" }, 400);
-    schema ??= env.DB.prepare(NOTIFICATIONS_TABLE).run();
-    await schema;
     const id = crypto.randomUUID();
-    const now = new Date().toISOString();
-    await env.DB.prepare(NOTIFICATION_INSERT).bind(id, body.customer_id, now).run();
-    const row = await env.DB.prepare("SELECT id, customer_id, status, created_at FROM notifications WHERE id = ?").bind(id).first();
+    const row = await recordNotification(env.DB, id, body.customer_id);
     const call = await env.CALL.get(env.CALL.idFromName(id)).start(id, body.customer_id);
     await env.QUEUE.send({ id });
     return json({ notification: row, call }, 201);
