@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { placeStreamCall, STREAM_CALL_STATUS_EVENTS } from "./fakes/twilio.mjs";
+import { placeStreamCall } from "./lib/place-call.mjs";
 import { FRAME_MS } from "./lib/audio.mjs";
 import { AGENT_RESPONSES, CALLER_SPEECH, phoneFor } from "./lib/call-script.mjs";
 import { now } from "./lib/clock.mjs";
@@ -119,6 +119,8 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   const floorTriggerMode = options["floor-trigger"] ?? "off";
   if (floorTriggerMode !== "off" && floorTriggerMode !== "minimal") throw new Error(`--floor-trigger is off or minimal, not ${floorTriggerMode}`);
   const floorTrigger = floorTriggerMode === "minimal";
+  // --floor-durable: the floor also stores a record per call and deletes its object's storage at the end.
+  const floorDurable = Boolean(options["floor-durable"]);
 
   /** @type {RoundPlan[]} */
   const plan = [];
@@ -168,7 +170,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
   const targets = {};
   const targetInput = { root, benchDir, options, twilioPort: twilio.port, openaiPort: openai.port, runId, seconds, onCleanup, onExitKill, log };
   if (plan.some((p) => p.target === "ours")) targets.ours = await workerTarget({ ...targetInput, runDir });
-  if (plan.some((p) => p.target === "floor")) targets.floor = await floorTarget({ ...targetInput, runDir: join(runDir, "floor") });
+  if (plan.some((p) => p.target === "floor")) targets.floor = await floorTarget({ ...targetInput, runDir: join(runDir, "floor"), durable: floorDurable, trigger: floorTrigger });
   if (plan.some((p) => p.target === "reference")) targets.reference = await referenceTarget(targetInput);
   const allServersCpu = () => Object.values(targets).reduce((sum, target) => {
     const cpu = target?.cpu();
@@ -339,14 +341,14 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
 
   const recordingComparison = compareRecording(results);
   if (recordingComparison) console.log(`\n${recordingComparison.markdown}\n`);
-  const summary = targetMode === "reference" ? null : summarizeRun(results, { sizes, engines, direct, floorDurable: Boolean(options["floor-durable"]), floorTrigger });
+  const summary = targetMode === "reference" ? null : summarizeRun(results, { sizes, engines, direct, floorDurable, floorTrigger });
   if (summary) console.log(`\n${summary.markdown}\n`);
   // With the floor beside it, the run is judged on issue 13's targets (ratios to the floor, frames
   // lost, greeting overhead); each round's absolute targets are shown in its own table.
   const passed = results.every((result) => result.wrangler_reloads === 0) && (summary ? summary.passed : results.every((result) => result.passed));
   const output = {
     suite: "calls",
-    target: targetMode + (direct ? ", --direct" : "") + (options["floor-durable"] ? ", --floor-durable" : "") + (floorTrigger ? ", --floor-trigger=minimal" : ""),
+    target: targetMode + (direct ? ", --direct" : "") + (floorDurable ? ", --floor-durable" : "") + (floorTrigger ? ", --floor-trigger=minimal" : ""),
     generated_at: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, node: process.versions.node, platform: `${os.platform()} ${os.release()}` },
     config: { engines, rounds: repeats, floor_direct_round: floorDirect, call_seconds: seconds, model_latency_ms: modelLatencyMs, agent_audio_speed: agentSpeed, agent_delta_ms: agentFrameMs, script_jitter_ms: jitterMs, frame_ms: FRAME_MS, caller_speech_ms: CALLER_SPEECH, agent_responses_ms: AGENT_RESPONSES.map((response) => response.durationMs), targets: TARGETS, floor_ratio_targets: FLOOR_RATIOS },
@@ -361,7 +363,7 @@ export async function run({ root, benchDir, options, onCleanup, onExitKill, log 
     targetMode !== "both" ? targetMode : "",
     direct ? "direct" : "",
     options.tmpfs ? "tmpfs" : "",
-    options["floor-durable"] ? "floor-durable" : "",
+    floorDurable ? "floor-durable" : "",
     floorTrigger ? "floor-trigger" : "",
     options.calls ? `n${sizes.join("-")}` : "",
     options.record ? `record-${options.record}` : "",
@@ -885,13 +887,11 @@ async function referenceTarget({ twilioPort, openaiPort, onCleanup, log }) {
 }
 
 /**
- * @param {{ root: string; benchDir: string; runDir: string; options: Record<string, string>; twilioPort: number; openaiPort: number; runId: string; onCleanup: (cleanup: () => Promise<void> | void) => void; onExitKill: (kill: () => void) => void; log: (line: string) => void }} input
+ * The floor Worker; `durable` (--floor-durable) and `trigger` (--floor-trigger=minimal) as the run's options say.
+ * @param {{ root: string; benchDir: string; runDir: string; options: Record<string, string>; twilioPort: number; openaiPort: number; runId: string; onCleanup: (cleanup: () => Promise<void> | void) => void; onExitKill: (kill: () => void) => void; log: (line: string) => void; durable: boolean; trigger: boolean }} input
  * @returns {Promise<CallTarget>}
  */
-async function floorTarget({ root, benchDir, runDir, options, twilioPort, openaiPort, runId, onCleanup, onExitKill, log }) {
-  // --floor-durable: the floor also stores a record per call and deletes its object's storage at the end.
-  const durable = Boolean(options["floor-durable"]);
-  const trigger = options["floor-trigger"] === "minimal";
+async function floorTarget({ root, benchDir, runDir, options, twilioPort, openaiPort, runId, onCleanup, onExitKill, log, durable, trigger }) {
   const dev = await startDevServer({
     root,
     runDir,
@@ -910,7 +910,6 @@ async function floorTarget({ root, benchDir, runDir, options, twilioPort, openai
             TWILIO_ACCOUNT_SID: ACCOUNT_SID,
             TWILIO_AUTH_TOKEN: AUTH_TOKEN,
             TWILIO_FROM_NUMBER: FROM_NUMBER,
-            TWILIO_STATUS_CALLBACK_EVENTS: STREAM_CALL_STATUS_EVENTS.join(" "),
           }
         : {}),
     },

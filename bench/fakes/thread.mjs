@@ -9,7 +9,8 @@ import { parentPort, workerData } from "node:worker_threads";
 import { makeFrame, payloadMs } from "../lib/audio.mjs";
 import { AGENT_RESPONSES, CALLER_TRANSCRIPTS, callerSpeaks, frameId, indexForPhone } from "../lib/call-script.mjs";
 import { startFakeOpenAI } from "./openai.mjs";
-import { STREAM_CALL_STATUS_EVENTS, startFakeTwilio } from "./twilio.mjs";
+import { STREAM_CALL_STATUS_EVENTS } from "../lib/place-call.mjs";
+import { startFakeTwilio } from "./twilio.mjs";
 
 /**
  * What the fake Twilio saw of one call.

@@ -18,8 +18,8 @@ import { now } from "../lib/clock.mjs";
 import WebSocket from "ws";
 import { FRAME_MS, payloadMs } from "../lib/audio.mjs";
 import { closeServer, listenLocal } from "../lib/net.mjs";
+import { API_VERSION } from "../lib/place-call.mjs";
 
-const API_VERSION = "2010-04-01";
 const RINGING_AFTER_MS = 80;
 const ANSWERED_AFTER_MS = 250;
 
@@ -412,33 +412,4 @@ export async function startFakeTwilio({ accountSid, authToken, fromNumber, scena
       await closeServer(server);
     },
   };
-}
-
-/**
- * The status callback events our Worker asks Twilio for (src/calls/live/twilio.ts): the stand-ins ask
- * for the same ones, so that each side answers the same callbacks (the harness checks ours' calls).
- */
-export const STREAM_CALL_STATUS_EVENTS = ["ringing", "answered", "completed"];
-
-/**
- * Places a call on the fake Twilio the way our Worker does (for the stand-ins that replace it:
- * the reference bridge and the floor Worker): `<Connect><Stream>` TwiML and status callbacks.
- * @param {{ baseUrl: string; accountSid: string; authToken: string; from: string; to: string; streamUrl: string; statusCallback: string }} input
- */
-export async function placeStreamCall({ baseUrl, accountSid, authToken, from, to, streamUrl, statusCallback }) {
-  const form = new URLSearchParams({
-    To: to,
-    From: from,
-    Twiml: `<Response><Connect><Stream url="${streamUrl}"/></Connect></Response>`,
-    StatusCallback: statusCallback,
-    StatusCallbackEvent: STREAM_CALL_STATUS_EVENTS.join(" "),
-  });
-  const response = await fetch(`${baseUrl}/${API_VERSION}/Accounts/${accountSid}/Calls.json`, {
-    method: "POST",
-    headers: { authorization: "Basic " + Buffer.from(`${accountSid}:${authToken}`).toString("base64"), "content-type": "application/x-www-form-urlencoded" },
-    body: form.toString(),
-  });
-  const body = await response.text();
-  if (response.status !== 201) throw new Error(`Calls.json → ${response.status} ${body}`);
-  return JSON.parse(body).sid;
 }

@@ -14,10 +14,11 @@
 // `POST /trigger` (only under `wrangler.trigger.toml`, `bench calls --floor-trigger=minimal`) places
 // a call the least way a notification API can: the minimal route of `npm run bench -- api` (a D1
 // insert and a select, the call's object created by an RPC and storing the call, a queue send), the
-// object dialling Twilio before the 201 as ours' does (asking for the status callbacks ours asks for,
-// `TWILIO_STATUS_CALLBACK_EVENTS` from the harness). Status callbacks are still answered 204 at once.
+// object dialling Twilio before the 201 as ours' does (`placeStreamCall`, as the other stand-ins).
+// Status callbacks are still answered 204 at once.
 
 import { DurableObject } from "cloudflare:workers";
+import { placeStreamCall } from "../lib/place-call.mjs";
 import { recordNotification } from "../minimal/notification-row.mjs";
 
 const json = (/** @type {unknown} */ body, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
@@ -54,8 +55,7 @@ async function trigger(request, env) {
 
 /**
  * @typedef {{ RELAY: DurableObjectNamespace<Relay>; OPENAI_BASE_URL: string; OPENAI_API_KEY: string; FLOOR_DURABLE?: string;
- *   DB?: D1Database; QUEUE: Queue; TWILIO_API_BASE_URL: string; TWILIO_ACCOUNT_SID: string; TWILIO_AUTH_TOKEN: string; TWILIO_FROM_NUMBER: string;
- *   TWILIO_STATUS_CALLBACK_EVENTS: string }} FloorEnv
+ *   DB?: D1Database; QUEUE: Queue; TWILIO_API_BASE_URL: string; TWILIO_ACCOUNT_SID: string; TWILIO_AUTH_TOKEN: string; TWILIO_FROM_NUMBER: string }} FloorEnv
  */
 
 /** @extends {DurableObject<FloorEnv>} */
@@ -73,21 +73,16 @@ export class Relay extends DurableObject {
    */
   async start(call) {
     await this.state.storage.put("call", { ...call, createdAt: Date.now() });
-    const form = new URLSearchParams({
-      To: call.to,
-      From: this.env.TWILIO_FROM_NUMBER,
-      Twiml: `<Response><Connect><Stream url="${call.stream_url}"/></Connect></Response>`,
-      StatusCallback: call.status_callback,
-      StatusCallbackEvent: this.env.TWILIO_STATUS_CALLBACK_EVENTS,
+    const callSid = await placeStreamCall({
+      baseUrl: this.env.TWILIO_API_BASE_URL,
+      accountSid: this.env.TWILIO_ACCOUNT_SID,
+      authToken: this.env.TWILIO_AUTH_TOKEN,
+      from: this.env.TWILIO_FROM_NUMBER,
+      to: call.to,
+      streamUrl: call.stream_url,
+      statusCallback: call.status_callback,
     });
-    const response = await fetch(`${this.env.TWILIO_API_BASE_URL}/2010-04-01/Accounts/${this.env.TWILIO_ACCOUNT_SID}/Calls.json`, {
-      method: "POST",
-      headers: { authorization: `Basic ${btoa(`${this.env.TWILIO_ACCOUNT_SID}:${this.env.TWILIO_AUTH_TOKEN}`)}`, "content-type": "application/x-www-form-urlencoded" },
-      body: form,
-    });
-    const answer = /** @type {{ sid?: string }} */ (await response.json());
-    if (response.status !== 201 || !answer.sid) throw new Error(`Calls.json answered ${response.status}`);
-    return { callSid: answer.sid };
+    return { callSid };
   }
 
   /** @param {Request} request */

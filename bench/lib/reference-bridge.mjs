@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import WebSocket, { WebSocketServer } from "ws";
-import { placeStreamCall } from "../fakes/twilio.mjs";
+import { placeStreamCall } from "./place-call.mjs";
 import { payloadMs } from "./audio.mjs";
 import { closeServer, listenLocal } from "./net.mjs";
 
